@@ -1,0 +1,151 @@
+"""Process settings, read from the environment (and an optional ``.env``) through pydantic-settings.
+
+Every variable is documented in ``.env.example``. Our own knobs use the ``MM_`` prefix; the
+credentials keep the names their providers use (``ODDS_API_KEY``, ``KALSHI_API_KEY_ID``,
+``KALSHI_PRIVATE_KEY_PATH``). Secrets are ``SecretStr`` so they never print in a repr or a log.
+
+With nothing set, everything points at the embedded local exchange and odds server on
+127.0.0.1 (``venue="sim"``). Trading on ``kalshi-prod`` needs ``MM_LIVE_OPT_IN=true`` as well.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mmcore.errors import ConfigError
+
+Venue = Literal["sim", "kalshi-demo", "kalshi-prod"]
+
+ODDS_API_PUBLIC_URL = "https://api.the-odds-api.com"
+KALSHI_URLS: dict[str, str] = {
+    "kalshi-demo": "https://external-api.demo.kalshi.co/trade-api/v2",
+    "kalshi-prod": "https://external-api.kalshi.com/trade-api/v2",
+}
+DEFAULT_BOOKMAKERS = (
+    # Pinnacle anchors the consensus; the rest are liquid books. ≤ 10 keys = 1 credit per pull.
+    "pinnacle",
+    "betfair_ex_eu",
+    "draftkings",
+    "fanduel",
+    "betmgm",
+    "williamhill_us",
+    "betonlineag",
+    "lowvig",
+    "betrivers",
+    "bovada",
+)
+DEFAULT_SPORTS = ("basketball_nba", "americanfootball_nfl", "icehockey_nhl", "baseball_mlb")
+MAX_BOOKS_PER_CREDIT = 10
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All process-level settings. Construct with :func:`get_settings` (cached) or directly in tests."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+    )
+
+    venue: Venue = "sim"
+    live_opt_in: bool = False
+    data_dir: Path = Path("data")
+
+    sim_host: str = "127.0.0.1"
+    sim_exchange_port: int = Field(default=8787, ge=0, le=65535)
+    sim_odds_port: int = Field(default=8788, ge=0, le=65535)
+
+    odds_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ODDS_API_KEY", "MM_ODDS_API_KEY")
+    )
+    odds_api_base_url: str | None = None
+    odds_bookmakers: Annotated[tuple[str, ...], NoDecode] = DEFAULT_BOOKMAKERS
+    odds_sports: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SPORTS
+    odds_timeout_s: float = Field(default=10.0, gt=0)
+    odds_min_quota_remaining: int = Field(default=10, ge=0)
+    odds_poll_interval_s: int = Field(default=1800, gt=0)
+
+    kalshi_api_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("KALSHI_API_KEY_ID", "MM_KALSHI_API_KEY_ID")
+    )
+    kalshi_private_key_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KALSHI_PRIVATE_KEY_PATH", "MM_KALSHI_PRIVATE_KEY_PATH"),
+    )
+
+    _split_books = field_validator("odds_bookmakers", "odds_sports", mode="before")(_csv)
+
+    @field_validator(
+        "odds_api_key", "odds_api_base_url", "kalshi_api_key_id", "kalshi_private_key_path",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("odds_bookmakers")
+    @classmethod
+    def _at_most_ten_books(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one bookmaker is required (pinnacle recommended)")
+        if len(v) > MAX_BOOKS_PER_CREDIT:
+            raise ValueError(
+                f"{len(v)} bookmakers requested; at most {MAX_BOOKS_PER_CREDIT} keep a pull at "
+                "1 credit per sport"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate bookmaker keys")
+        return v
+
+    @model_validator(mode="after")
+    def _live_needs_opt_in(self) -> Settings:
+        if self.venue == "kalshi-prod" and not self.live_opt_in:
+            raise ValueError(
+                "venue kalshi-prod trades real money: set MM_LIVE_OPT_IN=true to confirm"
+            )
+        return self
+
+    # --- derived -----------------------------------------------------------------------------
+
+    @property
+    def sim_odds_url(self) -> str:
+        return f"http://{self.sim_host}:{self.sim_odds_port}"
+
+    @property
+    def sim_exchange_url(self) -> str:
+        return f"http://{self.sim_host}:{self.sim_exchange_port}/trade-api/v2"
+
+    @property
+    def odds_url(self) -> str:
+        """Where the odds client points: explicit setting, else the venue's natural source."""
+        if self.odds_api_base_url:
+            return self.odds_api_base_url.rstrip("/")
+        if self.venue == "sim" and self.odds_api_key is None:
+            return self.sim_odds_url
+        return ODDS_API_PUBLIC_URL
+
+    @property
+    def kalshi_url(self) -> str:
+        return self.sim_exchange_url if self.venue == "sim" else KALSHI_URLS[self.venue]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process, read once. Raises :class:`ConfigError` with the reasons."""
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(f"invalid settings: {exc}") from exc
