@@ -1,0 +1,280 @@
+"""Per-game and aggregate limits, and sizing a quote so the limits stay hard.
+
+Units: counts in centi-contracts (``CONTRACT`` = 1 contract), money in price units ($0.0001).
+
+Rules of this file:
+
+* The **hard bound** per game is ``liquidity_fraction × available liquidity``, floored at
+  ``min_contracts`` and capped at ``max_contracts`` (the sport constant: we should never hold more
+  than a fraction of what the book could absorb when we need out). The soft bound is half of it.
+* :func:`cap_size` sizes a candidate so that with **every** resting order on the adding side
+  filling at once plus the candidate, the directional exposure (``|q_E|`` for two outcomes, ``|d_o|``
+  of :mod:`mmcore.risk.exposure` for more) stays within the hard bound, the worst-case settlement
+  loss within ``max_loss_money``, and the aggregate worst-case loss within the config's cap
+  (design §2: "Worst-case headroom includes resting orders"; "Inventory at game start is the
+  binding risk" — positions ride into the game, so the settlement loss is what is limited).
+* Constraints bind only in the direction the candidate pushes: an order that reduces risk is never
+  cut because the game is already past a bound, but it cannot flip the exposure past the other one.
+* ``resting`` must not contain the order the candidate replaces (an amend is sized as if the old
+  order were cancelled).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from mmcore.errors import ConfigError, InputError
+from mmcore.orders import Quote
+from mmcore.risk.exposure import (
+    GameBook,
+    GamePosition,
+    Order,
+    WorstCase,
+    order_fields,
+    order_pnl,
+    scaled_bounds,
+    scaled_direction,
+    scaled_order_direction,
+    worst_case,
+)
+from mmcore.units import CONTRACT
+
+
+@dataclass(frozen=True, slots=True)
+class SportLimits:
+    """Per-game limits of one sport (frozen config; counts in centi-contracts, money in $0.0001)."""
+
+    liquidity_fraction: float
+    min_contracts: int
+    max_contracts: int
+    max_loss_money: int
+
+    def __post_init__(self) -> None:
+        f = self.liquidity_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
+            raise ConfigError(f"liquidity_fraction must be in [0, 1], got {f!r}")
+        for name in ("min_contracts", "max_contracts", "max_loss_money"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{name} must be a non-negative int, got {v!r}")
+        if self.min_contracts > self.max_contracts:
+            raise ConfigError(f"min_contracts {self.min_contracts} > max_contracts {self.max_contracts}")
+
+
+_USD = 10_000  # $1 in money units
+MAJOR_LIMITS = SportLimits(0.25, 10 * CONTRACT, 500 * CONTRACT, 200 * _USD)
+"""NBA/NFL: deep books and tight consensus; up to 500 contracts, $200 worst-case loss a game."""
+MID_LIMITS = SportLimits(0.20, 10 * CONTRACT, 300 * CONTRACT, 150 * _USD)
+"""MLB/NHL/EPL: liquid but thinner (and soccer has a draw); up to 300 contracts, $150."""
+NICHE_LIMITS = SportLimits(0.10, 5 * CONTRACT, 100 * CONTRACT, 50 * _USD)
+"""Everything else (MMA, tennis, minor soccer, college): thin books and noisier theo, so a
+smaller share of the book, a 100-contract cap and $50. Unknown sports fall back to this."""
+
+DEFAULT_SPORT_LIMITS: Mapping[str, SportLimits] = {
+    "basketball_nba": MAJOR_LIMITS,
+    "americanfootball_nfl": MAJOR_LIMITS,
+    "baseball_mlb": MID_LIMITS,
+    "icehockey_nhl": MID_LIMITS,
+    "soccer_epl": MID_LIMITS,
+}
+DEFAULT_AGGREGATE_MAX_LOSS_MONEY = 1_000 * _USD
+DEFAULT_AGGREGATE_MAX_CONTRACTS = 2_000 * CONTRACT
+
+
+@dataclass(frozen=True, slots=True)
+class LimitConfig:
+    """Limits per sport (Odds API sport key), the fallback, and caps across all games."""
+
+    sports: Mapping[str, SportLimits]
+    default: SportLimits
+    aggregate_max_loss_money: int
+    aggregate_max_contracts: int
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> LimitConfig:
+        """Build from plain data; missing keys take the module defaults, unknown keys are errors.
+
+        ``sports`` entries are merged over :data:`DEFAULT_SPORT_LIMITS`; each entry may give only
+        some fields, the rest coming from that sport's default (or ``default``).
+        """
+        _reject_unknown(raw, {f.name for f in fields(cls)}, "limits")
+        default = _sport(raw.get("default", {}), NICHE_LIMITS, "limits.default")
+        sports = dict(DEFAULT_SPORT_LIMITS)
+        raw_sports = raw.get("sports", {})
+        if not isinstance(raw_sports, Mapping):
+            raise ConfigError("limits.sports must be a mapping of sport key to limits")
+        for key, entry in raw_sports.items():
+            sports[key] = _sport(entry, sports.get(key, default), f"limits.sports.{key}")
+        agg_loss = raw.get("aggregate_max_loss_money", DEFAULT_AGGREGATE_MAX_LOSS_MONEY)
+        agg_contracts = raw.get("aggregate_max_contracts", DEFAULT_AGGREGATE_MAX_CONTRACTS)
+        for name, v in (("aggregate_max_loss_money", agg_loss), ("aggregate_max_contracts", agg_contracts)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"limits.{name} must be a non-negative int, got {v!r}")
+        return cls(sports, default, agg_loss, agg_contracts)
+
+
+def _reject_unknown(raw: object, allowed: set[str], where: str) -> None:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+def _sport(raw: object, base: SportLimits, where: str) -> SportLimits:
+    _reject_unknown(raw, {f.name for f in fields(SportLimits)}, where)
+    assert isinstance(raw, Mapping)
+    try:
+        return replace(base, **raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+DEFAULT_LIMIT_CONFIG = LimitConfig(
+    DEFAULT_SPORT_LIMITS, NICHE_LIMITS, DEFAULT_AGGREGATE_MAX_LOSS_MONEY, DEFAULT_AGGREGATE_MAX_CONTRACTS
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GameLimit:
+    """Limits of one game: hard and soft directional bounds (centi-contracts), max loss (money)."""
+
+    hard_contracts: int
+    soft_contracts: int
+    max_loss_money: int
+
+
+def available_liquidity(book_tops_sizes: Iterable[int]) -> int:
+    """Liquidity (centi-contracts) our game bound is a fraction of.
+
+    The caller passes the resting sizes of *other* participants near the top (e.g. within 3 ticks
+    of the best price, both sides, every market of the game; our own orders excluded, since we
+    cannot exit into ourselves). This sums them, refusing negative sizes.
+    """
+    total = 0
+    for size in book_tops_sizes:
+        if size < 0:
+            raise InputError(f"negative book size {size}")
+        total += size
+    return total
+
+
+def game_limit(sport_key: str, available_liquidity_contracts: int, cfg: LimitConfig) -> GameLimit:
+    """Hard bound = clamp(fraction × liquidity, min, max) of the sport (fallback: ``cfg.default``)."""
+    if available_liquidity_contracts < 0:
+        raise InputError(f"negative liquidity {available_liquidity_contracts}")
+    lim = cfg.sports.get(sport_key, cfg.default)
+    raw = math.floor(lim.liquidity_fraction * available_liquidity_contracts)
+    hard = min(lim.max_contracts, max(lim.min_contracts, raw))
+    return GameLimit(hard, hard // 2, lim.max_loss_money)
+
+
+def headroom(side_adds: bool, bounds: tuple[int, int], hard_contracts: int) -> int:
+    """Centi-contracts more that one side may rest before the hard bound (two-outcome games).
+
+    ``bounds`` is :func:`~mmcore.risk.exposure.worst_case_inventory` (max q_E, min q_E), so it
+    already counts every resting order. A side that adds to q_E has ``hard − max``, the other
+    ``hard + min``; never negative.
+    """
+    q_max, q_min = bounds
+    return max(0, hard_contracts - q_max) if side_adds else max(0, hard_contracts + q_min)
+
+
+def aggregate_worst_loss(games: Iterable[WorstCase]) -> int:
+    """Sum over games of the worst-case settlement loss (money); profits do not offset losses."""
+    return sum(g.worst_loss for g in games)
+
+
+def _gross(lo: tuple[int, ...], hi: tuple[int, ...], k: int) -> int:
+    """Largest |d_o| over outcomes and fills, in centi-contracts (rounded up)."""
+    return -(-max(max(hi), -min(lo)) // k)
+
+
+def cap_size(
+    book: GameBook,
+    pos: GamePosition,
+    resting: Iterable[Order],
+    candidate: Quote,
+    limit: GameLimit,
+    *,
+    aggregate_used_loss: int = 0,
+    aggregate_used_contracts: int = 0,
+    cfg: LimitConfig | None = None,
+    fee_per_contract: int = 0,
+) -> tuple[int, str | None]:
+    """Largest count ≤ ``candidate.count`` that keeps the game's limits hard; (count, reason if cut).
+
+    Checks, with every resting order and the candidate counted at their worst: (a) directional
+    exposure within ``limit.hard_contracts``; (b) worst-case loss within ``limit.max_loss_money``;
+    and, when ``cfg`` is given, (c) ``aggregate_used_loss`` (all games' worst-case losses, this
+    one included, money) plus this game's increase within ``cfg.aggregate_max_loss_money`` and
+    (d) ``aggregate_used_contracts`` plus the increase of this game's largest ``|d_o|`` within
+    ``cfg.aggregate_max_contracts``. A whole-contract candidate is cut to whole contracts.
+    ``fee_per_contract`` (money per contract) is charged on every order in the worst case.
+    """
+    market, side, price, count = order_fields(candidate)
+    if count == 0:
+        return 0, None
+    orders = list(resting)
+    n1 = book.n - 1
+    lo, hi = scaled_bounds(book, pos.positions, orders)
+    unit_dir = scaled_order_direction(book, market, side, 1)
+    base = worst_case(book, pos, orders, fee_per_contract=fee_per_contract)
+    gross0 = _gross(lo, hi, n1)
+
+    def pnl(k: int) -> tuple[int, ...]:
+        fees = -(-fee_per_contract * k // CONTRACT)
+        return order_pnl(book, market, side, price, k, fees)
+
+    own = scaled_direction(book, pos.positions)
+    # Outcomes the candidate pushes up are checked (and named) before those it pushes down.
+    order = sorted(range(book.n), key=lambda o: -unit_dir[o])
+
+    def failure(k: int) -> str | None:
+        hard = n1 * limit.hard_contracts
+        for o in order:
+            d = unit_dir[o] * k
+            if (d > 0 and hi[o] + d > hard) or (d < 0 and lo[o] + d < -hard):
+                inv, rest = (own[o], hi[o] - own[o]) if d > 0 else (-own[o], own[o] - lo[o])
+                return (
+                    f"hard limit {limit.hard_contracts} on {book.markets[o]} wins with inventory "
+                    f"{inv // n1} and {-(-rest // n1)} resting on the adding side"
+                )
+        contrib = pnl(k)
+        wc = [b + min(0, c) for b, c in zip(base.pnl_by_outcome, contrib)]
+        for o, c in enumerate(contrib):
+            if c < 0 and wc[o] < -limit.max_loss_money:
+                return (
+                    f"max loss {limit.max_loss_money} if {book.markets[o]} wins "
+                    f"(worst case already {-base.pnl_by_outcome[o]} with resting orders)"
+                )
+        if cfg is not None:
+            increase = max(0, -min(wc)) - base.worst_loss
+            if increase > 0 and aggregate_used_loss + increase > cfg.aggregate_max_loss_money:
+                return f"aggregate max loss {cfg.aggregate_max_loss_money} with {aggregate_used_loss} used"
+            d_hi = tuple(h + max(0, u * k) for h, u in zip(hi, unit_dir))
+            d_lo = tuple(l_ + min(0, u * k) for l_, u in zip(lo, unit_dir))
+            grew = _gross(d_lo, d_hi, n1) - gross0
+            if grew > 0 and aggregate_used_contracts + grew > cfg.aggregate_max_contracts:
+                return (
+                    f"aggregate max contracts {cfg.aggregate_max_contracts} "
+                    f"with {aggregate_used_contracts} used"
+                )
+        return None
+
+    if failure(count) is None:
+        return count, None
+    # Largest passing multiple of step; the result itself is always checked, so safety does not
+    # depend on the constraints being monotone in k (they are, up to fee rounding).
+    step = CONTRACT if count % CONTRACT == 0 else 1
+    good, bad = 0, count // step  # invariant: good*step passes (0 always does), bad*step fails
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if failure(mid * step) is None:
+            good = mid
+        else:
+            bad = mid
+    return good * step, f"cut {count}→{good * step}: {failure(bad * step)}"
