@@ -1,0 +1,79 @@
+"""The `mm` command end to end: real files, the real local odds server, real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from mmcore.cli import app
+from mmcore.demo import run_demo
+from mmcore.settings import get_settings
+from mmcore.sim import SIM_ODDS_API_KEY
+from mmcore.sim.odds_server import OddsServer, OddsServerConfig
+
+runner = CliRunner()
+
+
+def test_theo_on_a_real_sample(odds_samples):
+    path = next(p for p in odds_samples if "americanfootball_nfl" in p.name)
+    result = runner.invoke(app, ["theo", str(path), "--method", "power"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["method"] == "power"
+    payload = json.loads(path.read_text())
+    assert len(report["events"]) + len(report["rejected_events"]) == len(payload)
+    ev = report["events"][0]
+    assert {o["name"] for o in ev["outcomes"]} == {ev["home_team"], ev["away_team"]}
+    assert ev["anchor"] == "pinnacle"
+    assert sum(o["theo"] for o in ev["outcomes"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_theo_reports_dropped_books_with_reasons(odds_samples):
+    path = next(p for p in odds_samples if "inplay" in p.name)
+    result = runner.invoke(app, ["theo", str(path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    reasons = [d["reason"] for e in report["events"] for d in e["dropped"]]
+    reasons += [b["reason"] for e in report["rejected_events"] for b in e["books"]]
+    assert any("1.0 means settled or suspended" in r for r in reasons)
+
+
+def test_theo_refuses_bad_input_clearly(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = runner.invoke(app, ["theo", str(bad)])
+    assert result.exit_code == 2 and "is not JSON" in result.output
+    result = runner.invoke(app, ["theo", str(bad), "--method", "voodoo"])
+    assert result.exit_code == 2 and "unknown method 'voodoo'" in result.output
+    result = runner.invoke(app, ["theo", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2 and "cannot read" in result.output
+
+
+def test_theo_live_against_local_odds_server(monkeypatch):
+    with OddsServer(OddsServerConfig(seed=3, n_games=2, sports=("basketball_nba",))) as server:
+        monkeypatch.setenv("MM_ODDS_API_BASE_URL", server.url)
+        monkeypatch.setenv("ODDS_API_KEY", SIM_ODDS_API_KEY)
+        get_settings.cache_clear()
+        try:
+            result = runner.invoke(app, ["theo", "--live", "--sport", "basketball_nba"])
+        finally:
+            get_settings.cache_clear()
+        truth = {g.event_id: g.true_probs for g in server.sim.slate}
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["events"]) == 2
+    for ev in report["events"]:
+        theo = [o["theo"] for o in ev["outcomes"]]
+        assert theo == pytest.approx(truth[ev["event_id"]], abs=0.03)
+
+
+def test_demo_prices_every_game_close_to_truth():
+    console = Console(record=True, width=140)
+    result = run_demo(seed=11, n_games=3, console=console)
+    assert result.games == 3 and result.priced == 3
+    assert result.max_abs_error < 0.03
+    assert result.credits_used == 3  # 1 credit per sport: ≤ 10 books, h2h only
+    assert "Consensus theo vs hidden truth" in console.export_text()
