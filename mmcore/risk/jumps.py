@@ -1,0 +1,252 @@
+"""Jump detection on probability streams, and triple-barrier exit labels. Pure.
+
+Jumps (reference/quoting-math.md §6.2 "velocity logic"; design §3: news moves the true path)
+---------------------------------------------------------------------------------------------
+Each stream — book mid, trade prints, theo — has its own :class:`JumpState`; the caller keeps one
+per stream (or a :class:`JumpMonitor` for all three) and feeds it with :func:`observe`.
+
+* Units: logit ``x = log(p / (1 − p))`` with ``p`` clipped to [0.005, 0.995], so a move is sized
+  the same way near 50¢ and near 95¢ and 0¢/100¢ stay finite. Time in int ns.
+* Scale: an EWMA of squared *standardised* changes ``z² = Δx² / Δt`` (logit² per second), so a
+  change over 10 s counts like ten one-second changes and irregular sampling is fair. The weight
+  of a new sample is ``1 − 2^(−Δt / halflife)``, capped at ``2 / (warmup_n + 1)`` so sparse
+  samples still average ~``warmup_n`` changes, and at least ``1/n`` during warm-up (a plain mean).
+  ``Δt`` is floored at ``min_dt_ns`` (two prints in one millisecond are not infinitely fast;
+  an out-of-order stamp also gets the floor). After warm-up the sample entering the EWMA is
+  winsorised at ``k_sigma² · var``, so one jump does not blind the detector for a half-life.
+* Verdict on each change, judged *before* it enters the EWMA, with ``σ = sqrt(ewma_var)``:
+  ``pull`` if ``|Δx| > k_sigma · σ · √Δt``, ``widen`` if ``|Δx| > widen_k_sigma · σ · √Δt``,
+  and in both cases only if also ``|Δx| > min_abs_logit`` and ``|Δp| > min_abs_prob`` (tiny moves
+  near 50¢ are not jumps however quiet the stream was). During warm-up (``n < warmup_n``) σ is not
+  trusted: a move past both absolute gates is ``widen``, never ``pull``.
+* Theo stream: a change beyond ``min_abs_prob`` is always at least ``widen`` (:func:`observe_theo`).
+
+Triple barrier (López de Prado 2018, ch. 3; reference §6.3, TV12)
+----------------------------------------------------------------
+A position opened at ``entry_price`` gets a profit-take at ``+take_profit``, a stop-loss at
+``−stop_loss`` (both in the price's own units, in the position's favour: ``side`` = +1 long YES,
+−1 short) and a vertical barrier at the absolute time ``vertical_ns``. Touching is inclusive
+(``≥ TP`` / ``≤ −SL``, with a 1e-9 relative tolerance so float probabilities such as 0.44 − 0.47
+touch a 0.03 stop); a price observed at ``vertical_ns`` still counts, one after it does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from mmcore.errors import InputError
+
+NS_PER_S = 1_000_000_000
+P_CLIP = (0.005, 0.995)
+
+JumpLevel = Literal["none", "widen", "pull"]
+Stream = Literal["mid", "trade", "theo"]
+BarrierLabel = Literal["none", "take_profit", "stop_loss", "vertical"]
+_LEVEL_RANK = {"none": 0, "widen": 1, "pull": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class JumpConfig:
+    halflife_ns: int = 300 * NS_PER_S
+    k_sigma: float = 6.0
+    """Move size, in σ·√Δt, beyond which the verdict is ``pull``."""
+    min_abs_logit: float = 0.08
+    min_abs_prob: float = 0.03
+    """Absolute gate in probability (0.03 = 3¢)."""
+    warmup_n: int = 20
+    """Changes needed before σ is trusted."""
+    widen_k_sigma: float = 4.0
+    min_dt_ns: int = 1 * NS_PER_S
+    hold_ns: int = 30 * NS_PER_S
+    """How long a stream's verdict stays in force in :func:`combined`."""
+
+    def __post_init__(self) -> None:
+        if self.halflife_ns <= 0 or self.min_dt_ns <= 0 or self.hold_ns < 0 or self.warmup_n < 1:
+            raise InputError(f"JumpConfig: times and warmup_n must be positive: {self!r}")
+        if not 0 < self.widen_k_sigma <= self.k_sigma:
+            raise InputError(f"JumpConfig: need 0 < widen_k_sigma <= k_sigma: {self!r}")
+        if self.min_abs_logit < 0 or self.min_abs_prob < 0:
+            raise InputError(f"JumpConfig: absolute gates must be >= 0: {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class JumpState:
+    """One stream's memory. ``ewma_var`` in logit² per second; ``n`` = changes folded in."""
+
+    last_logit: float | None = None
+    ewma_var: float = 0.0
+    n: int = 0
+    last_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JumpVerdict:
+    level: JumpLevel
+    d_logit: float
+    """Signed change in logit units."""
+    d_prob: float
+    """Signed change in probability (of the clipped values)."""
+    sigmas: float | None
+    """``|Δx| / (σ·√Δt)``; ``None`` during warm-up or on the first observation."""
+    at_ns: int
+
+
+def _logit(p: float) -> float:
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        raise InputError(f"probability must be a number in [0, 1], got {p!r}")
+    p = min(max(p, P_CLIP[0]), P_CLIP[1])
+    return math.log(p / (1.0 - p))
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def observe(state: JumpState, prob: float, now_ns: int, cfg: JumpConfig
+            ) -> tuple[JumpState, JumpVerdict]:
+    """Fold one observation (a probability, or a price converted to one) into ``state``."""
+    x = _logit(prob)
+    if state.last_logit is None or state.last_ns is None:
+        return JumpState(x, 0.0, 0, now_ns), JumpVerdict("none", 0.0, 0.0, None, now_ns)
+    dt_ns = max(now_ns - state.last_ns, cfg.min_dt_ns)
+    dt_s = dt_ns / NS_PER_S
+    dx = x - state.last_logit
+    dp = _expit(x) - _expit(state.last_logit)
+    gated = abs(dx) > cfg.min_abs_logit and abs(dp) > cfg.min_abs_prob
+    warm = state.n >= cfg.warmup_n
+    sigmas: float | None = None
+    level: JumpLevel = "widen" if gated else "none"
+    if warm:
+        scale = math.sqrt(state.ewma_var * dt_s)
+        sigmas = abs(dx) / scale if scale > 0 else (math.inf if dx else 0.0)
+        level = ("pull" if gated and sigmas > cfg.k_sigma
+                 else "widen" if gated and sigmas > cfg.widen_k_sigma else "none")
+    z2 = dx * dx / dt_s
+    if warm and state.ewma_var > 0:
+        z2 = min(z2, cfg.k_sigma**2 * state.ewma_var)
+    alpha = min(1.0 - 2.0 ** (-dt_ns / cfg.halflife_ns), 2.0 / (cfg.warmup_n + 1))
+    if not warm:
+        alpha = max(alpha, 1.0 / (state.n + 1))
+    new = JumpState(x, state.ewma_var + alpha * (z2 - state.ewma_var), state.n + 1,
+                    max(now_ns, state.last_ns))
+    return new, JumpVerdict(level, dx, dp, sigmas, now_ns)
+
+
+def observe_theo(state: JumpState, prob: float, now_ns: int, cfg: JumpConfig
+                 ) -> tuple[JumpState, JumpVerdict]:
+    """:func:`observe` for the theo stream: a change beyond ``min_abs_prob`` is at least widen."""
+    new, v = observe(state, prob, now_ns, cfg)
+    if v.level == "none" and abs(v.d_prob) > cfg.min_abs_prob:
+        v = replace(v, level="widen")
+    return new, v
+
+
+@dataclass(frozen=True, slots=True)
+class JumpMonitor:
+    """The three streams of one market, with each stream's latest verdict."""
+
+    mid: JumpState = JumpState()
+    trade: JumpState = JumpState()
+    theo: JumpState = JumpState()
+    mid_verdict: JumpVerdict | None = None
+    trade_verdict: JumpVerdict | None = None
+    theo_verdict: JumpVerdict | None = None
+
+
+def observe_stream(mon: JumpMonitor, stream: Stream, prob: float, now_ns: int, cfg: JumpConfig
+                   ) -> tuple[JumpMonitor, JumpVerdict]:
+    """Feed one stream of ``mon``; one ``cfg`` per stream may be passed by the caller."""
+    if stream not in ("mid", "trade", "theo"):
+        raise InputError(f"unknown jump stream {stream!r}")
+    fn = observe_theo if stream == "theo" else observe
+    state, v = fn(getattr(mon, stream), prob, now_ns, cfg)
+    return replace(mon, **{stream: state, f"{stream}_verdict": v}), v
+
+
+def combined(mon: JumpMonitor, now_ns: int, cfg: JumpConfig) -> JumpLevel:
+    """Highest level among the streams' verdicts issued within ``cfg.hold_ns`` of ``now_ns``.
+
+    ``combined(...) == "pull"`` is what the worker passes as ``RiskMetrics.jump``; ``widen``
+    feeds the quoting width.
+    """
+    best: JumpLevel = "none"
+    for v in (mon.mid_verdict, mon.trade_verdict, mon.theo_verdict):
+        if v is not None and now_ns - v.at_ns <= cfg.hold_ns and (
+                _LEVEL_RANK[v.level] > _LEVEL_RANK[best]):
+            best = v.level
+    return best
+
+
+# --- triple barrier -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Barrier:
+    """Barriers of one position. Prices in any one unit (price units, cents or probability), as
+    long as ``take_profit``/``stop_loss`` (both > 0, distances from entry) use the same one."""
+
+    entry_price: float
+    side: int
+    """+1 long YES, −1 short YES."""
+    take_profit: float
+    stop_loss: float
+    vertical_ns: int
+    """Absolute time of the vertical (time) barrier."""
+    opened_ns: int
+
+    def __post_init__(self) -> None:
+        if self.side not in (1, -1):
+            raise InputError(f"Barrier.side must be +1 or -1, got {self.side!r}")
+        if not (self.take_profit > 0 and self.stop_loss > 0):
+            raise InputError(f"Barrier distances must be > 0: {self!r}")
+        if self.vertical_ns < self.opened_ns:
+            raise InputError(f"Barrier.vertical_ns before opened_ns: {self!r}")
+
+    @classmethod
+    def with_horizon(cls, entry_price: float, side: int, take_profit: float, stop_loss: float,
+                     opened_ns: int, horizon_ns: int, not_after_ns: int | None = None) -> Barrier:
+        """Vertical barrier at ``min(opened + horizon, not_after)`` (e.g. game start − buffer)."""
+        v = opened_ns + horizon_ns
+        if not_after_ns is not None:
+            v = max(opened_ns, min(v, not_after_ns))
+        return cls(entry_price, side, take_profit, stop_loss, v, opened_ns)
+
+
+def check_barrier(b: Barrier, price: float, now_ns: int) -> BarrierLabel:
+    """Which barrier a price observed at ``now_ns`` touches (``none`` while inside)."""
+    if now_ns > b.vertical_ns:
+        return "vertical"
+    gain = b.side * (price - b.entry_price)
+    tol = 1e-9 * max(1.0, abs(b.entry_price))
+    if gain >= b.take_profit - tol:
+        return "take_profit"
+    if gain <= -b.stop_loss + tol:
+        return "stop_loss"
+    return "vertical" if now_ns == b.vertical_ns else "none"
+
+
+def first_touch(b: Barrier, path: Iterable[tuple[int, float]]) -> tuple[BarrierLabel, int, float]:
+    """The first barrier a time-ordered ``(t_ns, price)`` path touches, with when and at what.
+
+    Points before ``opened_ns`` are skipped. Past ``vertical_ns`` the answer is
+    ``("vertical", vertical_ns, last price seen)``; a path that ends inside all barriers gives
+    ``("none", t, price)`` of its last point (``(opened_ns, entry_price)`` when empty).
+    """
+    last_t, last_p = b.opened_ns, b.entry_price
+    prev_t: int | None = None
+    for t, p in path:
+        if prev_t is not None and t < prev_t:
+            raise InputError(f"path not time-ordered: {t} after {prev_t}")
+        prev_t = t
+        if t < b.opened_ns:
+            continue
+        label = check_barrier(b, p, t)
+        if label == "vertical" and t > b.vertical_ns:
+            return "vertical", b.vertical_ns, last_p
+        if label != "none":
+            return label, t, p
+        last_t, last_p = t, p
+    return "none", last_t, last_p
