@@ -95,6 +95,58 @@ async def _pull(sport: str) -> tuple[Any, int]:
 
 
 @app.command()
+def preview(
+    file: Path = typer.Argument(..., help="JSON: theo, books, positions, resting orders, config overrides."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Dry-run one quoting decision: desired quotes, order actions, and every clamp or refusal."""
+    from mmcore.preview import run_preview
+
+    try:
+        report = run_preview(_read_json(file))
+    except MMError as exc:
+        _fail(exc)
+    if as_json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    _print_preview(report)
+
+
+def _print_preview(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    event = report["event_ticker"]
+    short = lambda m: m[len(event):] if m.startswith(event) else m  # noqa: E731
+    inv = "  ".join(f"{short(m)} {v}" for m, v in report["inventory"].items())
+    lim = report["limit"]
+    console.print(f"[bold]{event}[/]  inventory {inv}  (hard {lim['hard']}, soft {lim['soft']}, "
+                  f"max loss ${lim['max_loss']})")
+    table = Table(title="desired quotes (YES terms; book = others' best)")
+    for col in ("market", "book bid", "our bid", "size", "our ask", "size", "book ask"):
+        table.add_column(col)
+    for market, q in report["quotes"].items():
+        book = report["book"].get(market, {})
+        bid, ask = q["bid"] or {}, q["ask"] or {}
+        table.add_row(short(market), book.get("bid") or "—", bid.get("price", "—"), bid.get("count", ""),
+                      ask.get("price", "—"), ask.get("count", ""), book.get("ask") or "—")
+    console.print(table)
+    for market, notes in report["rules"].items():
+        for note in notes:
+            console.print(f"  rule  {short(market)}: {note}")
+    for note in report["notes"]:
+        console.print(f"  note  {note}")
+    for a in report["actions"]:
+        console.print(f"  [green]{a['action']:6}[/] " + " ".join(f"{k}={v}" for k, v in a.items() if k != "action"))
+    for a in report["deferred"]:
+        console.print(f"  [yellow]defer [/] " + " ".join(f"{k}={v}" for k, v in a.items()))
+    for a in report["refused"]:
+        console.print(f"  [red]REFUSE[/] {a['action']} {a.get('market')} {a.get('side')} {a.get('price', '')}: {a['refusal']}")
+
+
+@app.command()
 def demo(
     seed: int = typer.Option(7, help="Seed of the simulated slate."),
     games: int = typer.Option(6, help="Number of simulated games."),

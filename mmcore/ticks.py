@@ -39,17 +39,18 @@ class TickGrid:
     def __post_init__(self) -> None:
         if not self.ranges:
             raise InputError("a tick grid needs at least one price range")
+        object.__setattr__(self, "ranges", tuple(tuple(r) for r in self.ranges))  # lists → tuples
         prev_end: int | None = None
         for rng in self.ranges:
-            if len(rng) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng):
+            if len(rng) != 3 or not all(type(v) is int for v in rng):
                 raise InputError(f"price range must be 3 ints (start, end, step), got {rng!r}")
             start, end, step = rng
             if not 0 <= start < end <= PRICE_ONE:
-                raise InputError(f"price range {rng!r} must satisfy 0 <= start < end <= {PRICE_ONE}")
+                raise InputError(f"price range {rng!r} needs 0 <= start < end <= {PRICE_ONE}")
             if step <= 0 or (end - start) % step:
                 raise InputError(f"step {step} must be > 0 and divide the range {start}..{end}")
             if prev_end is not None and start != prev_end:
-                raise InputError(f"price ranges must be sorted and contiguous: {start} != {prev_end}")
+                raise InputError(f"price ranges must be contiguous: {start} != {prev_end}")
             prev_end = end
         _bounds(self.ranges)  # raises when no price lies strictly inside (0, $1)
 
@@ -57,7 +58,7 @@ class TickGrid:
 
     @classmethod
     def from_price_ranges(cls, price_ranges: Sequence[Mapping[str, str]]) -> TickGrid:
-        """Parse Kalshi's ``price_ranges`` (``[{"start": "0.0000", "end": "1.0000", "step": ...}]``)."""
+        """Parse Kalshi's ``price_ranges`` (``[{"start": "0.0000", "end": ..., "step": ...}]``)."""
         parsed: list[Range] = []
         for item in price_ranges:
             try:
@@ -82,7 +83,8 @@ class TickGrid:
     def tapered_deci_cent(cls) -> TickGrid:
         """0.1¢ below 10¢ and above 90¢, 1¢ between."""
         deci = CENT // 10
-        return cls(((0, 10 * CENT, deci), (10 * CENT, 90 * CENT, CENT), (90 * CENT, PRICE_ONE, deci)))
+        lo, hi = 10 * CENT, 90 * CENT
+        return cls(((0, lo, deci), (lo, hi, CENT), (hi, PRICE_ONE, deci)))
 
     # --- bounds ------------------------------------------------------------------------------
 
@@ -145,9 +147,12 @@ class TickGrid:
 
 def _bounds(ranges: tuple[Range, ...]) -> tuple[int, int]:
     """(lowest, highest) grid point strictly inside (0, PRICE_ONE) of well-formed ranges."""
-    points = [p for start, end, step in ranges
-              for p in (start if start > 0 else start + step, end if end < PRICE_ONE else end - step)
-              if start <= p <= end and 0 < p < PRICE_ONE]
+    points = [
+        p
+        for start, end, step in ranges
+        for p in (start if start > 0 else start + step, end if end < PRICE_ONE else end - step)
+        if start <= p <= end and 0 < p < PRICE_ONE
+    ]
     if not points:
         raise InputError(f"price ranges {ranges!r} hold no price strictly inside (0, $1)")
     return min(points), max(points)

@@ -115,8 +115,11 @@ def _limits(
     top = inp.top
     j = params.improve_ticks
     # R1 + R2 (on the grid: bids round down, asks round up)
-    b_m = grid.round_down(math.floor(inp.reservation - inp.half_bid + 1e-9))
-    a_m = grid.round_up(math.ceil(inp.reservation + inp.half_ask - 1e-9))
+    # an infinite half-depth is the model's own "no quote on this side" (GLFT at its bound)
+    bid_model = inp.reservation - inp.half_bid
+    ask_model = inp.reservation + inp.half_ask
+    b_m = grid.round_down(math.floor(bid_model + 1e-9)) if math.isfinite(bid_model) else None
+    a_m = grid.round_up(math.ceil(ask_model - 1e-9)) if math.isfinite(ask_model) else None
     b_theo = grid.round_down(math.floor(inp.theo - inp.e_min + 1e-9))
     a_theo = grid.round_up(math.ceil(inp.theo + inp.e_min - 1e-9))
     b_cap = None if b_m is None or b_theo is None else min(b_m, b_theo)
@@ -143,14 +146,18 @@ def _limits(
         if target is not None and target < bid:
             bid = target
             notes.append(f"R4 bid at top of book {bid} (best other bid {top.bid})")
-        elif top.bid >= bid:
+        elif target == bid:
+            notes.append(f"R4 bid at top of book {bid}, which is also our cap")
+        else:
             notes.append(f"R4 best other bid {top.bid} is past our cap {bid}: backing off to cap")
     if ask is not None and top.ask is not None:
         target = _step(grid, top.ask, j, up=False)
         if target is not None and target > ask:
             ask = target
             notes.append(f"R4 ask at top of book {ask} (best other ask {top.ask})")
-        elif top.ask <= ask:
+        elif target == ask:
+            notes.append(f"R4 ask at top of book {ask}, which is also our floor")
+        else:
             notes.append(f"R4 best other ask {top.ask} is past our floor {ask}: backing off to floor")
     # R5: never cross the opposite best (post-only safe)
     if bid is not None and top.ask is not None and bid >= top.ask:
@@ -161,9 +168,13 @@ def _limits(
         new = grid.next_above(top.bid)
         notes.append(f"R5 ask {ask} would cross best bid {top.bid}: {new}")
         ask = new
-    if b_m is None or b_theo is None:
+    if not math.isfinite(bid_model):
+        notes.append("R1 model posts no bid (at its inventory bound)")
+    elif b_m is None or b_theo is None:
         notes.append("R5 no valid bid price on the grid")
-    if a_m is None or a_theo is None:
+    if not math.isfinite(ask_model):
+        notes.append("R1 model posts no ask (at its inventory bound)")
+    elif a_m is None or a_theo is None:
         notes.append("R5 no valid ask price on the grid")
     bid_limit = b_cap if b_cap is None or top.ask is None else min(b_cap, top.ask - 1)
     ask_limit = a_floor if a_floor is None or top.bid is None else max(a_floor, top.bid + 1)

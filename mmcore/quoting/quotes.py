@@ -1,0 +1,256 @@
+"""Four sides, one inventory: a game's desired quotes from theo, books, positions and the clock.
+
+Pure: ``desired_quotes(game, tops, theo, state, limit, params, now_ns)`` → :class:`DesiredQuotes`.
+
+A two-team game is one event with two mutually exclusive markets; YES on A and YES on B offset,
+so the game carries **one** signed inventory ``q_E = pos_A − pos_B`` (reference/quoting-math.md
+§3.6). Soccer adds a tie market; the general form is the directional exposure per outcome
+``d_o = payoff_o − mean payoff of the other outcomes`` (:mod:`mmcore.risk.exposure`), which is
+``q_E`` and ``−q_E`` for two outcomes. Each market ``m`` is quoted with inventory ``d_m``:
+
+1. **R8 gates**: no quotes when trading is HALTED, the game starts within
+   ``stop_before_start_ns``, or theo is missing; a stale market gets none; REDUCING keeps only
+   the sides that reduce exposure.
+2. **Model**: :func:`mmcore.quoting.hjb.model_quotes` (GLFT with the settlement term by
+   default) around the market's theo, half-spreads widened by ``uncertainty_widen_k ×`` the
+   theo's uncertainty.
+3. **Competition** (R1–R7 + hysteresis): :func:`mmcore.quoting.competition.quote_market`, with
+   ``e_min`` = maker fee per contract at the quoted size + ``adverse_buffer_price``.
+4. **Size**: every quote starts at ``clip`` and is cut by :func:`mmcore.risk.limits.cap_size`
+   so that all resting orders *and all new quotes* filling at once stay inside the game's hard
+   limit and loss limit; sides that reduce exposure are sized first.
+5. **Parity**: our own bids across the outcomes may never sum (with maker fees) to $1 or more,
+   nor a full set of asks to $1 or less — either would lock in a loss. The offending side that
+   adds exposure steps back a tick at a time (or is dropped).
+
+Units: prices are price units ($0.0001, YES terms), counts centi-contracts, theo probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mmcore.book import BookTop
+from mmcore.fees import FeeSchedule, fee_ceil_cent, maker_fee_per_contract
+from mmcore.orders import LiveOrder, Quote, Side, Slot
+from mmcore.quoting.competition import CompetitionParams, MarketInputs, MarketQuote, quote_market
+from mmcore.quoting.hjb import HjbParams, model_quotes
+from mmcore.risk.exposure import GameBook, GamePosition, parity_violation, scaled_direction
+from mmcore.risk.limits import GameLimit, cap_size
+from mmcore.ticks import TickGrid
+from mmcore.units import CONTRACT, PRICE_ONE, prob_to_price
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class GameSpec:
+    """What is fixed about a game while it is quoted."""
+
+    event_ticker: str
+    sport_key: str
+    markets: tuple[str, ...]
+    """One market per outcome, in the order of ``theo``."""
+    grids: tuple[TickGrid, ...]
+    fees: FeeSchedule
+    start_ns: int
+
+    @property
+    def book(self) -> GameBook:
+        return GameBook(self.markets)
+
+
+@dataclass(frozen=True, slots=True)
+class GameState:
+    """Positions (signed centi-contracts per market), YES-terms cash (money), average YES price of
+    each market's open position (price units), and our live orders."""
+
+    positions: Mapping[str, int] = field(default_factory=dict)
+    cash: int = 0
+    avg_cost: Mapping[str, float] = field(default_factory=dict)
+    resting: tuple[LiveOrder, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteParams:
+    hjb: HjbParams
+    competition: CompetitionParams = CompetitionParams()
+    clip: int = 10 * CONTRACT
+    """Quote size per side (centi-contracts)."""
+    min_size: int = CONTRACT
+    """A side cut below this is dropped (centi-contracts)."""
+    adverse_buffer_price: float = 50.0
+    """Expected adverse markout + safety buffer added to the maker fee in ``e_min`` (price units)."""
+    uncertainty_widen_k: float = 1.0
+    stop_before_start_ns: int = 60 * NS
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredQuotes:
+    quotes: tuple[Quote, ...]
+    markets: Mapping[str, MarketQuote]
+    """Per market: the prices competition chose (before sizing/parity) and its rule notes."""
+    notes: tuple[str, ...]
+    """Game-level decisions: gates, size cuts, parity fixes."""
+    inventory: tuple[int, ...]
+    """Directional exposure per outcome (centi-contracts) the quotes were computed with."""
+
+
+def directional_inventory(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
+    """``d_o`` per outcome in centi-contracts (rounded toward zero for 3+ outcomes)."""
+    k = book.n - 1
+    return tuple(int(x / k) for x in scaled_direction(book, positions))
+
+
+def _reduces(side: Side, q: int) -> bool:
+    return (side == "bid" and q < 0) or (side == "ask" and q > 0)
+
+
+def desired_quotes(
+    game: GameSpec,
+    tops: Mapping[str, BookTop],
+    theo: Sequence[float] | None,
+    state: GameState,
+    limit: GameLimit,
+    params: QuoteParams,
+    now_ns: int,
+    *,
+    uncertainty: Sequence[float] | None = None,
+    trading: str = "ACTIVE",
+    stale: frozenset[str] = frozenset(),
+) -> DesiredQuotes:
+    """All desired quotes of one game (see the module docstring for the steps)."""
+    book = game.book
+    inv = directional_inventory(book, state.positions)
+    notes: list[str] = []
+
+    def none(reason: str) -> DesiredQuotes:
+        return DesiredQuotes((), {}, (*notes, reason), inv)
+
+    if trading == "HALTED":
+        return none("R8 trading HALTED: cancels only")
+    if now_ns >= game.start_ns - params.stop_before_start_ns:
+        return none(f"R8 game starts in {(game.start_ns - now_ns) / NS:.0f}s: no quotes")
+    if theo is None or len(theo) != book.n:
+        return none("R8 no theo for this game")
+    if not all(0.0 < p < 1.0 for p in theo):
+        return none(f"R8 theo {tuple(round(p, 4) for p in theo)} not strictly inside (0, 1)")
+    tau_s = (game.start_ns - now_ns) / NS
+    live = {o.slot: o for o in state.resting}
+
+    per_market: dict[str, MarketQuote] = {}
+    candidates: list[tuple[str, Side, int, int]] = []  # market, side, price, q
+    for i, market in enumerate(game.markets):
+        if market in stale:
+            notes.append(f"R8 {market} book is stale: not quoted")
+            continue
+        q = inv[i]
+        mq = model_quotes(theo[i], q / CONTRACT, tau_s, params.hjb)
+        widen = params.uncertainty_widen_k * (uncertainty[i] if uncertainty else 0.0)
+        theo_price = theo[i] * PRICE_ONE
+        fee = maker_fee_per_contract(prob_to_price(theo[i]), game.fees, params.clip)
+        inputs = MarketInputs(
+            theo=theo_price,
+            reservation=mq.reservation * PRICE_ONE,
+            half_bid=(mq.half_bid + widen) * PRICE_ONE if math.isfinite(mq.half_bid) else math.inf,
+            half_ask=(mq.half_ask + widen) * PRICE_ONE if math.isfinite(mq.half_ask) else math.inf,
+            e_min=fee + params.adverse_buffer_price,
+            q=q,
+            q_soft=limit.soft_contracts,
+            q_hard=limit.hard_contracts,
+            clip=params.clip,
+            avg_cost=_avg_cost_along(state, market, q),
+            top=tops.get(market, BookTop.empty()),
+        )
+        quoted = quote_market(
+            inputs, game.grids[i], game.fees, params.competition,
+            live_bid=live.get((market, "bid")), live_ask=live.get((market, "ask")), now_ns=now_ns,
+        )
+        per_market[market] = quoted
+        for side, price in (("bid", quoted.bid), ("ask", quoted.ask)):
+            if price is None:
+                continue
+            if trading == "REDUCING" and not _reduces(side, q):  # type: ignore[arg-type]
+                notes.append(f"R8 REDUCING: {market} {side} adds exposure, not quoted")
+                continue
+            candidates.append((market, side, price, q))  # type: ignore[arg-type]
+
+    quotes = _size(game, state, limit, params, candidates, notes)
+    quotes = _fix_parity(game, quotes, inv, params, notes)
+    return DesiredQuotes(tuple(quotes), per_market, tuple(notes), inv)
+
+
+def _avg_cost_along(state: GameState, market: str, q: int) -> float | None:
+    """The market's own average YES price, when its position points the same way as ``q``."""
+    pos = state.positions.get(market, 0)
+    if pos == 0 or (pos > 0) != (q > 0):
+        return None
+    return state.avg_cost.get(market)
+
+
+def _size(
+    game: GameSpec, state: GameState, limit: GameLimit, params: QuoteParams,
+    candidates: list[tuple[str, Side, int, int]], notes: list[str],
+) -> list[Quote]:
+    """Cut each candidate so that everything that could fill together stays inside the limits.
+
+    Live orders in slots that get a new quote are being replaced (amend), so they do not count;
+    live orders in slots left without a quote are about to be cancelled but may still fill, so
+    they do. Risk-reducing sides are sized first.
+    """
+    quoted_slots: set[Slot] = {(m, s) for m, s, _, _ in candidates}
+    resting: list[LiveOrder | Quote] = [o for o in state.resting if o.slot not in quoted_slots]
+    pos = GamePosition(dict(state.positions), state.cash)
+    out: list[Quote] = []
+    order = sorted(candidates, key=lambda c: (not _reduces(c[1], c[3]), game.markets.index(c[0]), c[1]))
+    for market, side, price, _q in order:
+        fee = fee_ceil_cent(price, params.clip, maker=True, schedule=game.fees) * CONTRACT // params.clip
+        count, reason = cap_size(
+            game.book, pos, resting, Quote(market, side, price, params.clip), limit,
+            fee_per_contract=fee,
+        )
+        if reason:
+            notes.append(f"size {market} {side}: {reason}")
+        if count < params.min_size:
+            notes.append(f"size {market} {side}: {count} below minimum {params.min_size}, not quoted")
+            continue
+        quote = Quote(market, side, price, count)
+        out.append(quote)
+        resting.append(quote)
+    return out
+
+
+def _fix_parity(
+    game: GameSpec, quotes: list[Quote], inv: tuple[int, ...], params: QuoteParams,
+    notes: list[str],
+) -> list[Quote]:
+    """Step back (or drop) adding-side quotes until no set of our quotes locks in a loss."""
+    by_slot = {q.slot: q for q in quotes}
+    for side in ("bid", "ask"):
+        for _ in range(200):  # each pass moves one quote a tick; bounded
+            legs = [by_slot.get((m, side)) for m in game.markets]  # type: ignore[arg-type]
+            bids = [q.price if q and side == "bid" else None for q in legs]
+            asks = [q.price if q and side == "ask" else None for q in legs]
+            fees = sum(
+                fee_ceil_cent(q.price, params.clip, maker=True, schedule=game.fees) * CONTRACT // params.clip
+                for q in legs if q is not None
+            )
+            loss = parity_violation(bids, asks if side == "ask" else [None] * len(asks), fees)
+            if loss is None:
+                break
+            present = [(i, q) for i, q in enumerate(legs) if q is not None]
+            # prefer moving a side that adds exposure; the most aggressive one first
+            present.sort(key=lambda iq: (_reduces(side, inv[iq[0]]),  # type: ignore[arg-type]
+                                         -iq[1].price if side == "bid" else iq[1].price))
+            i, q = present[0]
+            grid = game.grids[i]
+            new = grid.next_below(q.price) if side == "bid" else grid.next_above(q.price)
+            if new is None:
+                notes.append(f"parity: {q.market} {side} dropped (locked loss {loss})")
+                del by_slot[q.slot]
+            else:
+                notes.append(f"parity: {q.market} {side} {q.price} → {new} (locked loss {loss})")
+                by_slot[q.slot] = Quote(q.market, q.side, new, q.count)
+    return [by_slot[q.slot] for q in quotes if q.slot in by_slot]
