@@ -20,18 +20,13 @@ thread, or ``async with OddsServer()`` inside a running loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -41,6 +36,7 @@ from starlette.routing import Route
 
 from mmcore.models import iso_to_ns, ns_to_iso
 from mmcore.sim import SIM_ODDS_API_KEY
+from mmcore.sim.runner import LoopbackServer
 from mmcore.sim.slate import (
     DEFAULT_BOOKS, DEFAULT_SLATE_SPORTS, REGIONS, SPORTS, BookQuote, SimBook, SimGame, TruthFn,
     make_slate, quote_h2h, static_truth,
@@ -368,26 +364,9 @@ class OddsSim:
 # --- runner -----------------------------------------------------------------------------------
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn that reports readiness through a callback and leaves signal handlers alone."""
-
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self._on_started()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # an embedded server must not take over the host's Ctrl-C
-
-
 @dataclass
 class OddsServer:
-    """Runs :class:`OddsSim` under uvicorn on ``127.0.0.1:port`` (0 = a free port).
+    """Runs :class:`OddsSim` on ``127.0.0.1:port`` (0 = a free port) via :class:`LoopbackServer`.
 
     ``start()``/``stop()`` (or ``with``) run it in a background thread with its own loop;
     ``astart()``/``astop()`` (or ``async with``) run it as a task in the current loop. Both return
@@ -402,78 +381,26 @@ class OddsServer:
 
     def __post_init__(self) -> None:
         self.sim = OddsSim(self.config, clock_ns=self.clock_ns, truth=self.truth)
-        self._server: _Uvicorn | None = None
-        self._thread: threading.Thread | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._bound_port: int | None = None
+        self._runner = LoopbackServer(self.sim.app, self.port, name="odds-server",
+                                      startup_timeout_s=self.startup_timeout_s)
 
     @property
     def url(self) -> str:
-        if self._bound_port is None:
-            raise RuntimeError("odds server not started")
-        return f"http://127.0.0.1:{self._bound_port}"
-
-    def _prepare(self, on_started: Callable[[], None]) -> tuple[_Uvicorn, socket.socket]:
-        if self._server is not None:
-            raise RuntimeError("odds server already started")
-        # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets then
-        # (with proto 0 every reply waits ~40 ms for a delayed ACK).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self._bound_port = sock.getsockname()[1]
-        cfg = uvicorn.Config(self.sim.app, lifespan="off", log_config=None, access_log=False,
-                             log_level="warning", timeout_graceful_shutdown=2)
-        self._server = _Uvicorn(cfg, on_started)
-        return self._server, sock
+        return self._runner.url
 
     def start(self) -> OddsServer:
-        """Start in a background thread; returns when the server accepts connections."""
-        ready = threading.Event()
-        server, sock = self._prepare(ready.set)
-
-        def run() -> None:
-            try:
-                asyncio.run(server.serve(sockets=[sock]))
-            finally:
-                ready.set()  # unblock start() if startup failed
-
-        self._thread = threading.Thread(target=run, name="odds-server", daemon=True)
-        self._thread.start()
-        ready.wait(self.startup_timeout_s)
-        if not server.started:
-            self.stop()
-            raise RuntimeError("odds server failed to start")
+        self._runner.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
+        self._runner.stop()
 
     async def astart(self) -> OddsServer:
-        """Start as a task in the running loop; returns when the server accepts connections."""
-        ready = asyncio.Event()
-        server, sock = self._prepare(ready.set)
-        self._task = asyncio.create_task(server.serve(sockets=[sock]))
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout_s,
-                           return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if not server.started:
-            await self.astop()
-            raise RuntimeError("odds server failed to start")
+        await self._runner.astart()
         return self
 
     async def astop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-        self._server, self._task = None, None
+        await self._runner.astop()
 
     def __enter__(self) -> OddsServer:
         return self.start()
