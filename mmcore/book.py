@@ -11,7 +11,10 @@ own resting orders removed, so that we never compete against ourselves.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mmcore.units import PRICE_ONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +54,110 @@ def top_of(
         best_ask[0] if best_ask else None,
         best_ask[1] if best_ask else 0,
     )
+
+
+BookSide = Literal["yes", "no"]
+
+
+@dataclass(slots=True)
+class MarketBook:
+    """One market's book rebuilt from an ``orderbook_snapshot`` and ``orderbook_delta`` stream.
+
+    Levels are kept in YES terms: ``bids[price] = size`` from YES bids, ``asks[price] = size`` from
+    NO bids (a NO bid at ``n`` is a YES ask at ``PRICE_ONE − n``). With ``use_yes_price`` the venue
+    already reports NO levels at the YES price. ``stale`` is set on any inconsistency (a level
+    going negative, a sequence gap reported by :class:`SeqTracker`) and cleared only by a
+    snapshot: quoting must not use a stale book.
+
+    Timestamps are integer ns: ``exchange_ns`` from the message, ``receipt_ns`` when we read it.
+    """
+
+    ticker: str
+    bids: dict[int, int] = field(default_factory=dict)
+    asks: dict[int, int] = field(default_factory=dict)
+    stale: bool = True
+    exchange_ns: int | None = None
+    receipt_ns: int | None = None
+
+    def _ask_price(self, price: int, side: BookSide, use_yes_price: bool) -> int:
+        return price if use_yes_price else PRICE_ONE - price
+
+    def apply_snapshot(
+        self,
+        yes: Iterable[tuple[int, int]],
+        no: Iterable[tuple[int, int]],
+        *,
+        use_yes_price: bool,
+        exchange_ns: int | None = None,
+        receipt_ns: int | None = None,
+    ) -> None:
+        """Replace the book. ``yes``/``no`` are (price units, centi-contracts) bid levels."""
+        self.bids = {p: n for p, n in yes if n > 0}
+        self.asks = {self._ask_price(p, "no", use_yes_price): n for p, n in no if n > 0}
+        self.stale = False
+        self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
+
+    def apply_delta(
+        self,
+        side: BookSide,
+        price: int,
+        delta: int,
+        *,
+        use_yes_price: bool,
+        exchange_ns: int | None = None,
+        receipt_ns: int | None = None,
+    ) -> bool:
+        """Apply a signed size change; returns False (and marks the book stale) if the change
+        would take a level below zero — the stream and our book disagree."""
+        levels = self.bids if side == "yes" else self.asks
+        key = price if side == "yes" else self._ask_price(price, side, use_yes_price)
+        new = levels.get(key, 0) + delta
+        self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
+        if new < 0:
+            self.stale = True
+            return False
+        if new == 0:
+            levels.pop(key, None)
+        else:
+            levels[key] = new
+        return True
+
+    def top(self, *, exclude: Iterable[tuple[str, int, int]] = (), min_size: int = 0) -> BookTop:
+        """Best levels, minus our own resting orders given as (side "bid"|"ask", price, size)."""
+        bids, asks = dict(self.bids), dict(self.asks)
+        for side, price, size in exclude:
+            levels = bids if side == "bid" else asks
+            if price in levels:
+                levels[price] = max(0, levels[price] - size)
+        return top_of(bids.items(), asks.items(), min_size=min_size)
+
+    def yes_levels(self) -> list[tuple[int, int]]:
+        return sorted(self.bids.items())
+
+    def no_levels(self) -> list[tuple[int, int]]:
+        """NO bids in NO-leg prices, ascending (Kalshi's REST/WS layout without use_yes_price)."""
+        return sorted((PRICE_ONE - p, n) for p, n in self.asks.items())
+
+
+SeqVerdict = Literal["ok", "duplicate", "gap"]
+
+
+@dataclass(slots=True)
+class SeqTracker:
+    """``seq`` per subscription id: Kalshi numbers every sequenced message of a subscription
+    consecutively (snapshots and deltas alike). A repeat or older seq is a duplicate to drop; a
+    jump is a gap after which every book of that subscription is stale until resynced."""
+
+    last: dict[int, int] = field(default_factory=dict)
+
+    def check(self, sid: int, seq: int) -> SeqVerdict:
+        prev = self.last.get(sid)
+        if prev is not None and seq <= prev:
+            return "duplicate"
+        self.last[sid] = seq
+        if prev is None or seq == prev + 1:
+            return "ok"
+        return "gap"
+
+    def reset(self, sid: int) -> None:
+        self.last.pop(sid, None)
