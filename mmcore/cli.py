@@ -119,7 +119,7 @@ def _print_preview(report: dict[str, Any]) -> None:
 
     console = Console()
     event = report["event_ticker"]
-    short = lambda m: m[len(event):] if m.startswith(event) else m  # noqa: E731
+    short = lambda m: m[len(event) + 1:] if m.startswith(event + "-") else m  # noqa: E731
     inv = "  ".join(f"{short(m)} {v}" for m, v in report["inventory"].items())
     lim = report["limit"]
     console.print(f"[bold]{event}[/]  inventory {inv}  (hard {lim['hard']}, soft {lim['soft']}, "
@@ -133,6 +133,8 @@ def _print_preview(report: dict[str, Any]) -> None:
         table.add_row(short(market), book.get("bid") or "—", bid.get("price", "—"), bid.get("count", ""),
                       ask.get("price", "—"), ask.get("count", ""), book.get("ask") or "—")
     console.print(table)
+    if report["rules"]:
+        console.print("  (rule prices in $0.0001 units: 5800 = $0.58)")
     for market, notes in report["rules"].items():
         for note in notes:
             console.print(f"  rule  {short(market)}: {note}")
