@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "mmcore"
 PURE_PACKAGES = ("odds", "quoting", "risk")
-PURE_FILES = ("units.py", "errors.py", "models.py", "fees.py", "ticks.py", "orders.py", "book.py")
+PURE_FILES = ("units.py", "errors.py", "models.py", "fees.py", "ticks.py", "orders.py", "book.py",
+              "worker.py")
 
 BANNED_MODULES = {
     "random", "secrets", "time", "uuid", "socket", "asyncio", "threading", "subprocess",

@@ -1,0 +1,709 @@
+"""The per-game quoting engine, sans I/O: events in → order actions, requests and a deadline out.
+
+One :class:`GameWorker` quotes one game (two or three mutually exclusive markets) from one signed
+inventory. It owns no sockets and reads no clock: every call takes ``now_ns``. The async driver
+(:mod:`mmcore.worker_driver`) turns WebSocket messages, REST replies and timers into the events
+below, executes what comes back, and calls :meth:`GameWorker.on_timer` at the returned deadline.
+Live trading, the local exchange and the backtest all run this same object.
+
+Rules of this file:
+
+- **Slots and locks.** A slot is (market, side). An action sent for a slot locks it until its
+  acknowledgement (or ``ack_timeout_ns``) arrives; a locked slot is left out of the next
+  reconcile, so no two operations on one order overlap and inventory cannot run away.
+- **Acks are not truth.** A cancel ack moves the order to ``cancelling``: it no longer occupies
+  its slot, but it still counts as resting for exposure until the exchange confirms it (a
+  ``user_orders`` update, or a REST order list without it). If a later REST list still shows it
+  resting, the cancel lied: the order returns to ``live`` and is cancelled again.
+- **Fills are truth for positions**; REST positions may lag. A position drift must be seen on two
+  consecutive reconciles before it counts (then the exchange's position is adopted and the kill
+  switch sees the drift: REDUCING, or HALTED when large).
+- **Every decision passes the risk gate**, whose refusals are journaled, never raised.
+- **HALTED** (kill switch, game start, stop request) cancels every order and asks the driver to
+  verify on the exchange that nothing rests (:class:`CancelAllVerified`).
+
+Units: prices int price units ($0.0001, YES terms), counts int centi-contracts, money int price
+units (YES-terms cash), probabilities float, times int ns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from mmcore.book import BookTop, MarketBook
+from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, ReconcileParams, Side, Slot, reconcile
+from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
+from mmcore.quoting.quotes import GameSpec, GameState, QuoteParams, desired_quotes, directional_inventory
+from mmcore.risk.exposure import exposure_vector_bounds
+from mmcore.risk.gate import GateConfig, GateState, RecentPlace, check
+from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream
+from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
+from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, available_liquidity, game_limit
+from mmcore.units import CONTRACT, PRICE_ONE
+
+NS = 1_000_000_000
+
+
+# --- events in --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BookEv:
+    """A market's book changed (or was rebuilt). ``book`` is the venue adapter's live book."""
+
+    market: str
+    book: MarketBook
+    exchange_ns: int | None
+    receipt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookStaleEv:
+    markets: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatEv:
+    """The market-data connection is alive (any frame or a pong)."""
+
+    receipt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillEv:
+    trade_id: str
+    order_id: str
+    market: str
+    side: Side
+    price: int
+    count: int
+    fee: int
+    is_taker: bool
+    post_position: int | None
+    exchange_ns: int | None
+    receipt_ns: int
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEv:
+    """An order update from the exchange (WS ``user_orders``)."""
+
+    order_id: str
+    client_order_id: str | None
+    market: str
+    side: Side
+    price: int
+    remaining: int
+    filled: int
+    status: str
+    exchange_ns: int | None
+    receipt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class AckEv:
+    """The REST reply to an action this worker sent (``action_seq`` as returned by the worker)."""
+
+    action_seq: int
+    ok: bool
+    order_id: str | None = None
+    remaining: int | None = None
+    filled: int | None = None
+    error: str | None = None
+    retryable: bool = False
+    rate_limited: bool = False
+    latency_ns: int = 0
+    receipt_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TheoEv:
+    probs: tuple[float, ...]
+    uncertainty: tuple[float, ...] | None
+    as_of_ns: int
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileEv:
+    """The exchange's own view (REST): positions and resting orders for this game.
+
+    ``initial`` adopts everything without treating differences as drift (start-up, restart).
+    """
+
+    positions: Mapping[str, int]
+    resting: tuple[LiveOrder, ...]
+    as_of_ns: int
+    initial: bool = False
+    cash: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnEv:
+    ws_connected: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEv:
+    market: str
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopEv:
+    reason: str
+
+
+Event = Union[BookEv, BookStaleEv, HeartbeatEv, FillEv, OrderEv, AckEv, TheoEv, ReconcileEv,
+              ConnEv, LifecycleEv, StopEv]
+
+
+# --- requests out -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllVerified:
+    """Cancel everything for the game and keep cancelling until the exchange's order list shows
+    nothing resting (bounded); ``then_exit`` when the worker is done with the game."""
+
+    reason: str
+    then_exit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileNow:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncBooks:
+    markets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTheo:
+    reason: str
+
+
+Request = Union[CancelAllVerified, ReconcileNow, ResyncBooks, RefreshTheo]
+
+
+@dataclass(slots=True)
+class Output:
+    actions: list[tuple[int, OrderAction]] = field(default_factory=list)
+    """(action_seq, action) to send now; the slot stays locked until ``AckEv(action_seq)``."""
+    requests: list[Request] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    next_deadline_ns: int = 0
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    worker_id: str
+    quote: QuoteParams = DEFAULT_QUOTE_PARAMS
+    killswitch: KillSwitchConfig = DEFAULT_CONFIG
+    gate: GateConfig = GateConfig()
+    limits: LimitConfig = DEFAULT_LIMIT_CONFIG
+    jump: JumpConfig = JumpConfig()
+    reconcile: ReconcileParams = ReconcileParams()
+    tick_ns: int = 1 * NS
+    reconcile_interval_ns: int = 10 * NS
+    ack_timeout_ns: int = 5 * NS
+    liquidity_window_price: int = 500
+    """Others' size within this distance of the top counts as available liquidity (price units)."""
+    theo_refresh_fraction: float = 0.6
+    """Ask for a fresh odds pull when |inventory| passes this fraction of the hard limit."""
+    theo_refresh_cooldown_ns: int = 300 * NS
+    connectivity_grace_ns: int = 15 * NS
+    """A WebSocket outage shorter than this only pulls quotes (books are stale); longer trips
+    CONNECTIVITY (HALTED)."""
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+
+class GameWorker:
+    """One game's quoting engine. Feed it with :meth:`handle` and :meth:`on_timer`."""
+
+    def __init__(self, game: GameSpec, cfg: WorkerConfig, now_ns: int) -> None:
+        self.game = game
+        self.cfg = cfg
+        self.books: dict[str, MarketBook | None] = {m: None for m in game.markets}
+        self.stale: set[str] = set(game.markets)
+        self.market_open: dict[str, bool] = {m: True for m in game.markets}
+        self.theo: tuple[float, ...] | None = None
+        self.uncertainty: tuple[float, ...] | None = None
+        self.last_theo_ns: int | None = None
+        self.positions: dict[str, int] = {m: 0 for m in game.markets}
+        self.cash = 0
+        self.cost: dict[str, int] = {m: 0 for m in game.markets}
+        """YES-terms money paid for each market's open position (for average cost)."""
+        self.fees_paid = 0
+        self.live: dict[str, LiveOrder] = {}
+        self.cancelling: dict[str, LiveOrder] = {}
+        self.pending: dict[int, tuple[OrderAction, int]] = {}
+        self.unknown: dict[int, OrderAction] = {}
+        """Actions whose ack timed out: slot stays locked until the next REST reconcile."""
+        self.locks: dict[Slot, int] = {}
+        self.seen_fills: set[str] = set()
+        self.ks = KillSwitch.start(now_ns)
+        self.jumps: dict[str, JumpMonitor] = {m: JumpMonitor() for m in game.markets}
+        self.latencies: deque[int] = deque(maxlen=200)
+        self.rate_limited: deque[int] = deque(maxlen=100)
+        self.recent_places: deque[RecentPlace] = deque(maxlen=64)
+        self.ws_connected = False
+        self.ws_down_since_ns: int | None = now_ns
+        self.rest_failures = 0
+        self.last_market_data_ns: int | None = None
+        self.last_reconcile_ns = now_ns
+        self.drift_seen = 0
+        self.position_drift = 0
+        self.last_theo_refresh_ns: int | None = None
+        self.action_seq = 0
+        self.decision_seq = 0
+        self.stopping: str | None = None
+        self.cancel_all_requested = False
+        self.started_ns = now_ns
+        self.client_id_prefix = f"{zlib.crc32(cfg.worker_id.encode()):08x}{now_ns % 10**12:012d}"
+        """Unique per worker start, so client_order_ids never repeat across restarts."""
+        self.dirty = True
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def handle(self, ev: Event, now_ns: int) -> Output:
+        """Apply one event, then requote if anything relevant changed."""
+        out = Output()
+        handler = getattr(self, f"_on_{type(ev).__name__}")
+        handler(ev, now_ns, out)
+        self._evaluate_risk(now_ns, out)
+        if self.dirty:
+            self._requote(now_ns, out)
+        out.next_deadline_ns = self._deadline(now_ns)
+        return out
+
+    def on_timer(self, now_ns: int) -> Output:
+        """Timers: ack timeouts, periodic reconcile, kill-switch clocks, game start."""
+        out = Output()
+        for seq, (action, sent_ns) in list(self.pending.items()):
+            if now_ns - sent_ns >= self.cfg.ack_timeout_ns:
+                # The order may or may not exist: keep its slot locked (and count a place as
+                # resting for risk) until the exchange's own list answers.
+                del self.pending[seq]
+                self.unknown[seq] = action
+                out.journal.append(self._rec("error", f"ack-timeout:{self.cfg.worker_id}:{seq}", now_ns,
+                                             reason=f"no ack for action {seq} in time"))
+                out.requests.append(ReconcileNow(f"ack timeout for action {seq}"))
+                self.dirty = True
+        if now_ns - self.last_reconcile_ns >= self.cfg.reconcile_interval_ns:
+            self.last_reconcile_ns = now_ns
+            out.requests.append(ReconcileNow("periodic"))
+        self._evaluate_risk(now_ns, out)
+        self._requote(now_ns, out)
+        out.next_deadline_ns = self._deadline(now_ns)
+        return out
+
+    @property
+    def done(self) -> bool:
+        """True once the worker has stopped and nothing of ours is known to rest."""
+        return (self.stopping is not None and not self.live and not self.cancelling
+                and not self.pending and not self.unknown)
+
+    # --- event handlers ----------------------------------------------------------------------
+
+    def _on_BookEv(self, ev: BookEv, now_ns: int, out: Output) -> None:
+        if ev.market not in self.books:
+            return
+        self.books[ev.market] = ev.book
+        if ev.book.stale:
+            self.stale.add(ev.market)
+        else:
+            self.stale.discard(ev.market)
+        self.last_market_data_ns = ev.receipt_ns
+        top = ev.book.top()
+        if top.mid is not None:
+            self.jumps[ev.market], _ = observe_stream(
+                self.jumps[ev.market], "mid", top.mid / PRICE_ONE, now_ns, self.cfg.jump)
+        out.journal.append(self._rec(
+            "book_top", f"{ev.market}:{ev.receipt_ns}", now_ns, market=ev.market, bid=top.bid,
+            bid_size=top.bid_size, ask=top.ask, ask_size=top.ask_size, exchange_ns=ev.exchange_ns,
+            receipt_ns=ev.receipt_ns))
+        self.dirty = True
+
+    def _on_BookStaleEv(self, ev: BookStaleEv, now_ns: int, out: Output) -> None:
+        self.stale.update(m for m in ev.markets if m in self.books)
+        out.requests.append(ResyncBooks(tuple(m for m in ev.markets if m in self.books)))
+        self.dirty = True
+
+    def _on_HeartbeatEv(self, ev: HeartbeatEv, now_ns: int, out: Output) -> None:
+        self.last_market_data_ns = max(self.last_market_data_ns or 0, ev.receipt_ns)
+
+    def _on_FillEv(self, ev: FillEv, now_ns: int, out: Output) -> None:
+        if ev.trade_id in self.seen_fills or ev.market not in self.positions:
+            return
+        self.seen_fills.add(ev.trade_id)
+        signed = ev.count if ev.side == "bid" else -ev.count
+        before = self.positions[ev.market]
+        after = before + signed
+        if ev.post_position is not None and ev.post_position != after:
+            after = ev.post_position  # the exchange's number after this fill wins
+        money = ev.price * ev.count // CONTRACT
+        self.cash += -money if ev.side == "bid" else money
+        self.cash -= ev.fee
+        self.fees_paid += ev.fee
+        self.cost[ev.market] = _updated_cost(self.cost[ev.market], before, after, signed, money)
+        self.positions[ev.market] = after
+        order = self.live.get(ev.order_id) or self.cancelling.get(ev.order_id)
+        if order is not None:
+            rest = order.remaining - ev.count
+            book = self.live if ev.order_id in self.live else self.cancelling
+            if rest <= 0:
+                book.pop(ev.order_id)
+            else:
+                book[ev.order_id] = dataclasses.replace(order, remaining=rest, filled=order.filled + ev.count)
+        out.journal.append(self._rec(
+            "fill", ev.trade_id, now_ns, order_id=ev.order_id, market=ev.market, side=ev.side,
+            price=ev.price, count=ev.count, fee=ev.fee, is_taker=ev.is_taker,
+            post_position=after, exchange_ns=ev.exchange_ns, receipt_ns=ev.receipt_ns))
+        self.dirty = True
+
+    def _on_OrderEv(self, ev: OrderEv, now_ns: int, out: Output) -> None:
+        if ev.market not in self.positions:
+            return
+        if ev.status != "resting" or ev.remaining <= 0:
+            self.live.pop(ev.order_id, None)
+            self.cancelling.pop(ev.order_id, None)
+        elif ev.order_id in self.cancelling:
+            self.cancelling[ev.order_id] = _as_live(ev, self.cancelling[ev.order_id].placed_ns)
+        else:
+            prev = self.live.get(ev.order_id)
+            placed = prev.placed_ns if prev and prev.price == ev.price else (ev.exchange_ns or now_ns)
+            self.live[ev.order_id] = _as_live(ev, placed)
+        self.dirty = True
+
+    def _on_AckEv(self, ev: AckEv, now_ns: int, out: Output) -> None:
+        entry = self.pending.get(ev.action_seq)
+        if entry is None:
+            late = self.unknown.pop(ev.action_seq, None)
+            if late is None:
+                return
+            entry = (late, now_ns)  # a late ack still tells us what happened
+            self.pending[ev.action_seq] = entry
+        action, sent_ns = entry
+        self._release(ev.action_seq)
+        self.latencies.append(ev.latency_ns or max(0, now_ns - sent_ns))
+        if ev.rate_limited:
+            self.rate_limited.append(now_ns)
+        self.rest_failures = self.rest_failures + 1 if (ev.retryable and not ev.ok) else 0
+        out.journal.append(self._rec(
+            "ack", f"ack:{self.cfg.worker_id}:{ev.action_seq}", now_ns, ok=ev.ok,
+            order_id=ev.order_id, error=ev.error, latency_ns=ev.latency_ns))
+        if isinstance(action, Place) and ev.ok and ev.order_id:
+            remaining = action.quote.count if ev.remaining is None else ev.remaining
+            if remaining > 0:
+                q = action.quote
+                self.live[ev.order_id] = LiveOrder(ev.order_id, action.client_order_id, q.market, q.side,
+                                                   q.price, remaining, ev.filled or 0, now_ns)
+        elif isinstance(action, Amend):
+            old = self.live.get(action.order_id)
+            if ev.ok and old is not None:
+                filled = old.filled if ev.filled is None else ev.filled
+                remaining = action.count - filled if ev.remaining is None else ev.remaining
+                self.live[action.order_id] = dataclasses.replace(
+                    old, price=action.price, remaining=remaining, filled=filled,
+                    placed_ns=now_ns if action.price != old.price else old.placed_ns)
+                if remaining <= 0:
+                    self.live.pop(action.order_id)
+            elif not ev.ok:
+                out.requests.append(ReconcileNow(f"amend of {action.order_id} failed: {ev.error}"))
+        elif isinstance(action, Cancel):
+            order = self.live.pop(action.order_id, None)
+            if order is not None:
+                self.cancelling[action.order_id] = order  # an ack is not proof
+            if not ev.ok:
+                out.requests.append(ReconcileNow(f"cancel of {action.order_id} failed: {ev.error}"))
+        if not ev.ok:
+            out.journal.append(self._rec("refusal", f"venue:{self.cfg.worker_id}:{ev.action_seq}",
+                                         now_ns, action=_action_dict(action), reason=ev.error))
+        self.dirty = True
+
+    def _on_TheoEv(self, ev: TheoEv, now_ns: int, out: Output) -> None:
+        if len(ev.probs) != len(self.game.markets):
+            out.journal.append(self._rec("error", f"theo:{ev.as_of_ns}", now_ns,
+                                         reason=f"theo has {len(ev.probs)} outcomes"))
+            return
+        self.theo, self.uncertainty, self.last_theo_ns = ev.probs, ev.uncertainty, ev.as_of_ns
+        for m, p in zip(self.game.markets, ev.probs):
+            self.jumps[m], _ = observe_stream(self.jumps[m], "theo", p, now_ns, self.cfg.jump)
+        out.journal.append(self._rec("theo", f"{self.game.event_ticker}:{ev.as_of_ns}", now_ns,
+                                     probs=list(ev.probs), source=ev.source,
+                                     uncertainty=list(ev.uncertainty or ())))
+        self.dirty = True
+
+    def _on_ReconcileEv(self, ev: ReconcileEv, now_ns: int, out: Output) -> None:
+        self.last_reconcile_ns = now_ns
+        for seq, action in list(self.unknown.items()):  # the exchange's list now answers
+            del self.unknown[seq]
+            if self.locks.get(action.slot) == seq:
+                del self.locks[action.slot]
+        exchange = {o.order_id: o for o in ev.resting if o.market in self.positions}
+        for oid, order in exchange.items():
+            if oid in self.cancelling:  # the cancel was acknowledged but not applied
+                self.live[oid] = self.cancelling.pop(oid)
+            elif oid not in self.live and not self._slot_locked(order.slot):
+                self.live[oid] = order  # adopt (restart, or an order we lost track of)
+        for oid in list(self.live):
+            if oid not in exchange and not self._slot_locked(self.live[oid].slot):
+                self.live.pop(oid)
+        for oid in list(self.cancelling):
+            if oid not in exchange:
+                self.cancelling.pop(oid)
+        drift = max((abs(ev.positions.get(m, 0) - q) for m, q in self.positions.items()), default=0)
+        if ev.initial or drift == 0:
+            self.drift_seen = 0
+            self.position_drift = 0
+            if ev.initial:
+                self._adopt_positions(ev)
+        else:
+            self.drift_seen += 1
+            if self.drift_seen >= 2:  # persisted across two reconciles: not just REST lag
+                self.position_drift = drift
+                self.positions.update({m: ev.positions.get(m, 0) for m in self.positions})
+        out.journal.append(self._rec(
+            "reconcile", f"{self.cfg.worker_id}:rec:{now_ns}", now_ns, drift=drift,
+            confirmed=self.position_drift, resting=len(exchange), initial=ev.initial))
+        self.dirty = True
+
+    def _adopt_positions(self, ev: ReconcileEv) -> None:
+        """Start-up/restart: take the exchange's positions. Without a known cash figure the book
+        is marked flat at theo (cost = position × theo) so drawdown counts from here."""
+        self.positions.update({m: ev.positions.get(m, 0) for m in self.positions})
+        marks = self.theo or tuple(0.5 for _ in self.game.markets)
+        for m, p in zip(self.game.markets, marks):
+            self.cost[m] = int(self.positions[m] * p * PRICE_ONE) // CONTRACT
+        self.cash = ev.cash if ev.cash is not None else -sum(self.cost.values())
+
+    def _on_ConnEv(self, ev: ConnEv, now_ns: int, out: Output) -> None:
+        self.ws_connected = ev.ws_connected
+        if ev.ws_connected:
+            self.ws_down_since_ns = None
+        else:
+            self.stale.update(self.game.markets)
+            if self.ws_down_since_ns is None:
+                self.ws_down_since_ns = now_ns
+        self.dirty = True
+
+    def _on_LifecycleEv(self, ev: LifecycleEv, now_ns: int, out: Output) -> None:
+        if ev.market not in self.market_open:
+            return
+        if ev.event_type in ("deactivated", "closed", "determined", "settled", "close_date_updated"):
+            self.market_open[ev.market] = False
+        elif ev.event_type == "activated":
+            self.market_open[ev.market] = True
+            # reactivation cancels every resting order on Kalshi: forget ours, verify via REST
+            for oid in [o for o, lo in self.live.items() if lo.market == ev.market]:
+                self.cancelling[oid] = self.live.pop(oid)
+            out.requests.append(ReconcileNow(f"{ev.market} reactivated"))
+        if ev.event_type in ("determined", "settled", "close_date_updated") and self.stopping is None:
+            self._stop(f"{ev.market} {ev.event_type}", now_ns, out)
+        self.dirty = True
+
+    def _on_StopEv(self, ev: StopEv, now_ns: int, out: Output) -> None:
+        self._stop(ev.reason, now_ns, out)
+
+    # --- risk --------------------------------------------------------------------------------
+
+    def _stop(self, reason: str, now_ns: int, out: Output) -> None:
+        if self.stopping is None:
+            self.stopping = reason
+            self.ks = trip(self.ks, Trigger.MANUAL, now_ns, f"stop: {reason}", self.cfg.killswitch)
+            out.journal.append(self._rec("state_change", f"{self.cfg.worker_id}:stop", now_ns,
+                                         to="HALTED", reason=f"stop: {reason}"))
+        self.dirty = True
+
+    def limit(self) -> GameLimit:
+        sizes: list[int] = []
+        for book in self.books.values():
+            if book is None or book.stale:
+                continue
+            top = book.top()
+            w = self.cfg.liquidity_window_price
+            sizes += [n for p, n in book.bids.items() if top.bid is not None and p >= top.bid - w]
+            sizes += [n for p, n in book.asks.items() if top.ask is not None and p <= top.ask + w]
+        return game_limit(self.game.sport_key, available_liquidity(sizes), self.cfg.limits)
+
+    def pnl_money(self) -> int:
+        if self.theo is None:
+            return self.cash
+        return self.cash + sum(int(q * p * PRICE_ONE) // CONTRACT
+                               for q, p in zip((self.positions[m] for m in self.game.markets), self.theo))
+
+    def _evaluate_risk(self, now_ns: int, out: Output) -> None:
+        limit = self.limit()
+        lo, hi = exposure_vector_bounds(self.game.book, self.positions, self._risk_resting())
+        worst = max(max(map(abs, lo)), max(map(abs, hi)))
+        lat = sorted(self.latencies)
+        metrics = RiskMetrics(
+            pnl_money=self.pnl_money(),
+            worst_case_exposure=worst,
+            hard_limit=limit.hard_contracts,
+            soft_limit=None,
+            last_market_data_ns=self.last_market_data_ns if self.last_market_data_ns else self.started_ns,
+            last_theo_ns=self.last_theo_ns if self.last_theo_ns is not None else self.started_ns,
+            latency_p95_ns=lat[int(0.95 * (len(lat) - 1))] if len(lat) >= 20 else None,
+            latency_max_ns=lat[-1] if lat else None,
+            ws_connected=self.ws_down_since_ns is None
+            or now_ns - self.ws_down_since_ns < self.cfg.connectivity_grace_ns,
+            rest_failure_streak=self.rest_failures,
+            rate_limited_last_min=sum(1 for t in self.rate_limited if now_ns - t <= 60 * NS),
+            position_drift=self.position_drift,
+            jump=any(combined(m, now_ns, self.cfg.jump) == "pull" for m in self.jumps.values()),
+            game_start_ns=self.game.start_ns,
+        )
+        before = self.ks.state
+        self.ks = evaluate(self.ks, metrics, now_ns, self.cfg.killswitch)
+        if self.ks.state != before:
+            last = self.ks.history[-1] if self.ks.history else None
+            out.journal.append(self._rec(
+                "state_change", f"{self.cfg.worker_id}:ks:{len(self.ks.history)}:{now_ns}", now_ns,
+                frm=before, to=self.ks.state, reason=last.reason if last else "",
+                triggers=sorted(t.value for t in self.ks.active_triggers)))
+            self.dirty = True
+        if self.ks.state == "HALTED" and not self.cancel_all_requested:
+            self.cancel_all_requested = True
+            game_over = now_ns >= self.game.start_ns or self.stopping is not None
+            out.requests.append(CancelAllVerified(self.ks.history[-1].reason if self.ks.history else "halted",
+                                                  then_exit=game_over))
+            if now_ns >= self.game.start_ns and self.stopping is None:
+                self.stopping = "game start"
+        self._maybe_refresh_theo(limit, now_ns, out)
+
+    def _maybe_refresh_theo(self, limit: GameLimit, now_ns: int, out: Output) -> None:
+        inv = directional_inventory(self.game.book, self.positions)
+        if max(map(abs, inv)) <= self.cfg.theo_refresh_fraction * limit.hard_contracts:
+            return
+        if (self.last_theo_refresh_ns is not None
+                and now_ns - self.last_theo_refresh_ns < self.cfg.theo_refresh_cooldown_ns):
+            return
+        self.last_theo_refresh_ns = now_ns
+        out.requests.append(RefreshTheo(f"inventory {max(map(abs, inv)) / CONTRACT:.0f} contracts "
+                                        f"past {self.cfg.theo_refresh_fraction:.0%} of the limit"))
+
+    # --- quoting -----------------------------------------------------------------------------
+
+    def _requote(self, now_ns: int, out: Output) -> None:
+        self.dirty = False
+        trading = "HALTED" if self.stopping else self.ks.state
+        own = {m: [(o.side, o.price, o.remaining) for o in self.live.values() if o.market == m]
+               for m in self.game.markets}
+        tops: dict[str, BookTop] = {}
+        for m, book in self.books.items():
+            if book is not None and m not in self.stale:
+                tops[m] = book.top(exclude=own[m])
+        closed = frozenset(m for m, ok in self.market_open.items() if not ok)
+        limit = self.limit()
+        state = GameState(self.positions, self.cash, self._avg_costs(), tuple(self.live.values()))
+        dq = desired_quotes(self.game, tops, self.theo, state, limit, self.cfg.quote, now_ns,
+                            uncertainty=self.uncertainty, trading=trading,
+                            stale=frozenset(self.stale) | closed)
+        free_quotes = [q for q in dq.quotes if not self._slot_locked(q.slot)]
+        free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
+        plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
+                         id_prefix=self.client_id_prefix, id_seq=self.action_seq)
+        if not plan.actions:
+            return
+        gate_state = GateState(self.game, self.ks, limit, self.theo, self.positions, self.cash,
+                               self._risk_resting(), self.market_open, tuple(self.recent_places))
+        verdict = check(gate_state, plan.actions, now_ns, self.cfg.gate)
+        self.decision_seq += 1
+        out.journal.append(self._rec(
+            "quote_decision", f"{self.cfg.worker_id}:{self.decision_seq}", now_ns,
+            quotes=[_quote_dict(q) for q in dq.quotes], notes=list(dq.notes), state=trading,
+            theo=list(self.theo) if self.theo else None))
+        for refusal in verdict.refused:
+            out.journal.append(self._rec("refusal", f"gate:{self.cfg.worker_id}:{self.decision_seq}:"
+                                         f"{len(out.journal)}", now_ns, action=_action_dict(refusal.action),
+                                         reason=refusal.reason))
+        self.action_seq = max(self.action_seq, plan.next_id_seq)
+        for action in verdict.approved:
+            self.action_seq += 1
+            seq = self.action_seq
+            self.pending[seq] = (action, now_ns)
+            self.locks[action.slot] = seq
+            if isinstance(action, Place):
+                q = action.quote
+                self.recent_places.append(RecentPlace(now_ns, q.market, q.side, q.price, q.count))
+            out.actions.append((seq, action))
+            out.journal.append(self._rec("order_action", f"{self.cfg.worker_id}:{seq}", now_ns,
+                                         **_action_dict(action)))
+
+    def _risk_resting(self) -> tuple[LiveOrder, ...]:
+        """Everything that could still fill: live, unconfirmed cancels, and places whose ack
+        timed out (as pseudo-orders)."""
+        maybe = tuple(LiveOrder(f"unknown:{seq}", a.client_order_id, a.quote.market, a.quote.side,
+                                a.quote.price, a.quote.count, 0, 0)
+                      for seq, a in self.unknown.items() if isinstance(a, Place))
+        return (*self.live.values(), *self.cancelling.values(), *maybe)
+
+    def _avg_costs(self) -> dict[str, float]:
+        return {m: abs(self.cost[m]) * CONTRACT / abs(q) for m, q in self.positions.items() if q}
+
+    def _slot_locked(self, slot: Slot) -> bool:
+        return slot in self.locks
+
+    def _release(self, seq: int) -> None:
+        action, _ = self.pending.pop(seq)
+        if self.locks.get(action.slot) == seq:
+            del self.locks[action.slot]
+
+    def _deadline(self, now_ns: int) -> int:
+        deadlines = [now_ns + self.cfg.tick_ns, self.last_reconcile_ns + self.cfg.reconcile_interval_ns]
+        deadlines += [sent + self.cfg.ack_timeout_ns for _, sent in self.pending.values()]
+        if now_ns < self.game.start_ns:
+            deadlines.append(self.game.start_ns)
+        return max(now_ns + 1, min(deadlines))
+
+    def _rec(self, kind: str, rec_id: str, now_ns: int, **fields: Any) -> dict[str, Any]:
+        return {"kind": kind, "id": rec_id, "worker_id": self.cfg.worker_id, "ts_ns": now_ns, **fields}
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _updated_cost(cost: int, before: int, after: int, signed: int, money: int) -> int:
+    """YES-terms cost basis of a market's position after a fill (average-cost accounting)."""
+    if before == 0 or (before > 0) == (signed > 0):
+        return cost + (money if signed > 0 else -money)  # opening or adding
+    if after == 0 or (after > 0) != (before > 0):
+        # closed (and maybe flipped): the remainder is opened at this fill's price
+        return (money * abs(after) // abs(signed)) * (1 if after > 0 else -1) if after else 0
+    return cost * abs(after) // abs(before)  # reducing keeps the average
+
+
+def _as_live(ev: OrderEv, placed_ns: int) -> LiveOrder:
+    return LiveOrder(ev.order_id, ev.client_order_id, ev.market, ev.side, ev.price, ev.remaining,
+                     ev.filled, placed_ns)
+
+
+def _quote_dict(q: Any) -> dict[str, Any]:
+    return {"market": q.market, "side": q.side, "price": q.price, "count": q.count}
+
+
+def _action_dict(a: OrderAction) -> dict[str, Any]:
+    if isinstance(a, Place):
+        return {"action": "place", "client_order_id": a.client_order_id, **_quote_dict(a.quote)}
+    if isinstance(a, Amend):
+        return {"action": "amend", "order_id": a.order_id, "market": a.market, "side": a.side,
+                "price": a.price, "count": a.count}
+    return {"action": "cancel", "order_id": a.order_id, "market": a.market, "side": a.side,
+            "reason": a.reason}

@@ -1,0 +1,186 @@
+"""The sans-I/O game worker: events in, actions/requests out — slot locks, acks that lie,
+fills, drift, stale books, game start."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmcore.book import MarketBook
+from mmcore.fees import FeeSchedule
+from mmcore.orders import Amend, Cancel, LiveOrder, Place
+from mmcore.quoting.quotes import GameSpec
+from mmcore.risk.exposure import exposure_vector_bounds
+from mmcore.ticks import TickGrid
+from mmcore.units import CONTRACT
+from mmcore.worker import (
+    AckEv, BookEv, BookStaleEv, CancelAllVerified, ConnEv, FillEv, GameWorker, OrderEv, ReconcileEv,
+    ReconcileNow, StopEv, TheoEv, WorkerConfig,
+)
+
+S = 1_000_000_000
+T0 = 1_900_000_000 * S
+A, B = "KXNBAGAME-26NOV24BOSNYK-BOS", "KXNBAGAME-26NOV24BOSNYK-NYK"
+GAME = GameSpec("KXNBAGAME-26NOV24BOSNYK", "basketball_nba", (A, B), (TickGrid.linear_cent(),) * 2,
+                FeeSchedule.from_series("quadratic_with_maker_fees"), T0 + 3600 * S)
+
+
+def book(market, bid, ask, size=20_000):
+    b = MarketBook(market)
+    b.apply_snapshot([(bid, size)], [(10_000 - ask, size)], use_yes_price=False)
+    return b
+
+
+def started(now=T0):
+    """A worker that has seen its books and theo; ``out`` gathers every action it sent."""
+    w = GameWorker(GAME, WorkerConfig("w1"), now)
+    out = w.handle(ConnEv(True), now)
+    for ev in (ReconcileEv({}, (), now, initial=True), TheoEv((0.6, 0.4), (0.003, 0.003), now),
+               BookEv(A, book(A, 5700, 6300), now, now), BookEv(B, book(B, 3700, 4300), now, now)):
+        out.actions += w.handle(ev, now).actions
+    return w, out
+
+
+def ack_all(w, out, now, *, fill_ids=None):
+    outs = []
+    for seq, action in out.actions:
+        if isinstance(action, Place):
+            outs.append(w.handle(AckEv(seq, True, order_id=f"o{seq}", remaining=action.quote.count,
+                                       filled=0, latency_ns=5_000_000), now))
+        else:
+            outs.append(w.handle(AckEv(seq, True, order_id=getattr(action, "order_id", None),
+                                       latency_ns=5_000_000), now))
+    return outs
+
+
+def test_quotes_four_sides_once_and_locks_slots():
+    w, out = started()
+    places = [a for _, a in out.actions if isinstance(a, Place)]
+    assert {(p.quote.market, p.quote.side) for p in places} == {(A, "bid"), (A, "ask"), (B, "bid"), (B, "ask")}
+    # while unacknowledged, a new book event must not send a second order on the same slots
+    again = w.handle(BookEv(A, book(A, 5600, 6400), T0 + S, T0 + S), T0 + S)
+    assert not again.actions
+    ack_all(w, out, T0 + S)
+    assert len(w.live) == 4 and not w.pending
+
+
+def test_fill_moves_inventory_and_skews_both_markets():
+    w, out = started()
+    ack_all(w, out, T0)
+    bid_a = next(o for o in w.live.values() if o.market == A and o.side == "bid")
+    ask_a_before = next(o.price for o in w.live.values() if o.market == A and o.side == "ask")
+    now = T0 + 10 * S
+    res = w.handle(FillEv("t1", bid_a.order_id, A, "bid", bid_a.price, bid_a.remaining, 7, False,
+                          bid_a.remaining, now, now), now)
+    assert w.positions[A] == bid_a.remaining
+    # a duplicate of the same fill changes nothing
+    w.handle(FillEv("t1", bid_a.order_id, A, "bid", bid_a.price, bid_a.remaining, 7, False,
+                    bid_a.remaining, now, now), now)
+    assert w.positions[A] == bid_a.remaining
+    moved = {a.slot: a for _, a in res.actions}
+    # the filled bid is replaced, no higher than before (long A → quotes lean down)
+    assert isinstance(moved[A, "bid"], Place) and moved[A, "bid"].quote.price <= bid_a.price
+    if isinstance(moved.get((A, "ask")), Amend):
+        assert moved[A, "ask"].price <= ask_a_before
+
+
+def test_cancel_ack_is_not_trusted():
+    w, out = started()
+    ack_all(w, out, T0)
+    stop = w.handle(StopEv("operator"), T0 + S)
+    cancels = [(s, a) for s, a in stop.actions if isinstance(a, Cancel)]
+    assert len(cancels) == 4
+    assert any(isinstance(r, CancelAllVerified) for r in stop.requests)
+    ack_all(w, stop, T0 + S)
+    assert not w.live and len(w.cancelling) == 4  # acknowledged, not yet confirmed
+    lied = next(iter(w.cancelling.values()))
+    # the exchange still shows one order resting: it comes back and is cancelled again
+    out = w.handle(ReconcileEv({}, (lied,), T0 + 2 * S), T0 + 2 * S)
+    assert [a.order_id for _, a in out.actions if isinstance(a, Cancel)] == [lied.order_id]
+    assert not w.done
+    ack_all(w, out, T0 + 2 * S)
+    w.handle(OrderEv(lied.order_id, None, lied.market, lied.side, lied.price, 0, 0, "canceled",
+                     None, T0 + 3 * S), T0 + 3 * S)
+    w.handle(ReconcileEv({}, (), T0 + 4 * S), T0 + 4 * S)
+    assert w.done
+
+
+def test_stale_book_pulls_that_market_and_asks_for_resync():
+    w, out = started()
+    ack_all(w, out, T0)
+    res = w.handle(BookStaleEv((A,), "seq gap"), T0 + S)
+    assert {a.market for _, a in res.actions if isinstance(a, Cancel)} == {A}
+    assert not [a for _, a in res.actions if not isinstance(a, Cancel)]
+    assert any(type(r).__name__ == "ResyncBooks" for r in res.requests)
+
+
+def test_game_start_halts_cancels_and_exits():
+    w, out = started()
+    ack_all(w, out, T0)
+    res = w.on_timer(GAME.start_ns)
+    assert w.ks.state == "HALTED"
+    assert len([a for _, a in res.actions if isinstance(a, Cancel)]) == 4
+    verify = [r for r in res.requests if isinstance(r, CancelAllVerified)]
+    assert verify and verify[0].then_exit
+
+
+def test_quotes_stop_before_start_even_without_timer_at_start():
+    w, out = started()
+    ack_all(w, out, T0)
+    res = w.on_timer(GAME.start_ns - 30 * S)
+    assert len([a for _, a in res.actions if isinstance(a, Cancel)]) == 4
+
+
+def test_position_drift_needs_two_reconciles_then_reduces():
+    w, out = started()
+    ack_all(w, out, T0)
+    w.handle(ReconcileEv({A: 3000}, tuple(w.live.values()), T0 + 10 * S), T0 + 10 * S)
+    assert w.positions[A] == 0 and w.ks.state == "ACTIVE"  # REST may lag fills
+    w.handle(ReconcileEv({A: 3000}, tuple(w.live.values()), T0 + 20 * S), T0 + 20 * S)
+    assert w.positions[A] == 3000
+    assert w.ks.state in ("REDUCING", "HALTED")
+
+
+def test_ack_timeout_keeps_slot_locked_until_the_exchange_answers():
+    w, out = started()
+    res = w.on_timer(T0 + 6 * S)
+    assert not w.pending and len(w.unknown) == 4
+    assert any(isinstance(r, ReconcileNow) for r in res.requests)
+    assert not res.actions  # no duplicate orders while we do not know
+    # the exchange shows one of them resting: it is adopted, the other slots are re-quoted
+    seq, place = next((s, a) for s, a in out.actions if isinstance(a, Place) and a.quote.market == A)
+    q = place.quote
+    shown = LiveOrder("ex-1", place.client_order_id, q.market, q.side, q.price, q.count, 0, T0)
+    res = w.handle(ReconcileEv({}, (shown,), T0 + 7 * S), T0 + 7 * S)
+    assert "ex-1" in w.live and not w.unknown
+    assert {a.slot for _, a in res.actions} == {(A, "bid"), (A, "ask"), (B, "bid"), (B, "ask")} - {q.slot}
+
+
+def test_restart_adopts_exchange_orders_and_positions():
+    w = GameWorker(GAME, WorkerConfig("w1"), T0)
+    resting = (LiveOrder("x1", "old-1", A, "bid", 5500, 1000, 0, T0 - S),)
+    w.handle(ReconcileEv({A: 2000, B: -500}, resting, T0, initial=True), T0)
+    assert w.positions == {A: 2000, B: -500}
+    assert "x1" in w.live
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.sampled_from([A, B]), st.sampled_from(["bid", "ask"]),
+                          st.integers(1, 30)), max_size=25))
+def test_inventory_never_passes_the_hard_limit_under_fill_storms(fills):
+    """Fill our own resting orders in any order and size: exposure stays inside the hard limit."""
+    w, out = started()
+    ack_all(w, out, T0)
+    now = T0
+    for i, (market, side, n) in enumerate(fills):
+        now += S
+        order = next((o for o in w.live.values() if o.market == market and o.side == side), None)
+        if order is None:
+            continue
+        qty = min(order.remaining, n * CONTRACT)
+        res = w.handle(FillEv(f"t{i}", order.order_id, market, side, order.price, qty, 0, False,
+                              w.positions[market] + (qty if side == "bid" else -qty), now, now), now)
+        ack_all(w, res, now)
+        limit = w.limit()
+        lo, hi = exposure_vector_bounds(GAME.book, w.positions, [*w.live.values(), *w.cancelling.values()])
+        assert max(hi) <= limit.hard_contracts and min(lo) >= -limit.hard_contracts
