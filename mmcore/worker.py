@@ -277,6 +277,9 @@ class GameWorker:
         self.started_ns = now_ns
         self.client_id_prefix = f"{zlib.crc32(cfg.worker_id.encode()):08x}{now_ns % 10**12:012d}"
         """Unique per worker start, so client_order_ids never repeat across restarts."""
+        self.run_id = f"{cfg.worker_id}:{self.client_id_prefix}"
+        """Prefix of counter-based journal ids: a restarted worker never reuses an id, so the
+        idempotent ingest (natural ids) cannot drop its records as duplicates."""
         self.dirty = True
 
     # --- entry points ------------------------------------------------------------------------
@@ -301,7 +304,7 @@ class GameWorker:
                 # resting for risk) until the exchange's own list answers.
                 del self.pending[seq]
                 self.unknown[seq] = action
-                out.journal.append(self._rec("error", f"ack-timeout:{self.cfg.worker_id}:{seq}", now_ns,
+                out.journal.append(self._rec("error", f"ack-timeout:{self.run_id}:{seq}", now_ns,
                                              reason=f"no ack for action {seq} in time"))
                 out.requests.append(ReconcileNow(f"ack timeout for action {seq}"))
                 self.dirty = True
@@ -406,7 +409,7 @@ class GameWorker:
             self.rate_limited.append(now_ns)
         self.rest_failures = self.rest_failures + 1 if (ev.retryable and not ev.ok) else 0
         out.journal.append(self._rec(
-            "ack", f"ack:{self.cfg.worker_id}:{ev.action_seq}", now_ns, ok=ev.ok,
+            "ack", f"ack:{self.run_id}:{ev.action_seq}", now_ns, ok=ev.ok,
             order_id=ev.order_id, error=ev.error, latency_ns=ev.latency_ns))
         if isinstance(action, Place) and ev.ok and ev.order_id:
             remaining = action.quote.count if ev.remaining is None else ev.remaining
@@ -433,7 +436,7 @@ class GameWorker:
             if not ev.ok:
                 out.requests.append(ReconcileNow(f"cancel of {action.order_id} failed: {ev.error}"))
         if not ev.ok:
-            out.journal.append(self._rec("refusal", f"venue:{self.cfg.worker_id}:{ev.action_seq}",
+            out.journal.append(self._rec("refusal", f"venue:{self.run_id}:{ev.action_seq}",
                                          now_ns, action=_action_dict(action), reason=ev.error))
         self.dirty = True
 
@@ -527,8 +530,9 @@ class GameWorker:
         if self.stopping is None:
             self.stopping = reason
             self.ks = trip(self.ks, Trigger.MANUAL, now_ns, f"stop: {reason}", self.cfg.killswitch)
-            out.journal.append(self._rec("state_change", f"{self.cfg.worker_id}:stop", now_ns,
-                                         to="HALTED", reason=f"stop: {reason}"))
+            out.journal.append(self._rec("state_change", f"{self.run_id}:stop", now_ns,
+                                         from_state=self.ks.state, to_state="HALTED",
+                                         reason=f"stop: {reason}"))
         self.dirty = True
 
     def limit(self) -> GameLimit:
@@ -575,8 +579,8 @@ class GameWorker:
         if self.ks.state != before:
             last = self.ks.history[-1] if self.ks.history else None
             out.journal.append(self._rec(
-                "state_change", f"{self.cfg.worker_id}:ks:{len(self.ks.history)}:{now_ns}", now_ns,
-                frm=before, to=self.ks.state, reason=last.reason if last else "",
+                "state_change", f"{self.run_id}:ks:{len(self.ks.history)}:{now_ns}", now_ns,
+                from_state=before, to_state=self.ks.state, reason=last.reason if last else "",
                 triggers=sorted(t.value for t in self.ks.active_triggers)))
             self.dirty = True
         if self.ks.state == "HALTED" and not self.cancel_all_requested:
@@ -627,11 +631,11 @@ class GameWorker:
         verdict = check(gate_state, plan.actions, now_ns, self.cfg.gate)
         self.decision_seq += 1
         out.journal.append(self._rec(
-            "quote_decision", f"{self.cfg.worker_id}:{self.decision_seq}", now_ns,
+            "quote_decision", f"{self.run_id}:{self.decision_seq}", now_ns,
             quotes=[_quote_dict(q) for q in dq.quotes], notes=list(dq.notes), state=trading,
             theo=list(self.theo) if self.theo else None))
         for refusal in verdict.refused:
-            out.journal.append(self._rec("refusal", f"gate:{self.cfg.worker_id}:{self.decision_seq}:"
+            out.journal.append(self._rec("refusal", f"gate:{self.run_id}:{self.decision_seq}:"
                                          f"{len(out.journal)}", now_ns, action=_action_dict(refusal.action),
                                          reason=refusal.reason))
         self.action_seq = max(self.action_seq, plan.next_id_seq)
@@ -644,7 +648,7 @@ class GameWorker:
                 q = action.quote
                 self.recent_places.append(RecentPlace(now_ns, q.market, q.side, q.price, q.count))
             out.actions.append((seq, action))
-            out.journal.append(self._rec("order_action", f"{self.cfg.worker_id}:{seq}", now_ns,
+            out.journal.append(self._rec("order_action", f"{self.run_id}:{seq}", now_ns,
                                          **_action_dict(action)))
 
     def _risk_resting(self) -> tuple[LiveOrder, ...]:
