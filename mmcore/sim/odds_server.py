@@ -378,9 +378,11 @@ class OddsServer:
     clock_ns: ClockNs = time.time_ns
     truth: TruthFn = static_truth
     startup_timeout_s: float = 10.0
+    slate: Sequence[SimGame] | None = None
+    """Serve these games (e.g. a scenario's) instead of a slate made from ``config``."""
 
     def __post_init__(self) -> None:
-        self.sim = OddsSim(self.config, clock_ns=self.clock_ns, truth=self.truth)
+        self.sim = OddsSim(self.config, clock_ns=self.clock_ns, truth=self.truth, slate=self.slate)
         self._runner = LoopbackServer(self.sim.app, self.port, name="odds-server",
                                       startup_timeout_s=self.startup_timeout_s)
 
