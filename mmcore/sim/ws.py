@@ -21,7 +21,7 @@ Rules of this file:
   message of type ``orderbook_snapshot``, ``orderbook_delta``, ``order_group_updates`` and on the
   ``ok``/``unsubscribed`` replies about that sid (kalshi.md §3.5); ``ticker``, ``trade``,
   ``fill``, ``user_order``, ``market_position``, ``market_lifecycle_v2`` carry ``sid`` only.
-  ``get_snapshot`` snapshots share the sid's seq stream.
+  ``get_snapshot`` is answered by the snapshots alone (no ``ok``), on the sid's seq stream.
 - **One sid per channel and connection**: subscribing again to a channel merges the new markets
   into the existing sid and answers ``subscribed`` with that sid (Kalshi since Oct 2025; error 6
   is never sent). A command is checked in full before anything changes.
