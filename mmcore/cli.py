@@ -149,6 +149,51 @@ def _print_preview(report: dict[str, Any]) -> None:
 
 
 @app.command()
+def sim(
+    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario JSON (default: a seeded slate)."),
+    seed: int = typer.Option(7, help="Seed of the default slate."),
+    games: int = typer.Option(3, help="Games in the default slate."),
+    exchange_port: Optional[int] = typer.Option(None, help="Default: MM_SIM_EXCHANGE_PORT (8787)."),
+    odds_port: Optional[int] = typer.Option(None, help="Default: MM_SIM_ODDS_PORT (8788)."),
+) -> None:
+    """Run the local Kalshi exchange and local Odds API on 127.0.0.1 until stopped (Ctrl-C)."""
+    from mmcore.settings import get_settings
+
+    try:
+        settings = get_settings()
+        asyncio.run(_run_sim(settings, scenario, seed, games,
+                             settings.sim_exchange_port if exchange_port is None else exchange_port,
+                             settings.sim_odds_port if odds_port is None else odds_port))
+    except KeyboardInterrupt:
+        pass
+    except MMError as exc:
+        _fail(exc, 1)
+
+
+async def _run_sim(settings: Any, scenario_path: Optional[Path], seed: int, games: int,
+                   exchange_port: int, odds_port: int) -> None:
+    import time
+
+    from mmcore.sim.scenario import default_scenario, load_scenario
+    from mmcore.sim.server import SimStack
+
+    now = time.time_ns()
+    sc = load_scenario(scenario_path, now) if scenario_path else default_scenario(seed, now, games)
+    async with SimStack(sc, settings.data_dir, exchange_port=exchange_port, odds_port=odds_port) as st:
+        typer.echo(f"local Kalshi REST   {st.rest_url}")
+        typer.echo(f"local Kalshi WS     {st.ws_url}")
+        typer.echo(f"fault control       {st.control_url}/faults   (state: {st.control_url}/state)")
+        typer.echo(f"local Odds API      {st.odds_url}   apiKey={st.odds_api_key}")
+        typer.echo(f"API key id          {st.creds.key_id}")
+        typer.echo(f"private key         {st.creds.private_key_path}")
+        for g in sc.games:
+            typer.echo(f"  {g.event_ticker}  {' '.join(g.markets)}  starts in "
+                       f"{(g.start_ns - now) / 1e9 / 60:.1f} min")
+        typer.echo("running; Ctrl-C to stop")
+        await asyncio.Event().wait()
+
+
+@app.command()
 def demo(
     seed: int = typer.Option(7, help="Seed of the simulated slate."),
     games: int = typer.Option(6, help="Number of simulated games."),
