@@ -313,7 +313,9 @@ def test_order_lifecycle(venue: Venue) -> None:
     market = venue.anon.get(f"/markets/{t}").json()["market"]
     assert market["last_price_dollars"] == "0.4200" and market["volume_fp"] == "4.00"
 
-    cancel = mm.delete(f"/portfolio/events/orders/{oid}")
+    _error(mm.delete(f"/portfolio/events/orders/{oid}", params={"market_ticker": "X"}),
+           400, "order_ticker_mismatch")
+    cancel = mm.delete(f"/portfolio/events/orders/{oid}", params={"market_ticker": t})
     assert cancel.status_code == 200 and cancel.json()["reduced_by"] == "6.00"
     assert _order(mm, oid)["status"] == "canceled"
     again = mm.delete(f"/portfolio/events/orders/{oid}")

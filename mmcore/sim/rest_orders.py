@@ -205,11 +205,13 @@ def create_order(ctx: Ctx) -> Reply:
     return 201, _placed(res, ctx.ex.now_ns())
 
 
-def _cancel_one(ctx: Ctx, order_id: str) -> dict[str, Any]:
+def _cancel_one(ctx: Ctx, order_id: str, market_ticker: str | None) -> dict[str, Any]:
     """Cancel one order (or acknowledge it and defer, under ``cancel_ack_not_applied``)."""
     ex, user = ctx.ex, ctx.need_user()
     f = ex.faults
     now = ex.now_ns()
+    if market_ticker is not None and ex.engine.order(user, order_id).ticker != market_ticker:
+        raise ApiError(400, "order_ticker_mismatch", "market_ticker does not match the order")
     if now < f.cancel_ack_until_ns and f.cancel_ack_not_applied_s > 0:
         order = ex.engine.order(user, order_id)
         if order.is_resting and ex.engine.get_market(order.ticker).status in ("active", "paused"):
@@ -247,7 +249,7 @@ def cancel_order(ctx: Ctx) -> Reply:
     rq = ctx.request
     q_subaccount(rq)
     _route_checks(None, q_int(rq, "exchange_index", lo=-1))
-    return 200, _cancel_one(ctx, ctx.param("order_id"))
+    return 200, _cancel_one(ctx, ctx.param("order_id"), q_str(rq, "market_ticker"))
 
 
 def amend_order(ctx: Ctx) -> Reply:
@@ -338,7 +340,7 @@ def batch_cancel(ctx: Ctx) -> Reply:
     for item in req.orders:
         try:
             _route_checks(item.subaccount, item.exchange_index)
-            replies.append(_cancel_one(ctx, item.order_id))
+            replies.append(_cancel_one(ctx, item.order_id, item.market_ticker))
         except (EngineError, ApiError) as exc:
             replies.append({"order_id": item.order_id, "reduced_by": format_count_fp(0),
                             "error": error_of(exc)})

@@ -761,6 +761,11 @@ class KalshiRest:
                 raise error_for(reply.status, reply.body, what="GET /exchange/status") from None
         return self._parse(s.ExchangeStatus, reply, "GET /exchange/status")
 
+    async def get_series(self, series_ticker: str) -> s.Series:
+        """``GET /series/{t}``: carries the series' ``fee_type`` and ``fee_multiplier``."""
+        r, _ = await self._get(s.GetSeriesResponse, f"/series/{_seg(series_ticker)}", {}, auth=False)
+        return r.series
+
     async def get_event(self, event_ticker: str, with_nested_markets: bool = True) -> s.EventData:
         """``GET /events/{t}``; with nested markets the event's ``markets`` is filled (from the
         deprecated top-level ``markets`` when the venue put them there)."""
