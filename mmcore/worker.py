@@ -39,7 +39,6 @@ from mmcore.book import BookTop, MarketBook
 from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, ReconcileParams, Side, Slot, reconcile
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.quoting.quotes import GameSpec, GameState, QuoteParams, desired_quotes, directional_inventory
-from mmcore.risk.exposure import exposure_vector_bounds
 from mmcore.risk.gate import GateConfig, GateState, RecentPlace, check
 from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
@@ -207,12 +206,20 @@ class Output:
 
 # --- configuration ----------------------------------------------------------------------------
 
+WORKER_KILLSWITCH = dataclasses.replace(
+    DEFAULT_CONFIG,
+    # Theo comes from a 30-minute odds pull (plus on-demand pulls), not a streaming feed: it is
+    # stale when a pull was missed, not after the trigger table's 60 s for streamed odds.
+    stale_theo_ns=45 * 60 * NS,
+    stale_theo_near_start_ns=45 * 60 * NS,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     worker_id: str
     quote: QuoteParams = DEFAULT_QUOTE_PARAMS
-    killswitch: KillSwitchConfig = DEFAULT_CONFIG
+    killswitch: KillSwitchConfig = WORKER_KILLSWITCH
     gate: GateConfig = GateConfig()
     limits: LimitConfig = DEFAULT_LIMIT_CONFIG
     jump: JumpConfig = JumpConfig()
@@ -554,8 +561,10 @@ class GameWorker:
 
     def _evaluate_risk(self, now_ns: int, out: Output) -> None:
         limit = self.limit()
-        lo, hi = exposure_vector_bounds(self.game.book, self.positions, self._risk_resting())
-        worst = max(max(map(abs, lo)), max(map(abs, hi)))
+        # INVENTORY_BREACH looks at filled inventory: resting orders are already kept inside the
+        # (liquidity-dependent, so moving) limit by sizing and the gate; a shrinking limit must
+        # pull quotes, not halt the game.
+        worst = max(map(abs, directional_inventory(self.game.book, self.positions)))
         lat = sorted(self.latencies)
         metrics = RiskMetrics(
             pnl_money=self.pnl_money(),

@@ -1,0 +1,366 @@
+"""The async driver of one game worker: sockets, timers, REST calls and the journal around the
+sans-I/O :class:`~mmcore.worker.GameWorker`.
+
+Lifecycle of :meth:`WorkerDriver.run`:
+
+1. load the game from REST (markets and tick grids, series fee schedule, start time from
+   milestones), create an order group as a server-side backstop, reconcile positions and resting
+   orders (a restarted worker adopts what the exchange shows; our fills are backfilled into the
+   journal), read the latest per-game theo snapshot;
+2. subscribe over WebSocket and loop: every book change, fill and order update goes to the
+   worker; its order actions run as REST calls (one in flight per slot), their acks come back as
+   events; positions and resting orders are reconciled from REST every 10 s;
+3. at game start, on any kill trigger, on SIGTERM/cancellation, or on a crash: cancel everything
+   for the game and verify on the exchange that nothing rests (:mod:`mmcore.killall`) — the
+   ``finally`` clause does this whatever happened.
+
+Everything the worker saw and did goes to its own journal (:mod:`mmcore.journal`); the driver
+never opens the DuckDB file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmcore.errors import MMError, RateLimitedError
+from mmcore.fees import FeeSchedule
+from mmcore.journal import Journal
+from mmcore.killall import KillReport, cancel_until_flat
+from mmcore.odds.teams import TIE_CODE, sport_for_series
+from mmcore.orders import Amend, Cancel, OrderAction, Place
+from mmcore.quoting.quotes import GameSpec
+from mmcore.theo_snapshot import TheoSnapshot, read_snapshot
+from mmcore.units import CONTRACT
+from mmcore.venues.kalshi import ws as kws
+from mmcore.venues.kalshi.rest import KalshiRest
+from mmcore.worker import (
+    AckEv, BookEv, BookStaleEv, CancelAllVerified, ConnEv, FillEv, GameWorker, HeartbeatEv,
+    LifecycleEv, OrderEv, Output, ReconcileEv, ReconcileNow, RefreshTheo, StopEv, TheoEv, WorkerConfig,
+)
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+
+
+async def load_game(rest: KalshiRest, event_ticker: str) -> GameSpec:
+    """A game as the worker needs it, read from the venue (never guessed)."""
+    event = await rest.get_event(event_ticker, with_nested_markets=True)
+    markets = sorted(event.markets or [], key=lambda m: (m.ticker.endswith(f"-{TIE_CODE}"), m.ticker))
+    if len(markets) < 2:
+        raise MMError(f"{event_ticker} has {len(markets)} market(s); a game needs 2 or 3")
+    series = await rest.get_series(event.series_ticker)
+    fee_type = event.fee_type_override or series.fee_type
+    fee_mult = event.fee_multiplier_override if event.fee_multiplier_override is not None else series.fee_multiplier
+    start_ns = await rest.game_start_ns(event_ticker)
+    sport = sport_for_series(event.series_ticker) or "default"
+    return GameSpec(event_ticker, sport, tuple(m.ticker for m in markets),
+                    tuple(m.tick_grid() for m in markets), FeeSchedule.from_series(fee_type, fee_mult),
+                    start_ns)
+
+
+class FileTheoSource:
+    """The latest per-game snapshot the odds pull published (atomic files)."""
+
+    def __init__(self, directory: Path, event_ticker: str,
+                 refresh: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.directory, self.event_ticker, self._refresh = directory, event_ticker, refresh
+
+    def latest(self) -> TheoSnapshot | None:
+        return read_snapshot(self.directory, self.event_ticker)
+
+    async def refresh(self) -> None:
+        """Ask for a fresh pull of this game (news risk); no-op without a puller."""
+        if self._refresh is not None:
+            await self._refresh()
+
+
+@dataclass
+class WorkerReport:
+    event_ticker: str
+    exit_reason: str = ""
+    fills: int = 0
+    actions: int = 0
+    refusals: int = 0
+    final_state: str = ""
+    positions: dict[str, int] = field(default_factory=dict)
+    pnl_money: int = 0
+    kill: KillReport | None = None
+    error: str | None = None
+
+
+class WorkerDriver:
+    """Runs one :class:`GameWorker` against a venue until its game starts (or it is stopped)."""
+
+    def __init__(
+        self,
+        rest: KalshiRest,
+        ws_factory: Callable[[list[str]], kws.KalshiWs],
+        game: GameSpec,
+        cfg: WorkerConfig,
+        theo: FileTheoSource,
+        *,
+        journal: Journal | None = None,
+        order_group_contracts: int | None = 200,
+        until_ns: int | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        cancel_deadline_s: float = 60.0,
+        theo_poll_s: float = 2.0,
+        on_output: Callable[[GameWorker, Output], None] | None = None,
+    ) -> None:
+        self.rest, self.ws_factory, self.game, self.cfg, self.theo = rest, ws_factory, game, cfg, theo
+        self.journal, self.clock_ns, self.until_ns = journal, clock_ns, until_ns
+        self.order_group_contracts = order_group_contracts
+        self.cancel_deadline_s, self.theo_poll_s = cancel_deadline_s, theo_poll_s
+        self.on_output = on_output
+        self.worker: GameWorker | None = None
+        self.report = WorkerReport(game.event_ticker)
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._slot_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._group_id: str | None = None
+        self._exit = asyncio.Event()
+        self._ws: kws.KalshiWs | None = None
+        self._theo_seen: int | None = None
+
+    # --- main loop ---------------------------------------------------------------------------
+
+    async def run(self) -> WorkerReport:
+        now = self.clock_ns()
+        self.worker = GameWorker(self.game, self.cfg, now)
+        try:
+            await self._start(now)
+            deadline = now
+            while not self._exit.is_set():
+                now = self.clock_ns()
+                if self.until_ns is not None and now >= self.until_ns and self.worker.stopping is None:
+                    self._put(StopEv("--until reached"))
+                timeout = max(0.0, (deadline - now) / NS)
+                try:
+                    ev = await asyncio.wait_for(self._queue.get(), timeout=timeout)
+                except TimeoutError:
+                    out = self.worker.on_timer(self.clock_ns())
+                else:
+                    out = self.worker.handle(ev, self.clock_ns())
+                deadline = out.next_deadline_ns
+                self._process(out)
+        except asyncio.CancelledError:
+            self.report.exit_reason = self.report.exit_reason or "cancelled"
+            raise
+        except Exception as exc:  # a crash: still cancel everything below
+            self.report.error = f"{type(exc).__name__}: {exc}"
+            self.report.exit_reason = "crash"
+            log.exception("worker %s crashed", self.game.event_ticker)
+            raise
+        finally:
+            await self._shutdown()
+        return self.report
+
+    async def _start(self, now: int) -> None:
+        if self.order_group_contracts:
+            with contextlib.suppress(MMError):
+                self._group_id = await self.rest.create_order_group(self.order_group_contracts * CONTRACT)
+        await self._reconcile(initial=True)
+        snap = self.theo.latest()
+        if snap is not None:
+            self._theo_seen = snap.as_of_ns
+            self._put(self._theo_event(snap))
+        self._ws = self.ws_factory(list(self.game.markets))
+        self._spawn(self._pump_ws())
+        self._spawn(self._poll_theo())
+        self._spawn(self._heartbeat())
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Thread-safe enough for signal handlers on the loop: the worker halts and cancels."""
+        self._put(StopEv(reason))
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    def _process(self, out: Output) -> None:
+        assert self.worker is not None
+        now = self.clock_ns()
+        if self.journal is not None:
+            for rec in out.journal:
+                self.journal.append(rec, now)
+            self.journal.maybe_rotate(now)
+        for rec in out.journal:
+            if rec["kind"] == "fill":
+                self.report.fills += 1
+            elif rec["kind"] == "refusal":
+                self.report.refusals += 1
+        for seq, action in out.actions:
+            self.report.actions += 1
+            self._spawn(self._execute(seq, action))
+        for req in out.requests:
+            if isinstance(req, CancelAllVerified):
+                self._spawn(self._cancel_all(req))
+            elif isinstance(req, ReconcileNow):
+                self._spawn(self._reconcile())
+            elif isinstance(req, RefreshTheo):
+                self._spawn(self._refresh_theo())
+        if self.on_output is not None:
+            self.on_output(self.worker, out)
+
+    async def _execute(self, seq: int, action: OrderAction) -> None:
+        lock = self._slot_locks.setdefault(action.slot, asyncio.Lock())
+        async with lock:
+            try:
+                if isinstance(action, Place):
+                    ack = await self.rest.create_order(action, order_group_id=self._group_id,
+                                                       cancel_order_on_pause=True)
+                    ev = AckEv(seq, True, order_id=ack.order_id, remaining=ack.remaining_count,
+                               filled=ack.fill_count, latency_ns=ack.latency_ns,
+                               receipt_ns=ack.received_ns)
+                elif isinstance(action, Amend):
+                    amend = await self.rest.amend_order(action.order_id, action.market, action.side,
+                                                        action.price, action.count)
+                    ev = AckEv(seq, True, order_id=amend.order_id, remaining=amend.remaining_count,
+                               filled=amend.fill_count, latency_ns=amend.latency_ns,
+                               receipt_ns=amend.received_ns)
+                else:
+                    assert isinstance(action, Cancel)
+                    cancel = await self.rest.cancel_order(action.order_id)
+                    ev = AckEv(seq, True, order_id=action.order_id, latency_ns=cancel.latency_ns,
+                               receipt_ns=cancel.received_ns)
+            except MMError as exc:
+                ev = AckEv(seq, False, error=str(exc), retryable=exc.retryable,
+                           rate_limited=isinstance(exc, RateLimitedError), receipt_ns=self.clock_ns())
+        self._put(ev)
+
+    async def _reconcile(self, *, initial: bool = False) -> None:
+        try:
+            positions = await self.rest.get_positions(event_ticker=self.game.event_ticker)
+            resting = await self.rest.get_orders(event_ticker=self.game.event_ticker, status="resting")
+        except MMError as exc:
+            log.warning("reconcile of %s failed: %s", self.game.event_ticker, exc)
+            if initial:
+                raise
+            return
+        if initial and self.journal is not None:
+            await self._backfill_fills()
+        ev = ReconcileEv({m: p.position for m, p in positions.items()}, tuple(resting),
+                         self.clock_ns(), initial=initial)
+        if initial:  # before anything else
+            assert self.worker is not None
+            self._process(self.worker.handle(ev, self.clock_ns()))
+        else:
+            self._put(ev)
+
+    async def _backfill_fills(self) -> None:
+        """Fills the exchange reports that a previous run may not have journaled (natural ids:
+        the ingest keeps one copy)."""
+        assert self.journal is not None
+        now = self.clock_ns()
+        for market in self.game.markets:
+            for f in await self.rest.get_fills(ticker=market):
+                self.journal.append({"kind": "fill", "id": f.fill_id, "worker_id": self.cfg.worker_id,
+                                     "order_id": f.order_id, "market": f.market, "side": f.side,
+                                     "price": f.price, "count": f.count, "fee": f.fee,
+                                     "is_taker": f.is_taker, "exchange_ns": f.ts_ns,
+                                     "receipt_ns": now, "backfill": True}, now)
+
+    async def _cancel_all(self, req: CancelAllVerified) -> None:
+        try:
+            self.report.kill = await cancel_until_flat(self.rest, self.game.event_ticker,
+                                                       deadline_s=self.cancel_deadline_s)
+        finally:
+            await self._reconcile()
+            if req.then_exit:
+                self.report.exit_reason = self.report.exit_reason or req.reason
+                self._exit.set()
+
+    async def _refresh_theo(self) -> None:
+        with contextlib.suppress(MMError):
+            await self.theo.refresh()
+
+    # --- feeds -------------------------------------------------------------------------------
+
+    async def _pump_ws(self) -> None:
+        assert self._ws is not None
+        async for ev in self._ws.events():
+            mapped = _map_ws(ev)
+            if mapped is not None:
+                self._put(mapped)
+
+    async def _poll_theo(self) -> None:
+        while True:
+            await asyncio.sleep(self.theo_poll_s)
+            with contextlib.suppress(MMError):
+                snap = self.theo.latest()
+                if snap is not None and snap.as_of_ns != self._theo_seen:
+                    self._theo_seen = snap.as_of_ns
+                    self._put(self._theo_event(snap))
+
+    async def _heartbeat(self) -> None:
+        """The WS library answers the venue's pings and drops a dead connection; while the
+        connection stands, market data counts as alive even when the book is quiet."""
+        while True:
+            await asyncio.sleep(2.0)
+            if self._ws is not None and self.worker is not None and self.worker.ws_connected:
+                self._put(HeartbeatEv(self.clock_ns()))
+
+    def _theo_event(self, snap: TheoSnapshot) -> TheoEv:
+        return TheoEv(snap.probs_for(self.game.markets), snap.uncertainty_for(self.game.markets),
+                      snap.as_of_ns, snap.source)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _put(self, ev: Any) -> None:
+        self._queue.put_nowait(ev)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker task failed: %r", task.exception())
+
+    async def _shutdown(self) -> None:
+        """Whatever ended the run: stop feeds, cancel everything and verify, close the journal."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            kill = await cancel_until_flat(self.rest, self.game.event_ticker,
+                                           deadline_s=self.cancel_deadline_s)
+            self.report.kill = self.report.kill or kill
+        finally:
+            if self.worker is not None:
+                self.report.final_state = self.worker.ks.state
+                self.report.positions = dict(self.worker.positions)
+                self.report.pnl_money = self.worker.pnl_money()
+            if self.journal is not None:
+                self.journal.close(self.clock_ns())
+
+
+def _map_ws(ev: Any) -> Any:
+    """Venue adapter events → worker events."""
+    if isinstance(ev, kws.BookUpdated):
+        return BookEv(ev.market, ev.book, ev.exchange_ns, ev.receipt_ns)  # type: ignore[arg-type]
+    if isinstance(ev, kws.BookStale):
+        return BookStaleEv(tuple(ev.markets), str(ev.reason))
+    if isinstance(ev, kws.Fill):
+        return FillEv(ev.trade_id, ev.order_id, ev.market, ev.side, ev.price, ev.count, ev.fee,
+                      ev.is_taker, ev.post_position, ev.exchange_ns, ev.receipt_ns, ev.client_order_id)
+    if isinstance(ev, kws.OrderUpdate):
+        return OrderEv(ev.order_id, ev.client_order_id, ev.market, ev.side, ev.price, ev.remaining,
+                       ev.filled, ev.status, ev.exchange_ns, ev.receipt_ns)
+    if isinstance(ev, kws.Lifecycle):
+        return LifecycleEv(ev.market, ev.event_type)
+    if isinstance(ev, kws.Connected):
+        return ConnEv(True)
+    if isinstance(ev, kws.Disconnected):
+        return ConnEv(False, str(ev.reason))
+    return None
