@@ -193,6 +193,84 @@ async def _run_sim(settings: Any, scenario_path: Optional[Path], seed: int, game
         await asyncio.Event().wait()
 
 
+def _settings_for(venue: Optional[str]):
+    from mmcore.errors import ConfigError
+    from mmcore.settings import Settings, get_settings
+
+    if venue is None:
+        return get_settings()
+    try:
+        return Settings(venue=venue)  # validation refuses kalshi-prod without MM_LIVE_OPT_IN
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+@app.command()
+def quote(
+    event_ticker: str = typer.Argument(..., help="Kalshi event ticker, e.g. KXNBAGAME-26NOV24NYKBOS."),
+    venue: Optional[str] = typer.Option(None, "--venue", help="sim | kalshi-demo | kalshi-prod (default MM_VENUE)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop at this ISO time (default: game start)."),
+) -> None:
+    """Run one game's quoting worker in the foreground until its game starts (or --until, SIGTERM)."""
+    try:
+        settings = _settings_for(venue)
+        until_ns = iso_to_ns(until) if until else None
+        report = asyncio.run(_run_quote(settings, event_ticker, until_ns))
+    except MMError as exc:
+        _fail(exc, 1)
+    typer.echo(f"{event_ticker}: exit={report.exit_reason!r} state={report.final_state} "
+               f"actions={report.actions} fills={report.fills} refusals={report.refusals} "
+               f"positions={report.positions} resting_after={len(report.kill.after) if report.kill else '?'}")
+    if report.error:
+        raise typer.Exit(1)
+
+
+async def _run_quote(settings: Any, event_ticker: str, until_ns: Optional[int]):
+    import signal
+
+    from mmcore.venue import build_worker, rest_for, signer_for
+
+    signer = signer_for(settings)
+    async with rest_for(settings, signer) as rest:
+        driver = await build_worker(settings, rest, signer, event_ticker, until_ns=until_ns)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, driver.stop, f"signal {sig.name}")
+        return await driver.run()
+
+
+@app.command()
+def kill(
+    event_ticker: Optional[str] = typer.Argument(None, help="The game to halt (or --all)."),
+    all_events: bool = typer.Option(False, "--all", help="Every event."),
+    venue: Optional[str] = typer.Option(None, "--venue"),
+) -> None:
+    """Halt workers (flag file) and cancel every resting order, verified on the exchange; prints
+    what was resting before and after."""
+    if bool(event_ticker) == all_events:
+        _fail(InputError("give an EVENT_TICKER or --all (not both)"))
+    try:
+        settings = _settings_for(venue)
+        report = asyncio.run(_run_kill(settings, None if all_events else event_ticker))
+    except MMError as exc:
+        _fail(exc, 1)
+    typer.echo(f"resting before ({len(report.before)}):")
+    for o in report.before:
+        typer.echo(f"  {o.order_id} {o.market} {o.side} {o.price / 10_000:.4f} x {o.remaining / 100:.2f}")
+    typer.echo(f"resting after ({len(report.after)}); {report.rounds} round(s), "
+               f"{report.cancels_sent} cancel(s), {report.elapsed_s:.2f}s")
+
+
+async def _run_kill(settings: Any, event_ticker: Optional[str]):
+    from mmcore.killall import cancel_until_flat
+    from mmcore.venue import rest_for
+
+    settings.halt_dir.mkdir(parents=True, exist_ok=True)
+    (settings.halt_dir / (event_ticker or "ALL")).write_text("halted by mm kill\n")
+    async with rest_for(settings) as rest:
+        return await cancel_until_flat(rest, event_ticker)
+
+
 @app.command()
 def demo(
     seed: int = typer.Option(7, help="Seed of the simulated slate."),

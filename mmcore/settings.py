@@ -26,6 +26,10 @@ KALSHI_URLS: dict[str, str] = {
     "kalshi-demo": "https://external-api.demo.kalshi.co/trade-api/v2",
     "kalshi-prod": "https://external-api.kalshi.com/trade-api/v2",
 }
+KALSHI_WS_URLS: dict[str, str] = {
+    "kalshi-demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
+    "kalshi-prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+}
 DEFAULT_BOOKMAKERS = (
     # Pinnacle anchors the consensus; the rest are liquid books. ≤ 10 keys = 1 credit per pull.
     "pinnacle",
@@ -140,6 +144,25 @@ class Settings(BaseSettings):
     @property
     def kalshi_url(self) -> str:
         return self.sim_exchange_url if self.venue == "sim" else KALSHI_URLS[self.venue]
+
+    @property
+    def kalshi_ws_url(self) -> str:
+        if self.venue == "sim":
+            return f"ws://{self.sim_host}:{self.sim_exchange_port}/trade-api/ws/v2"
+        return KALSHI_WS_URLS[self.venue]
+
+    @property
+    def theo_dir(self) -> Path:
+        return self.data_dir / "theo"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def halt_dir(self) -> Path:
+        """``mm kill`` drops a flag file here; running workers halt when they see theirs."""
+        return self.data_dir / "halt"
 
 
 @lru_cache(maxsize=1)

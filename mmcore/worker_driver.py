@@ -113,12 +113,14 @@ class WorkerDriver:
         cancel_deadline_s: float = 60.0,
         theo_poll_s: float = 2.0,
         on_output: Callable[[GameWorker, Output], None] | None = None,
+        halt_dir: Path | None = None,
     ) -> None:
         self.rest, self.ws_factory, self.game, self.cfg, self.theo = rest, ws_factory, game, cfg, theo
         self.journal, self.clock_ns, self.until_ns = journal, clock_ns, until_ns
         self.order_group_contracts = order_group_contracts
         self.cancel_deadline_s, self.theo_poll_s = cancel_deadline_s, theo_poll_s
         self.on_output = on_output
+        self.halt_dir = halt_dir
         self.worker: GameWorker | None = None
         self.report = WorkerReport(game.event_ticker)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -289,8 +291,12 @@ class WorkerDriver:
                 self._put(mapped)
 
     async def _poll_theo(self) -> None:
+        """New theo snapshots, and ``mm kill``'s halt flags (``<halt_dir>/<event>`` or ``ALL``)."""
         while True:
             await asyncio.sleep(self.theo_poll_s)
+            if self.halt_dir is not None and any(
+                    (self.halt_dir / name).exists() for name in (self.game.event_ticker, "ALL")):
+                self._put(StopEv("halt flag set by mm kill"))
             with contextlib.suppress(MMError):
                 snap = self.theo.latest()
                 if snap is not None and snap.as_of_ns != self._theo_seen:

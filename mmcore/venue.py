@@ -1,0 +1,51 @@
+"""Wiring a process to its venue from settings: the local exchange (default), Kalshi demo, or
+Kalshi production (which needs ``MM_LIVE_OPT_IN=true``, enforced by :class:`Settings`).
+
+Credentials come only from the environment (``KALSHI_API_KEY_ID``, ``KALSHI_PRIVATE_KEY_PATH``)
+or, for the local exchange, from the key ``mm sim`` keeps in ``<data_dir>/sim/``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mmcore.errors import ConfigError
+from mmcore.journal import Journal, JournalConfig
+from mmcore.settings import Settings
+from mmcore.venues.kalshi.auth import Signer, load_private_key
+from mmcore.venues.kalshi.ratelimit import RateLimiter
+from mmcore.venues.kalshi.rest import KalshiRest
+from mmcore.venues.kalshi.ws import KalshiWs
+from mmcore.worker import WorkerConfig
+from mmcore.worker_driver import FileTheoSource, WorkerDriver, load_game
+
+
+def signer_for(settings: Settings) -> Signer:
+    if settings.venue == "sim":
+        from mmcore.sim.server import ensure_sim_key
+
+        creds = ensure_sim_key(settings.data_dir)
+        return Signer(creds.key_id, load_private_key(creds.private_key_path))
+    if not settings.kalshi_api_key_id or not settings.kalshi_private_key_path:
+        raise ConfigError(f"venue {settings.venue} needs KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH")
+    return Signer(settings.kalshi_api_key_id, load_private_key(settings.kalshi_private_key_path))
+
+
+def rest_for(settings: Settings, signer: Signer | None = None, **kw: Any) -> KalshiRest:
+    tier = "advanced" if settings.venue == "sim" else "basic"
+    return KalshiRest(settings.kalshi_url, signer or signer_for(settings),
+                      limiter=RateLimiter.for_tier(tier), **kw)
+
+
+async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, event_ticker: str, *,
+                       until_ns: int | None = None, cfg: WorkerConfig | None = None,
+                       worker_id: str | None = None) -> WorkerDriver:
+    """A worker driver for one game on the configured venue, journaling under the data dir."""
+    game = await load_game(rest, event_ticker)
+    wid = worker_id or event_ticker
+    journal = Journal.open(JournalConfig(settings.journal_dir, wid), time.time_ns())
+    return WorkerDriver(
+        rest, lambda markets: KalshiWs(settings.kalshi_ws_url, signer, markets=markets),
+        game, cfg or WorkerConfig(wid), FileTheoSource(settings.theo_dir, event_ticker),
+        journal=journal, until_ns=until_ns, halt_dir=settings.halt_dir)
