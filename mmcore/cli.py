@@ -274,15 +274,20 @@ async def _run_kill(settings: Any, event_ticker: Optional[str]):
 @app.command()
 def demo(
     seed: int = typer.Option(7, help="Seed of the simulated slate."),
-    games: int = typer.Option(6, help="Number of simulated games."),
+    games: int = typer.Option(3, help="Number of simulated games."),
+    first_start_s: float = typer.Option(75.0, help="Seconds until the first game starts."),
+    spacing_s: float = typer.Option(45.0, help="Seconds between game starts."),
 ) -> None:
-    """The main job on the embedded default (grows with each part of the system)."""
+    """The main job on the embedded default: local exchange + odds, theo, one worker per game,
+    live progress, each worker stopping at its game's start with nothing resting."""
     from mmcore.demo import run_demo
 
     try:
-        run_demo(seed=seed, n_games=games)
+        result = run_demo(seed=seed, n_games=games, first_start_s=first_start_s, spacing_s=spacing_s)
     except MMError as exc:
         _fail(exc, 1)
+    if result.resting_after:
+        raise typer.Exit(1)
 
 
 def main() -> None:

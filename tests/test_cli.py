@@ -70,10 +70,17 @@ def test_theo_live_against_local_odds_server(monkeypatch):
         assert theo == pytest.approx(truth[ev["event_id"]], abs=0.03)
 
 
-def test_demo_prices_every_game_close_to_truth():
-    console = Console(record=True, width=140)
-    result = run_demo(seed=11, n_games=3, console=console)
-    assert result.games == 3 and result.priced == 3
+def test_demo_end_to_end_leaves_nothing_resting(tmp_path):
+    """The README's main job, shortened: local exchange + odds, theo, a worker per game, each
+    stopping at its game's start with nothing resting on the exchange."""
+    console = Console(record=True, width=160)
+    result = run_demo(seed=11, n_games=2, console=console, first_start_s=15.0, spacing_s=4.0,
+                      stop_before_start_s=3.0, data_dir=tmp_path)
+    assert result.games == 2 and result.priced == 2
     assert result.max_abs_error < 0.03
-    assert result.credits_used == 3  # 1 credit per sport: ≤ 10 books, h2h only
-    assert "Consensus theo vs hidden truth" in console.export_text()
+    assert result.resting_after == 0
+    for r in result.reports:
+        assert r.exit_reason.startswith("GAME_START") and r.final_state == "HALTED"
+        assert r.actions > 0 and r.kill is not None and r.kill.after == []
+    text = console.export_text()
+    assert "theo from sportsbooks" in text and "nothing resting" in text
