@@ -1,0 +1,70 @@
+"""Smoke tests of the benchmarks in ``bench/``: each runs as a subprocess with tiny parameters and
+must exit 0 and print its result lines.
+
+No timing is asserted (style: performance goals live in benchmarks, as printed figures). The only
+checks are on counts, which do not depend on the machine's speed: every delta generated reaches
+every subscriber, and every mode completes the round trips asked for. The subprocess timeout only
+guards against a hang.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+HANG_GUARD_S = 240
+
+
+def run_bench(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def field(out: str, label: str) -> str:
+    """The value of the ``  label  value`` row of a benchmark's table."""
+    for line in out.splitlines():
+        if line.startswith(f"  {label} "):
+            return line[len(label) + 2:].strip()
+    raise AssertionError(f"no {label!r} line in:\n{out}")
+
+
+def test_exchange_fanout_runs_and_every_subscriber_gets_every_delta() -> None:
+    out = run_bench("exchange_fanout.py", "--subscribers", "3", "--deltas", "200",
+                    "--seconds", "20")
+    for label in ("generated deltas/s", "fan-out deltas/s", "delivered msgs/s",
+                  "delay p50 / p99 / max", "server process", "client process"):
+        assert field(out, label)
+    made = re.match(r"(\d+) in ", field(out, "deltas generated"))
+    assert made, out
+    generated = int(made.group(1))
+    assert 0 < generated <= 200
+    assert f"({3 * generated} orderbook_delta frames; expected {3 * generated})" in field(
+        out, "delivered msgs/s")
+    assert field(out, "fell behind (error 25)").startswith("0 subscriber(s)")
+    assert field(out, "slowest subscriber") == f"{generated} of {generated} deltas"
+    assert re.search(r"^verdict: (MEETS|BELOW) the 5,000/s goal", out, re.M), out
+
+
+def test_order_roundtrip_runs_every_mode() -> None:
+    out = run_bench("order_roundtrip.py", "--round-trips", "20", "--seconds", "60")
+    modes = ["GET /exchange/status (floor)", "create+cancel, presign on",
+             "create+cancel, presign off", "batch 10+batch cancel, presign on",
+             "batch 10+batch cancel, presign off"]
+    rows = {line.split("  ")[0]: re.split(r"\s{2,}", line.strip())
+            for line in out.splitlines() if line.split("  ")[0] in modes}
+    assert sorted(rows) == sorted(modes), out
+    for mode, cells in rows.items():
+        assert cells[1] == "20", f"{mode}: {cells}"  # round trips done
+    for mode in modes[1:]:  # two signed requests per round trip (create + cancel, or batches)
+        used, live = rows[mode][7].split("/")
+        assert int(used) + int(live) == 2 * 20, f"{mode}: {rows[mode]}"
+    assert rows["create+cancel, presign off"][7] == "0/40"
+    assert "item errors" not in out
+    assert re.search(r"^result: floor [\d,]+ HTTP round trips/s; best order throughput", out,
+                     re.M), out
