@@ -175,6 +175,8 @@ class WorkerDriver:
             self._put(self._theo_event(snap))
         self._ws = self.ws_factory(list(self.game.markets))
         self._spawn(self._pump_ws())
+        if self.journal is not None:
+            self._spawn(self._backfill_later())
         self._spawn(self._poll_theo())
         self._spawn(self._heartbeat())
 
@@ -187,6 +189,12 @@ class WorkerDriver:
     def _process(self, out: Output) -> None:
         assert self.worker is not None
         now = self.clock_ns()
+        # Orders first: the tasks start sending at the next loop turn, while the journal's
+        # fsync runs here — the wire does not wait for the disk. The records are written
+        # before any ack of these actions can be processed (same loop), so nothing is lost.
+        for seq, action in out.actions:
+            self.report.actions += 1
+            self._spawn(self._execute(seq, action))
         if self.journal is not None:
             for rec in out.journal:
                 self.journal.append(rec, now)
@@ -196,9 +204,6 @@ class WorkerDriver:
                 self.report.fills += 1
             elif rec["kind"] == "refusal":
                 self.report.refusals += 1
-        for seq, action in out.actions:
-            self.report.actions += 1
-            self._spawn(self._execute(seq, action))
         for req in out.requests:
             if isinstance(req, CancelAllVerified):
                 self._spawn(self._cancel_all(req))
@@ -267,6 +272,13 @@ class WorkerDriver:
                                      "is_taker": f.is_taker, "exchange_ns": f.ts_ns,
                                      "receipt_ns": now, "backfill": True}, now)
 
+    async def _backfill_later(self) -> None:
+        """Once the fill channel is up, backfill again: a fill between the start-up backfill and
+        the subscription would otherwise never reach the journal (natural ids dedupe)."""
+        await asyncio.sleep(2.0)
+        with contextlib.suppress(MMError):
+            await self._backfill_fills()
+
     async def _cancel_all(self, req: CancelAllVerified) -> None:
         try:
             self.report.kill = await cancel_until_flat(self.rest, self.game.event_ticker,
@@ -310,12 +322,26 @@ class WorkerDriver:
             await asyncio.sleep(2.0)
             if self._ws is not None and self.worker is not None and self.worker.ws_connected:
                 self._put(HeartbeatEv(self.clock_ns()))
+            with contextlib.suppress(Exception):  # idle-time RSA work keeps the hot path free
+                await self.rest.refill_presigned()
 
     def _theo_event(self, snap: TheoSnapshot) -> TheoEv:
         return TheoEv(snap.probs_for(self.game.markets), snap.uncertainty_for(self.game.markets),
                       snap.as_of_ns, snap.source)
 
     # --- plumbing ----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Hand every event still queued (late fills, acks) to the worker and the journal."""
+        if self.worker is None:
+            return
+        while not self._queue.empty():
+            ev = self._queue.get_nowait()
+            with contextlib.suppress(Exception):
+                out = self.worker.handle(ev, self.clock_ns())
+                out.actions.clear()  # shutting down: the verified cancel-all follows
+                out.requests.clear()
+                self._process(out)
 
     def _put(self, ev: Any) -> None:
         self._queue.put_nowait(ev)
@@ -334,6 +360,8 @@ class WorkerDriver:
         """Whatever ended the run: stop feeds, cancel everything and verify, close the journal."""
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._drain()
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -342,6 +370,9 @@ class WorkerDriver:
             kill = await cancel_until_flat(self.rest, self.game.event_ticker,
                                            deadline_s=self.cancel_deadline_s)
             self.report.kill = self.report.kill or kill
+            if self.journal is not None:
+                with contextlib.suppress(MMError):
+                    await self._backfill_fills()  # the last fills, if any raced the stop
         finally:
             if self.worker is not None:
                 self.report.final_state = self.worker.ks.state
