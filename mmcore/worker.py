@@ -235,6 +235,9 @@ class WorkerConfig:
     connectivity_grace_ns: int = 15 * NS
     """A WebSocket outage shorter than this only pulls quotes (books are stale); longer trips
     CONNECTIVITY (HALTED)."""
+    drift_confirm_ns: int = 10 * NS
+    """A position drift counts only once it has lasted this long (and two reconciles): REST
+    positions may lag fills by seconds, and reconciles asked for on demand can come ms apart."""
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -275,12 +278,15 @@ class GameWorker:
         self.last_market_data_ns: int | None = None
         self.last_reconcile_ns = now_ns
         self.drift_seen = 0
+        self.drift_since_ns = now_ns
         self.position_drift = 0
         self.last_theo_refresh_ns: int | None = None
         self.action_seq = 0
         self.decision_seq = 0
         self.stopping: str | None = None
         self.cancel_all_requested = False
+        self.exit_requested = False
+        """A CancelAllVerified with ``then_exit`` has been asked for."""
         self.started_ns = now_ns
         self.client_id_prefix = f"{zlib.crc32(cfg.worker_id.encode()):08x}{now_ns % 10**12:012d}"
         """Unique per worker start, so client_order_ids never repeat across restarts."""
@@ -411,10 +417,23 @@ class GameWorker:
             self.pending[ev.action_seq] = entry
         action, sent_ns = entry
         self._release(ev.action_seq)
-        self.latencies.append(ev.latency_ns or max(0, now_ns - sent_ns))
         if ev.rate_limited:
             self.rate_limited.append(now_ns)
-        self.rest_failures = self.rest_failures + 1 if (ev.retryable and not ev.ok) else 0
+        else:
+            # Fix (found by tests/test_worker_faults.py::test_rate_limit_storm_*): a call that
+            # failed on 429s has no venue latency (latency_ns 0); send→ack time is then our own
+            # retry backoff and limiter wait (~3 s in a 3 s storm), which pushed the p95 over
+            # the LATENCY limit and kept the worker REDUCING (not quoting) long after the storm.
+            # 429s are measured by RATE_LIMIT instead.
+            self.latencies.append(ev.latency_ns or max(0, now_ns - sent_ns))
+        # Fix (found by tests/test_worker_faults.py::test_rate_limit_storm_*): a 429 is the
+        # venue answering "slow down", not a connectivity failure; counting it into the REST
+        # failure streak (CONNECTIVITY, HALTED for good) let a 3 s 429 storm with four actions
+        # in flight stop quoting for the rest of the game. 429s have their own trigger
+        # (RATE_LIMIT, via ``rate_limited``, quoting-math §6.2 "message rate"); a rate-limited
+        # failure leaves the 5xx/timeout streak as it was.
+        if not ev.rate_limited:
+            self.rest_failures = self.rest_failures + 1 if (ev.retryable and not ev.ok) else 0
         out.journal.append(self._rec(
             "ack", f"ack:{self.run_id}:{ev.action_seq}", now_ns, ok=ev.ok,
             order_id=ev.order_id, error=ev.error, latency_ns=ev.latency_ns))
@@ -427,7 +446,9 @@ class GameWorker:
         elif isinstance(action, Amend):
             old = self.live.get(action.order_id)
             if ev.ok and old is not None:
-                filled = old.filled if ev.filled is None else ev.filled
+                # An amend reply's fill_count counts only fills caused by that call, not the
+                # order's total: the total filled is ours (fills arrive as FillEv).
+                filled = old.filled + (ev.filled or 0)
                 remaining = action.count - filled if ev.remaining is None else ev.remaining
                 self.live[action.order_id] = dataclasses.replace(
                     old, price=action.price, remaining=remaining, filled=filled,
@@ -437,7 +458,13 @@ class GameWorker:
             elif not ev.ok:
                 out.requests.append(ReconcileNow(f"amend of {action.order_id} failed: {ev.error}"))
         elif isinstance(action, Cancel):
-            order = self.live.pop(action.order_id, None)
+            # Fix (found by tests/test_worker_faults.py::test_rate_limit_storm_while_pulling_*):
+            # only a successful cancel moves the order to ``cancelling`` (out of its slot). A
+            # failed one (429 after retries, 5xx, timeout) left the order resting, yet it was
+            # moved too, so the slot looked free and the next requote placed a second order
+            # in it: two resting orders per slot on the exchange. It stays live now; the
+            # reconcile below settles what really happened.
+            order = self.live.pop(action.order_id, None) if ev.ok else None
             if order is not None:
                 self.cancelling[action.order_id] = order  # an ack is not proof
             if not ev.ok:
@@ -485,8 +512,15 @@ class GameWorker:
             if ev.initial:
                 self._adopt_positions(ev)
         else:
+            if self.drift_seen == 0:
+                self.drift_since_ns = now_ns
             self.drift_seen += 1
-            if self.drift_seen >= 2:  # persisted across two reconciles: not just REST lag
+            # Fix (found by tests/test_worker_faults.py::test_lagging_positions_*): "two
+            # consecutive reconciles" alone let two on-demand reconciles (reconnect, failed
+            # amend/cancel, ack timeout) a few ms apart inside the REST lag confirm a drift that
+            # was only lag: the worker adopted the stale position and halted on
+            # RECONCILE_DRIFT_LARGE. The drift must also have lasted drift_confirm_ns.
+            if self.drift_seen >= 2 and now_ns - self.drift_since_ns >= self.cfg.drift_confirm_ns:
                 self.position_drift = drift
                 self.positions.update({m: ev.positions.get(m, 0) for m in self.positions})
         out.journal.append(self._rec(
@@ -507,6 +541,13 @@ class GameWorker:
         self.ws_connected = ev.ws_connected
         if ev.ws_connected:
             self.ws_down_since_ns = None
+            # Fix (found by tests/test_worker_faults.py::test_ws_drop_*): user_orders and fill
+            # messages sent while the socket was down are lost for good, so a cancel applied
+            # during the outage was never confirmed: the order stayed in ``cancelling``, counted
+            # as resting exposure, and the gate refused every new quote until the next periodic
+            # reconcile (up to reconcile_interval_ns of no quotes after each reconnect). Ask the
+            # exchange's own lists now instead.
+            out.requests.append(ReconcileNow("ws connected: catch up on what the outage hid"))
         else:
             self.stale.update(self.game.markets)
             if self.ws_down_since_ns is None:
@@ -592,9 +633,16 @@ class GameWorker:
                 from_state=before, to_state=self.ks.state, reason=last.reason if last else "",
                 triggers=sorted(t.value for t in self.ks.active_triggers)))
             self.dirty = True
-        if self.ks.state == "HALTED" and not self.cancel_all_requested:
+        game_over = now_ns >= self.game.start_ns or self.stopping is not None
+        # Fix (found by tests/test_worker_faults.py::test_http_5xx_outage_halts_*, and by a 429
+        # storm before the rate-limit fix in _on_AckEv): a mid-game HALT (kill switch) asks for a
+        # cancel-all without exit; a later stop request or the game start must still ask for
+        # one *with* exit, else the driver never leaves its loop (it hung on SIGTERM/mm kill and
+        # ran past game start). So ask again once, when the game is over.
+        if self.ks.state == "HALTED" and (not self.cancel_all_requested
+                                          or (game_over and not self.exit_requested)):
             self.cancel_all_requested = True
-            game_over = now_ns >= self.game.start_ns or self.stopping is not None
+            self.exit_requested = game_over
             out.requests.append(CancelAllVerified(self.ks.history[-1].reason if self.ks.history else "halted",
                                                   then_exit=game_over))
             if now_ns >= self.game.start_ns and self.stopping is None:
