@@ -447,8 +447,8 @@ class GameWorker:
             old = self.live.get(action.order_id)
             if ev.ok and old is not None:
                 # An amend reply's fill_count counts only fills caused by that call, not the
-                # order's total: the total filled is ours (fills arrive as FillEv).
-                filled = old.filled + (ev.filled or 0)
+                # order's total; those fills also arrive as FillEv, which keeps ``filled``.
+                filled = old.filled
                 remaining = action.count - filled if ev.remaining is None else ev.remaining
                 self.live[action.order_id] = dataclasses.replace(
                     old, price=action.price, remaining=remaining, filled=filled,
