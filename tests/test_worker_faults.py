@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from mmcore.orders import Amend, Cancel, Place
@@ -48,6 +49,19 @@ HITTER = "noise-0-1"
 prevention would cancel its IOC instead of filling mm)."""
 FAR = 600.0
 """Start the game this far in the future when the test is not about game start."""
+
+
+TEST_BUDGET_S = 90.0
+"""Hard cap on one test, teardown included (each test takes 2–16 s when it passes)."""
+
+
+def bounded(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """pytest-timeout is not installed: run the whole test under :func:`asyncio.wait_for`, so a
+    hang (as when a HALTED driver never exited) fails the test instead of the whole run."""
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> None:
+        await asyncio.wait_for(fn(*args, **kwargs), timeout=TEST_BUDGET_S)
+    return wrapper
 
 
 # --- the harness --------------------------------------------------------------------------------
@@ -258,7 +272,7 @@ class Run:
 async def running(tmp_path: Any, *, seed: int, start_in_s: float = FAR, worker_id: str = "w-fault",
                   **participants: Any) -> AsyncIterator[Run]:
     async with rig(tmp_path, seed=seed, start_in_s=start_in_s, **participants) as r:
-        driver = await r.driver(worker_id=worker_id)
+        driver = await asyncio.wait_for(r.driver(worker_id=worker_id), timeout=15)
         run = Run(r, driver)
         run.start()
         try:
@@ -329,6 +343,7 @@ def first_event_after(run: Run, t0: int, kind: type, pred: Callable[[Any], bool]
 # --- 1. WebSocket drop ---------------------------------------------------------------------------
 
 
+@bounded
 async def test_ws_drop_pulls_quotes_reconnects_and_quotes_again(tmp_path):
     async with running(tmp_path, seed=11) as run:
         await run.quoting(per_market=2)
@@ -369,6 +384,7 @@ async def test_ws_drop_pulls_quotes_reconnects_and_quotes_again(tmp_path):
 # --- 2. sequence gap ----------------------------------------------------------------------------
 
 
+@bounded
 async def test_seq_gap_marks_books_stale_resyncs_and_places_nothing_meanwhile(tmp_path):
     async with running(tmp_path, seed=12) as run:
         await run.quoting(per_market=2)
@@ -422,6 +438,7 @@ def tops_match(run: Run) -> bool:
     return True
 
 
+@bounded
 async def test_duplicate_deltas_are_not_applied_twice(tmp_path):
     async with running(tmp_path, seed=15) as run:
         await run.quoting(per_market=2)
@@ -458,6 +475,7 @@ def worker_matches_exchange(run: Run) -> bool:
             and w.positions == run.positions())
 
 
+@bounded
 async def test_rate_limit_storm_no_runaway_then_quotes_again(tmp_path):
     async with running(tmp_path, seed=13) as run:
         await run.quoting(per_market=2)
@@ -485,6 +503,7 @@ async def test_rate_limit_storm_no_runaway_then_quotes_again(tmp_path):
         await finish(run)
 
 
+@bounded
 async def test_rate_limit_storm_while_pulling_quotes_never_doubles_a_slot(tmp_path):
     """The storm meets a WebSocket drop: every book goes stale, so the worker must cancel
     everything while each cancel is answered 429 until the client gives up. A failed cancel
@@ -518,6 +537,7 @@ async def test_rate_limit_storm_while_pulling_quotes_never_doubles_a_slot(tmp_pa
 # --- 5. 5xx -------------------------------------------------------------------------------------
 
 
+@bounded
 async def test_http_5xx_creates_retried_idempotently_one_order_per_slot(tmp_path):
     async with running(tmp_path, seed=16) as run:
         await run.quoting(per_market=2)
@@ -556,6 +576,7 @@ async def test_http_5xx_creates_retried_idempotently_one_order_per_slot(tmp_path
         await finish(run)
 
 
+@bounded
 async def test_http_5xx_outage_halts_cancels_and_still_exits_on_stop(tmp_path):
     """A longer 5xx outage trips CONNECTIVITY (HALTED) mid-game: everything is cancelled and
     verified; a later stop must still end the driver (it used to wait forever)."""
@@ -575,6 +596,7 @@ async def test_http_5xx_outage_halts_cancels_and_still_exits_on_stop(tmp_path):
 # --- 6. game start while cancels lie ------------------------------------------------------------
 
 
+@bounded
 async def test_game_start_with_lying_cancel_acks_leaves_nothing_resting_within_10s(tmp_path):
     async with running(tmp_path, seed=18, start_in_s=9.0) as run:
         await run.quoting(per_market=2)
@@ -617,6 +639,7 @@ async def reconnect_once(run: Run) -> None:
                             for t, _ in reconciles(run, t0)), 5, "reconnect and reconcile")
 
 
+@bounded
 async def test_lagging_positions_fill_is_truth_and_no_false_drift_halt(tmp_path):
     async with running(tmp_path, seed=19) as run:
         await run.quoting(per_market=2)
@@ -631,7 +654,8 @@ async def test_lagging_positions_fill_is_truth_and_no_false_drift_halt(tmp_path)
         after = before + moved
         # the worker's position comes from the fill at once (REST shows it only 5 s later)
         await run.until(lambda: run.worker.positions[m] == after, 2, "position from the fill")
-        assert first_event_after(run, t_fill, FillEv, lambda e: e.order_id == order.order_id)
+        assert first_event_after(run, t_fill, FillEv, lambda e: e.order_id == order.order_id) \
+            is not None
         # two reconciles well inside the lag window, both answering the pre-fill position
         await reconnect_once(run)
         await reconnect_once(run)
@@ -644,7 +668,8 @@ async def test_lagging_positions_fill_is_truth_and_no_false_drift_halt(tmp_path)
         lag_over = t_fill + 5 * NS
         await run.until(lambda: any(ev.positions.get(m, 0) == after for t, ev in reconciles(run, lag_over)),
                         15, "a reconcile showing the fill")
-        assert run.worker.positions == run.positions()
+        await run.until(lambda: run.worker.positions == run.positions(), 5,
+                        "worker positions == exchange positions")
         assert run.worker.position_drift == 0
         assert not any("RECONCILE_DRIFT" in " ".join(t) for _, _, t in run.states), run.state_reasons()
         assert "HALTED" not in {s for _, s, _ in run.states}, run.state_reasons()
@@ -654,6 +679,7 @@ async def test_lagging_positions_fill_is_truth_and_no_false_drift_halt(tmp_path)
 # --- 8. pause and reactivation ------------------------------------------------------------------
 
 
+@bounded
 async def test_pause_pulls_market_and_reactivation_requotes(tmp_path):
     async with running(tmp_path, seed=20) as run:
         await run.quoting(per_market=2)
@@ -694,6 +720,7 @@ async def test_pause_pulls_market_and_reactivation_requotes(tmp_path):
 # --- 9. inventory under aggressive flow -----------------------------------------------------------
 
 
+@bounded
 async def test_inventory_never_past_the_hard_limit_under_aggressive_flow(tmp_path):
     """Heavy noise and informed flow against the worker for 15 s; mm's exchange positions are
     sampled every 20 ms with the worker's hard limit at that moment. The limit follows the

@@ -2,11 +2,16 @@
 
 Layers (style: a sans-I/O worker with a thin driver):
 
-- **Renderers** (``render_*``): pure functions, engine value → Kalshi ``msg`` dict
-  (reference/kalshi.md §3.4, asyncapi ``components.messages``).
+- **Renderers** (``render_*``, :mod:`mmcore.sim.ws_render`, re-exported here): pure functions,
+  engine value → Kalshi ``msg`` dict, plus the frame templates.
 - :class:`WsSession`: one connection's subscriptions, sids and ``seq`` counters, without I/O.
   :meth:`WsSession.handle_text` turns a client frame into outgoing frames;
   :meth:`WsSession.on_events` turns a batch of engine events into outgoing frames.
+- :func:`fan_out`: one published batch → data frames for every subscription it reaches, found
+  through a :class:`FanoutIndex` (by channel and market ticker, or owner). Each event's ``msg``
+  is rendered and JSON-encoded **once** (once per variant: ``use_yes_price`` on a NO-side
+  delta, the owner's ``client_order_id``); a subscriber's frame is that text with its envelope
+  (``sid``, ``seq``) spliced around it. :meth:`WsSession.on_events` and the hub share it.
 - :class:`WsHub` (the driver): subscribes once to :meth:`LocalExchange.subscribe`, verifies the
   signed handshake, and gives every connection a bounded outbound queue and one writer task.
 
@@ -22,6 +27,7 @@ Rules of this file:
   ``ok``/``unsubscribed`` replies about that sid (kalshi.md §3.5); ``ticker``, ``trade``,
   ``fill``, ``user_order``, ``market_position``, ``market_lifecycle_v2`` carry ``sid`` only.
   ``get_snapshot`` is answered by the snapshots alone (no ``ok``), on the sid's seq stream.
+  Frames are compact JSON (``separators=(",", ":")``), keys in that order.
 - **One sid per channel and connection**: subscribing again to a channel merges the new markets
   into the existing sid and answers ``subscribed`` with that sid (Kalshi since Oct 2025; error 6
   is never sent). A command is checked in full before anything changes.
@@ -32,6 +38,18 @@ Rules of this file:
 - **Backpressure**: the event sink never blocks. Data frames count against a per-connection bound
   (``queue_max_messages``); a data frame that does not fit kills its subscription with error 25
   (terminal, as on Kalshi; the error carries that ``sid``). Command replies are never dropped.
+- **Sending**: a connection's writer sends everything queued back to back (one
+  ``websocket.send_text`` per frame, no other await in between). Command replies wake it at once;
+  data frames wake it through the hub's flush, which runs on the next loop pass, but no sooner
+  than ``flush_spacing_s`` (default :data:`DEFAULT_FLUSH_SPACING_S`) × the number of
+  connections the previous flush woke: an idle exchange or a lone subscriber sees no delay, a
+  busy fan-out sends each connection's frames in batches (with 50 subscribers, at most one
+  flush per 2.5 ms). Waking a writer and its socket write cost about the same whatever the
+  batch, so this bounds that overhead instead of paying it per frame. :class:`HeartbeatProtocol`
+  joins the bytes written to a socket during one loop pass into one write (one ``send`` call).
+- **Compression**: permessage-deflate is accepted when the client offers it (as Kalshi does)
+  unless the server runs with ``ws_server_options(per_message_deflate=False)``; it costs a
+  compression per frame and subscriber, so it is the largest per-frame cost when on.
 - **Faults** (``ex.faults``; each use decrements the counter and appends to ``faults.log``):
   ``ws_seq_gap_pending`` skips one seq number before the next N ``orderbook_delta`` /
   ``order_group_updates`` frames; ``ws_duplicate_pending`` sends the next N ``orderbook_delta``
@@ -42,9 +60,6 @@ Rules of this file:
 - **Ids**: ``market_id`` is a UUID derived from the ticker (:func:`market_id_for`); order, trade,
   order-group and user ids are the engine's (``ord-00000001``, ``trd-…``, ``og-…``, ``mm``),
   the same ones REST shows, although the asyncapi declares ``format: uuid`` for them.
-
-Units: engine ints (price units, centi-contracts, ns) become ``*_dollars`` / ``*_fp`` strings,
-``ts`` (RFC 3339 on orderbook deltas, unix seconds elsewhere) and ``ts_ms`` here and only here.
 """
 
 from __future__ import annotations
@@ -53,26 +68,32 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, NamedTuple
+import struct
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.protocol import State
 
 from mmcore.errors import AuthError, InvalidRequestError
 from mmcore.sim.engine import Engine
 from mmcore.sim.engine_types import (
-    BookDelta, EngineEvent, Fill, FillEvent, LifecycleEvent, Order, OrderEvent, OrderGroupEvent,
-    PositionEvent, Trade, TradeEvent,
+    BookDelta, EngineEvent, FillEvent, LifecycleEvent, OrderEvent, OrderGroupEvent,
+    PositionEvent, TradeEvent,
 )
 from mmcore.sim.exchange import Faults, LocalExchange
-from mmcore.ticks import TickGrid
-from mmcore.units import CONTRACT, PRICE_ONE, format_count_fp, format_dollars, notional
+from mmcore.sim.ws_render import (
+    EXCHANGE_INDEX, FRAME_TEMPLATES, TickerBoard, encode_json, market_id_for, render_delta,
+    render_fill, render_lifecycle, render_order_group, render_position, render_snapshot,
+    render_trade, render_user_order,
+)
 from mmcore.venues.kalshi.auth import DEFAULT_WINDOW_MS, WS_PATH, verify_request
 from mmcore.venues.kalshi.schema import (
     WS_ERROR_CODES, ListSubscriptionsCommand, SubscribeCommand, UnsubscribeCommand,
@@ -80,11 +101,11 @@ from mmcore.venues.kalshi.schema import (
 )
 
 __all__ = [
-    "DEFAULT_QUEUE_MAX_MESSAGES", "EXCHANGE_INDEX", "HEARTBEAT_INTERVAL_S", "HEARTBEAT_PAYLOAD",
-    "HeartbeatProtocol", "Outgoing", "Subscription", "TickerBoard", "WsHub", "WsSession",
-    "market_id_for", "render_delta", "render_fill", "render_lifecycle", "render_order_group",
-    "render_position", "render_snapshot", "render_trade", "render_user_order", "ws_route",
-    "ws_server_options",
+    "DEFAULT_FLUSH_SPACING_S", "DEFAULT_QUEUE_MAX_MESSAGES", "EXCHANGE_INDEX",
+    "HEARTBEAT_INTERVAL_S", "HEARTBEAT_PAYLOAD", "FanoutIndex", "HeartbeatProtocol", "Outgoing",
+    "Subscription", "TickerBoard", "WsHub", "WsSession", "fan_out", "market_id_for",
+    "render_delta", "render_fill", "render_lifecycle", "render_order_group", "render_position",
+    "render_snapshot", "render_trade", "render_user_order", "ws_route", "ws_server_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,32 +117,143 @@ HEARTBEAT_TIMEOUT_S = 20.0
 HEARTBEAT_PAYLOAD = b"heartbeat"
 DEFAULT_QUEUE_MAX_MESSAGES = 10_000
 """Data frames a connection may have waiting before a subscription overflows (error 25)."""
-EXCHANGE_INDEX = 0
-"""The shard every simulated market lives on."""
+DEFAULT_FLUSH_SPACING_S = 50e-6
+"""Pause before the next flush per connection the last flush woke (see the module rules). One
+woken connection costs ~10–15 µs of the loop here (a task step and a socket write), so this keeps
+that to roughly a quarter of a saturated loop."""
 
 SEQUENCED_DATA_TYPES = frozenset({"orderbook_snapshot", "orderbook_delta", "order_group_updates"})
 FILTERLESS_CHANNELS = frozenset(
     {"market_lifecycle_v2", "multivariate_market_lifecycle", "order_group_updates",
      "communications"})
 """Channels that take no market filter (every market, or the user's own groups)."""
+OWNED_CHANNELS = frozenset({"fill", "user_orders", "market_positions", "order_group_updates"})
+"""Channels that carry only the connection's own user's events."""
 QUIET_CHANNELS = frozenset({"multivariate_market_lifecycle", "communications"})
 """Accepted but never emit here: the local exchange has no combos and no RFQs."""
 UNAVAILABLE_CHANNELS = frozenset({"cfbenchmarks_value", "pyth_value"})
-_MARKET_ID_NAMESPACE = uuid.UUID("6f1b8a52-54a1-4c55-9d3e-3b7c1d0a5e21")
 
 
-def market_id_for(ticker: str) -> str:
-    """The market's UUID on the wire: stable, derived from the ticker (uuid5)."""
-    return str(uuid.uuid5(_MARKET_ID_NAMESPACE, ticker))
+# === heartbeats and write coalescing (transport) =================================================
 
 
-# === heartbeats (transport) ======================================================================
+class _CoalescingTransport:
+    """What :class:`HeartbeatProtocol` writes through: bytes written during one loop pass are
+    joined and handed to the real transport once, at the start of the next pass — one ``send``
+    call per socket and pass instead of one per frame. Order is kept (every write, control
+    frames included, goes through here) and :meth:`close` writes what is pending first."""
+
+    __slots__ = ("_transport", "_loop", "_pending", "_scheduled")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._pending.append(data)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:  # pause_reading, get_extra_info, …
+        return getattr(self._transport, name)
+
+
+def _frame_header(first_byte: int, length: int) -> bytes:
+    """An unmasked (server) frame header: FIN/RSV/opcode byte, then the payload length."""
+    if length < 126:
+        return bytes((first_byte, length))
+    if length < 65536:
+        return struct.pack("!BBH", first_byte, 126, length)
+    return struct.pack("!BBQ", first_byte, 127, length)
+
+
+_FIN_TEXT = 0x81
+"""FIN + opcode 1 (text)."""
+_FIN_RSV1_TEXT = 0xC1
+"""FIN + RSV1 (compressed, permessage-deflate) + opcode 1."""
+_SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
+_TEXT_GENERIC, _TEXT_PLAIN, _TEXT_DEFLATE = 0, 1, 2
 
 
 class HeartbeatProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets protocol with Kalshi's keepalive ping payload ``heartbeat``
     (uvicorn's own ping carries 4 random bytes). Same timers otherwise: a ping every
-    ``ws_ping_interval`` s; no pong within ``ws_ping_timeout`` s closes with 1011."""
+    ``ws_ping_interval`` s; no pong within ``ws_ping_timeout`` s closes with 1011.
+
+    Two shortcuts for the fan-out, same bytes on the wire:
+
+    - writes go through a :class:`_CoalescingTransport`: the frames a writer sends back to back
+      leave in one socket write;
+    - a ``websocket.send`` text message on an open, writable connection is framed here (RFC 6455
+      §5.2: one final text frame, unmasked; compressed with the connection's own
+      permessage-deflate encoder when that was negotiated, as :mod:`websockets` does) instead of
+      through :mod:`websockets`' generic frame objects. Anything else — other messages, a
+      connection that is closing or paused, an extension set other than none or
+      permessage-deflate with context takeover — takes uvicorn's path.
+    """
+
+    _text_mode: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport = _CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
+
+    def _pick_text_mode(self) -> int:
+        exts = self.conn.extensions
+        if not exts:
+            return _TEXT_PLAIN
+        if (len(exts) == 1 and isinstance(exts[0], PerMessageDeflate)
+                and not exts[0].local_no_context_takeover):
+            return _TEXT_DEFLATE
+        return _TEXT_GENERIC
+
+    async def send(self, message: Any) -> None:
+        if (message["type"] == "websocket.send" and self.handshake_complete
+                and not self.close_sent and not self.disconnected
+                and self.initial_response is None and self.writable.is_set()
+                and self.conn.state is State.OPEN and not self.conn.expect_continuation_frame):
+            text = message.get("text")
+            if text is not None and message.get("bytes") is None:
+                mode = self._text_mode
+                if mode is None:
+                    mode = self._text_mode = self._pick_text_mode()
+                if mode == _TEXT_PLAIN:
+                    data = text.encode()
+                    self.transport.write(_frame_header(_FIN_TEXT, len(data)) + data)
+                    return
+                if mode == _TEXT_DEFLATE:
+                    encoder = self.conn.extensions[0].encoder  # type: ignore[attr-defined]
+                    data = encoder.compress(text.encode()) + encoder.flush(zlib.Z_SYNC_FLUSH)
+                    if data.endswith(_SYNC_FLUSH_TAIL):
+                        data = data[:-4]
+                    self.transport.write(_frame_header(_FIN_RSV1_TEXT, len(data)) + data)
+                    return
+        await super().send(message)
 
     def send_keepalive_ping(self) -> None:
         self.ping_timer = None
@@ -138,250 +270,13 @@ class HeartbeatProtocol(WebSocketsSansIOProtocol):
 
 
 def ws_server_options(heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
-                      heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S) -> dict[str, Any]:
+                      heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S, *,
+                      per_message_deflate: bool = True) -> dict[str, Any]:
     """uvicorn options (e.g. ``LoopbackServer(app, **ws_server_options())``) for Kalshi-like
-    heartbeats: Ping frames with payload ``heartbeat`` every ``heartbeat_interval_s`` seconds."""
+    heartbeats: Ping frames with payload ``heartbeat`` every ``heartbeat_interval_s`` seconds.
+    ``per_message_deflate=False`` declines compression even when a client offers it."""
     return {"ws": HeartbeatProtocol, "ws_ping_interval": heartbeat_interval_s,
-            "ws_ping_timeout": heartbeat_timeout_s}
-
-
-# === renderers: engine values → Kalshi msg dicts (pure) ==========================================
-
-
-def _ms(ns: int) -> int:
-    return ns // 1_000_000
-
-
-def _s(ns: int) -> int:
-    return ns // 1_000_000_000
-
-
-def _rfc3339(ns: int) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-23T18:04:05.123Z``."""
-    base = datetime.fromtimestamp(_s(ns), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{_ms(ns) % 1000:03d}Z"
-
-
-def _outcome(book_side: str) -> str:
-    return "yes" if book_side == "bid" else "no"
-
-
-def _levels(levels: Iterable[tuple[int, int]]) -> list[list[str]]:
-    return [[format_dollars(p), format_count_fp(n)] for p, n in levels]
-
-
-def render_snapshot(ticker: str, yes: list[tuple[int, int]], no: list[tuple[int, int]], *,
-                    use_yes_price: bool) -> dict[str, Any]:
-    """``orderbook_snapshot`` msg from :meth:`Engine.orderbook` (bids, ascending); NO levels at
-    NO-leg prices, or at the YES price (still ascending) with ``use_yes_price``. An empty side's
-    key is absent."""
-    msg: dict[str, Any] = {"market_ticker": ticker, "market_id": market_id_for(ticker)}
-    if yes:
-        msg["yes_dollars_fp"] = _levels(yes)
-    if no:
-        msg["no_dollars_fp"] = _levels(
-            sorted((PRICE_ONE - p, n) for p, n in no) if use_yes_price else no)
-    return msg
-
-
-def render_delta(ev: BookDelta, *, use_yes_price: bool, own: bool) -> dict[str, Any]:
-    """``orderbook_delta`` msg; ``client_order_id`` only when ``own`` (the subscriber's order)."""
-    price = PRICE_ONE - ev.price if ev.side == "no" and use_yes_price else ev.price
-    msg: dict[str, Any] = {
-        "market_ticker": ev.ticker, "market_id": market_id_for(ev.ticker),
-        "price_dollars": format_dollars(price), "delta_fp": format_count_fp(ev.delta),
-        "side": ev.side,
-    }
-    if own and ev.client_order_id is not None:
-        msg["client_order_id"] = ev.client_order_id
-    msg["ts"] = _rfc3339(ev.ts_ns)
-    msg["ts_ms"] = _ms(ev.ts_ns)
-    return msg
-
-
-def render_trade(t: Trade) -> dict[str, Any]:
-    side = _outcome(t.taker_side)
-    return {
-        "trade_id": t.trade_id, "market_ticker": t.ticker,
-        "yes_price_dollars": format_dollars(t.price),
-        "no_price_dollars": format_dollars(PRICE_ONE - t.price),
-        "count_fp": format_count_fp(t.count), "taker_side": side, "taker_outcome_side": side,
-        "taker_book_side": t.taker_side, "is_block_trade": False, "ts": _s(t.ts_ns),
-        "ts_ms": _ms(t.ts_ns),
-    }
-
-
-def render_fill(f: Fill) -> dict[str, Any]:
-    """``fill`` msg. Deprecated ``side``/``action``/``purchased_side`` in legacy terms: an ask
-    (sell YES) reads as buying NO (kalshi.md §7.7)."""
-    side = _outcome(f.side)
-    msg: dict[str, Any] = {
-        "trade_id": f.trade_id, "order_id": f.order_id, "market_ticker": f.ticker,
-        "exchange_index": EXCHANGE_INDEX, "is_taker": f.is_taker, "side": side, "action": "buy",
-        "purchased_side": side, "outcome_side": side, "book_side": f.side,
-        "yes_price_dollars": format_dollars(f.price), "count_fp": format_count_fp(f.count),
-        "fee_cost": format_dollars(f.fee), "post_position_fp": format_count_fp(f.post_position),
-    }
-    if f.client_order_id is not None:
-        msg["client_order_id"] = f.client_order_id
-    msg["ts"] = _s(f.ts_ns)
-    msg["ts_ms"] = _ms(f.ts_ns)
-    return msg
-
-
-def render_user_order(o: Order) -> dict[str, Any]:
-    """``user_order`` msg (``client_order_id`` is required on the wire: ``""`` when unset)."""
-    side = _outcome(o.side)
-    msg: dict[str, Any] = {
-        "order_id": o.order_id, "user_id": o.user_id, "ticker": o.ticker, "status": o.status,
-        "side": side, "is_yes": side == "yes", "outcome_side": side, "book_side": o.side,
-        "yes_price_dollars": format_dollars(o.price),
-        "fill_count_fp": format_count_fp(o.filled),
-        "remaining_count_fp": format_count_fp(o.remaining),
-        "initial_count_fp": format_count_fp(o.initial_count),
-        "taker_fill_cost_dollars": format_dollars(o.taker_fill_cost),
-        "maker_fill_cost_dollars": format_dollars(o.maker_fill_cost),
-        "taker_fees_dollars": format_dollars(o.taker_fees),
-        "maker_fees_dollars": format_dollars(o.maker_fees),
-        "client_order_id": o.client_order_id or "",
-        "self_trade_prevention_type": o.self_trade_prevention,
-        "created_time": _rfc3339(o.created_ns), "created_ts_ms": _ms(o.created_ns),
-        "last_update_time": _rfc3339(o.updated_ns), "last_updated_ts_ms": _ms(o.updated_ns),
-        "subaccount_number": 0,
-    }
-    if o.order_group_id is not None:
-        msg["order_group_id"] = o.order_group_id
-    if o.expiration_ns is not None:
-        msg["expiration_time"] = _rfc3339(o.expiration_ns)
-        msg["expiration_ts_ms"] = _ms(o.expiration_ns)
-    return msg
-
-
-def render_position(ev: PositionEvent) -> dict[str, Any]:
-    """``market_position`` msg; ``position_fee_cost_dollars`` is the fees paid in the market."""
-    return {
-        "user_id": ev.user_id, "market_ticker": ev.ticker,
-        "position_fp": format_count_fp(ev.position),
-        "position_cost_dollars": format_dollars(ev.position_cost),
-        "realized_pnl_dollars": format_dollars(ev.realized_pnl),
-        "fees_paid_dollars": format_dollars(ev.fees_paid),
-        "position_fee_cost_dollars": format_dollars(ev.fees_paid),
-        "volume_fp": format_count_fp(ev.volume),
-    }
-
-
-_STRUCTURES = {TickGrid.linear_cent(): "linear_cent", TickGrid.deci_cent(): "deci_cent",
-               TickGrid.tapered_deci_cent(): "tapered_deci_cent"}
-
-
-def render_lifecycle(ev: LifecycleEvent, grid: TickGrid | None = None) -> dict[str, Any]:
-    """``market_lifecycle_v2`` msg with the optional fields its ``event_type`` carries (times in
-    unix seconds). ``grid`` (the market's) adds ``price_level_structure``/``price_ranges`` to
-    ``created``."""
-    msg: dict[str, Any] = {"event_type": ev.event_type, "market_ticker": ev.ticker}
-    x = ev.extra
-    if ev.event_type == "created":
-        msg["exchange_index"] = EXCHANGE_INDEX
-        if "open_ns" in x:
-            msg["open_ts"] = _s(x["open_ns"])
-        if "close_ns" in x:
-            msg["close_ts"] = _s(x["close_ns"])
-        if grid is not None:
-            if grid in _STRUCTURES:
-                msg["price_level_structure"] = _STRUCTURES[grid]
-            msg["price_ranges"] = [
-                {"start": format_dollars(a), "end": format_dollars(b), "step": format_dollars(s)}
-                for a, b, s in grid.ranges]
-    elif ev.event_type in ("activated", "deactivated"):
-        msg["is_deactivated"] = bool(x.get("is_deactivated", ev.event_type == "deactivated"))
-    elif ev.event_type == "close_date_updated":
-        msg["close_ts"] = _s(x.get("close_ns", ev.ts_ns))
-    elif ev.event_type == "determined":
-        msg["result"] = ev.result or ""
-        msg["determination_ts"] = _s(ev.ts_ns)
-        if "settlement_value" in x:
-            msg["settlement_value"] = format_dollars(x["settlement_value"])
-    elif ev.event_type == "settled":
-        msg["settled_ts"] = _s(ev.ts_ns)
-    return msg
-
-
-def render_order_group(ev: OrderGroupEvent) -> dict[str, Any]:
-    msg: dict[str, Any] = {"event_type": ev.event_type, "order_group_id": ev.order_group_id}
-    if ev.contracts_limit is not None:
-        msg["contracts_limit_fp"] = format_count_fp(ev.contracts_limit)
-    msg["ts_ms"] = _ms(ev.ts_ns)
-    return msg
-
-
-# === ticker channel state ========================================================================
-
-
-@dataclass
-class TickerBoard:
-    """Last ``ticker`` state per market; :meth:`changed` renders the markets whose best
-    bid/ask, sizes, last price, volume or open interest moved. ``dollar_volume`` is the YES
-    notional traded (whole dollars, floored); ``dollar_open_interest`` $1 per open pair."""
-
-    engine: Engine
-    _last: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    _notional: dict[str, int] = field(default_factory=dict)
-    _last_size: dict[str, int] = field(default_factory=dict)
-
-    def _catch_up(self, ticker: str) -> None:
-        if ticker not in self._notional:
-            trades = self.engine.trades(ticker)
-            self._notional[ticker] = sum(notional(t.price, t.count) for t in trades)
-            self._last_size[ticker] = trades[-1].count if trades else 0
-
-    def _state(self, ticker: str) -> tuple[Any, ...]:
-        m = self.engine.get_market(ticker)
-        return (*self.engine.best(ticker), m.last_price, m.volume, m.open_interest)
-
-    def forget(self) -> None:
-        """Drop cached state (nobody listens; the next render recomputes from the engine)."""
-        self._last.clear()
-        self._notional.clear()
-        self._last_size.clear()
-
-    def render(self, ticker: str, now_ns: int,
-               state: tuple[Any, ...] | None = None) -> dict[str, Any]:
-        """The market's ``ticker`` msg now (also remembered as the last state sent)."""
-        self._catch_up(ticker)
-        state = self._last[ticker] = state or self._state(ticker)
-        bid, bid_size, ask, ask_size, last, volume, oi = state
-        return {
-            "market_ticker": ticker, "market_id": market_id_for(ticker),
-            "price_dollars": format_dollars(last or 0),
-            "yes_bid_dollars": format_dollars(bid if bid is not None else 0),
-            "yes_ask_dollars": format_dollars(ask if ask is not None else PRICE_ONE),
-            "volume_fp": format_count_fp(volume), "open_interest_fp": format_count_fp(oi),
-            "dollar_volume": self._notional[ticker] // PRICE_ONE,
-            "dollar_open_interest": oi // CONTRACT,
-            "yes_bid_size_fp": format_count_fp(bid_size),
-            "yes_ask_size_fp": format_count_fp(ask_size),
-            "last_trade_size_fp": format_count_fp(self._last_size[ticker]),
-            "ts": _s(now_ns), "ts_ms": _ms(now_ns), "time": _rfc3339(now_ns),
-        }
-
-    def changed(self, events: list[EngineEvent], now_ns: int) -> list[dict[str, Any]]:
-        """``ticker`` msgs for the markets this batch changed, in first-touched order."""
-        touched: dict[str, None] = {}
-        for ev in events:
-            if isinstance(ev, BookDelta):
-                touched[ev.ticker] = None
-            elif isinstance(ev, TradeEvent):
-                t = ev.trade
-                if t.ticker in self._notional:
-                    self._notional[t.ticker] += notional(t.price, t.count)
-                    self._last_size[t.ticker] = t.count
-                touched[t.ticker] = None
-        out = []
-        for t in touched:
-            state = self._state(t)
-            if self._last.get(t) != state:
-                out.append(self.render(t, now_ns, state))
-        return out
+            "ws_ping_timeout": heartbeat_timeout_s, "ws_per_message_deflate": per_message_deflate}
 
 
 # === one connection, without I/O =================================================================
@@ -389,11 +284,17 @@ class TickerBoard:
 
 class Outgoing(NamedTuple):
     """A frame to send. ``data`` frames count against the connection's bound and die with their
-    subscription; command replies (``data=False``) always go out."""
+    subscription; command replies (``data=False``) always go out. ``text`` is the frame already
+    encoded (then ``payload`` is ``None``)."""
 
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None
     sid: int | None = None
     data: bool = True
+    text: str | None = None
+
+    def wire(self) -> str:
+        """The frame's JSON text."""
+        return self.text if self.text is not None else encode_json(self.payload)
 
 
 @dataclass
@@ -455,6 +356,8 @@ class WsSession:
 
     ``clock_ns`` stamps fault log entries and ``ticker`` messages; ``faults`` is shared with the
     whole exchange (counters are consumed by whichever connection uses them first).
+    ``on_change`` (optional) is called after every command and every dropped subscription, so a
+    driver can re-index who listens to what.
     """
 
     def __init__(self, user_id: str, engine: Engine, faults: Faults, board: TickerBoard,
@@ -467,11 +370,22 @@ class WsSession:
         self.subs: dict[int, Subscription] = {}
         self.by_channel: dict[str, Subscription] = {}
         self._next_sid = 1
+        self.on_change: Callable[[], None] | None = None
 
     # --- commands -------------------------------------------------------------------------------
 
     def handle_text(self, text: str) -> list[Outgoing]:
         """One client text frame → reply frames (errors included; never raises for bad input)."""
+        try:
+            return self._command(text)
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def _command(self, text: str) -> list[Outgoing]:
         try:
             cmd = parse_ws_command(text)
         except InvalidRequestError as exc:
@@ -625,6 +539,8 @@ class WsSession:
         sub = self.subs.pop(sid, None)
         if sub is not None and self.by_channel.get(sub.channel) is sub:
             del self.by_channel[sub.channel]
+        self._changed()
+
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -633,77 +549,220 @@ class WsSession:
         self.faults.log.append({"at_ns": self.clock_ns(), "kind": kind,
                                 "params": {"user": self.user_id, **params}})
 
-    def _sequenced(self, sub: Subscription, type_: str, msg: dict[str, Any]) -> Outgoing:
-        """A data frame with the sid's next seq, skipping one first under a seq-gap fault."""
-        if self.faults.ws_seq_gap_pending > 0:
-            self.faults.ws_seq_gap_pending -= 1
-            self.log_fault("seq_gap", sid=sub.sid, skipped_seq=sub.next_seq())
-        return Outgoing({"type": type_, "sid": sub.sid, "seq": sub.next_seq(), "msg": msg},
-                        sub.sid)
-
-    def _plain(self, sub: Subscription, type_: str, msg: dict[str, Any]) -> Outgoing:
-        return Outgoing({"type": type_, "sid": sub.sid, "msg": msg}, sub.sid)
-
-    def _own(self, channel: str, user_id: str, ticker: str | None) -> Subscription | None:
-        sub = self.by_channel.get(channel)
-        if sub is None or user_id != self.user_id or (ticker is not None
-                                                      and not sub.covers(ticker)):
-            return None
-        return sub
-
     def on_events(self, events: list[EngineEvent],
                   ticker_msgs: list[dict[str, Any]]) -> list[Outgoing]:
-        """Frames for one published batch, in event order, then this batch's ``ticker`` msgs."""
-        out: list[Outgoing] = []
-        by = self.by_channel
-        for ev in events:
-            if isinstance(ev, BookDelta):
-                sub = by.get("orderbook_delta")
-                if sub is not None and sub.covers(ev.ticker):
-                    msg = render_delta(ev, use_yes_price=sub.use_yes_price,
-                                       own=ev.user_id == self.user_id)
-                    frame = self._sequenced(sub, "orderbook_delta", msg)
-                    out.append(frame)
-                    if self.faults.ws_duplicate_pending > 0:
-                        self.faults.ws_duplicate_pending -= 1
-                        self.log_fault("duplicate_delta", sid=sub.sid, seq=frame.payload["seq"])
-                        out.append(frame)
-            elif isinstance(ev, TradeEvent):
-                sub = by.get("trade")
-                if sub is not None and sub.covers(ev.trade.ticker):
-                    out.append(self._plain(sub, "trade", render_trade(ev.trade)))
-            elif isinstance(ev, FillEvent):
-                sub = self._own("fill", ev.fill.user_id, ev.fill.ticker)
-                if sub is not None:
-                    out.append(self._plain(sub, "fill", render_fill(ev.fill)))
-            elif isinstance(ev, OrderEvent):
-                sub = self._own("user_orders", ev.order.user_id, ev.order.ticker)
-                if sub is not None:
-                    out.append(self._plain(sub, "user_order", render_user_order(ev.order)))
-            elif isinstance(ev, PositionEvent):
-                sub = self._own("market_positions", ev.user_id, ev.ticker)
-                if sub is not None:
-                    out.append(self._plain(sub, "market_position", render_position(ev)))
-            elif isinstance(ev, LifecycleEvent):
-                sub = by.get("market_lifecycle_v2")
-                if sub is not None:
-                    grid = (self.engine.get_market(ev.ticker).grid
-                            if ev.event_type == "created" else None)
-                    out.append(self._plain(sub, "market_lifecycle_v2",
-                                           render_lifecycle(ev, grid)))
-            elif isinstance(ev, OrderGroupEvent):
-                sub = self._own("order_group_updates", ev.user_id, None)
-                if sub is not None:
-                    out.append(self._sequenced(sub, "order_group_updates",
-                                               render_order_group(ev)))
-        sub = by.get("ticker")
-        if sub is not None:
-            out += [self._plain(sub, "ticker", m) for m in ticker_msgs
-                    if sub.covers(m["market_ticker"])]
-        return out
+        """Frames for one published batch, in event order, then this batch's ``ticker`` msgs
+        (pre-encoded: ``Outgoing.text``). The hub does the same for every connection at once."""
+        sink = _FrameList(self)
+        fan_out(events, ticker_msgs, FanoutIndex([sink]), self.engine, self.faults)
+        return sink.frames
+
+
+# === fan-out: one batch → every subscription it reaches ==========================================
+
+
+class FanoutTarget(Protocol):
+    """A receiver of data frames: a session and where its frames go."""
+
+    session: WsSession
+
+    def push_data(self, text: str, sid: int) -> None: ...
+
+
+Pair = tuple[FanoutTarget, Subscription]
+_NONE: tuple[Pair, ...] = ()
+
+
+class _FrameList:
+    """:meth:`WsSession.on_events`'s target: collects the frames."""
+
+    def __init__(self, session: WsSession) -> None:
+        self.session = session
+        self.frames: list[Outgoing] = []
+
+    def push_data(self, text: str, sid: int) -> None:
+        self.frames.append(Outgoing(None, sid, True, text))
+
+
+class FanoutIndex:
+    """Who listens to what, built from the targets' subscriptions: market channels by channel and
+    ticker (plus the subscriptions covering every market), owned channels by channel and user.
+    An event then costs work only for the subscriptions it reaches. Rebuild after any change."""
+
+    def __init__(self, targets: Iterable[FanoutTarget]) -> None:
+        self.by_market: dict[str, dict[str, list[Pair]]] = {}
+        self.every_market: dict[str, list[Pair]] = {}
+        self.by_owner: dict[str, dict[str, list[Pair]]] = {}
+        for target in targets:
+            session = target.session
+            for sub in session.subs.values():
+                ch = sub.channel
+                if ch in OWNED_CHANNELS:
+                    self.by_owner.setdefault(ch, {}).setdefault(session.user_id, []).append(
+                        (target, sub))
+                elif sub.tickers is None:
+                    self.every_market.setdefault(ch, []).append((target, sub))
+                else:
+                    markets = self.by_market.setdefault(ch, {})
+                    for ticker in sub.tickers:
+                        markets.setdefault(ticker, []).append((target, sub))
+
+    def has(self, channel: str) -> bool:
+        return (channel in self.by_market or channel in self.every_market
+                or channel in self.by_owner)
+
+    def market(self, channel: str, ticker: str) -> Sequence[Pair]:
+        """Subscriptions of a market channel covering ``ticker``."""
+        every = self.every_market.get(channel)
+        markets = self.by_market.get(channel)
+        hit = markets.get(ticker) if markets is not None else None
+        if every is None:
+            return hit or _NONE
+        return every if hit is None else every + hit
+
+    def owned(self, channel: str, user_id: str, ticker: str | None) -> Sequence[Pair]:
+        """``user_id``'s subscriptions of an owned channel (covering ``ticker`` when given)."""
+        users = self.by_owner.get(channel)
+        pairs = users.get(user_id) if users is not None else None
+        if not pairs:
+            return _NONE
+        if ticker is None:
+            return pairs
+        return [p for p in pairs if p[1].covers(ticker)]
+
+
+_DELTA = FRAME_TEMPLATES["orderbook_delta"]
+
+
+def _fan_delta(ev: BookDelta, pairs: Sequence[Pair], faults: Faults) -> None:
+    """One ``orderbook_delta`` to its subscriptions. At most four bodies per event (NO-side
+    price flipped for ``use_yes_price`` or not × the owner's ``client_order_id`` or not), each
+    encoded once; the owner's variant only if the owner subscribes."""
+    flip = ev.side == "no"
+    owner = ev.user_id if ev.client_order_id is not None else None
+    if owner is None and faults.ws_seq_gap_pending <= 0 and faults.ws_duplicate_pending <= 0:
+        # the common case, kept tight: no owner variant, no fault to apply
+        plain = flipped = ""
+        for target, sub in pairs:
+            if flip and sub.use_yes_price:
+                body = flipped or (flipped := encode_json(
+                    render_delta(ev, use_yes_price=True, own=False)))
+            else:
+                body = plain or (plain := encode_json(
+                    render_delta(ev, use_yes_price=False, own=False)))
+            sub.seq = seq = sub.seq + 1
+            target.push_data(_DELTA % (sub.sid, seq, body), sub.sid)
+        return
+    bodies: dict[int, str] = {}
+    for target, sub in pairs:
+        session = target.session
+        own = owner is not None and session.user_id == owner
+        key = (2 if flip and sub.use_yes_price else 0) + own
+        body = bodies.get(key)
+        if body is None:
+            body = bodies[key] = encode_json(
+                render_delta(ev, use_yes_price=sub.use_yes_price, own=own))
+        if faults.ws_seq_gap_pending > 0:
+            faults.ws_seq_gap_pending -= 1
+            session.log_fault("seq_gap", sid=sub.sid, skipped_seq=sub.next_seq())
+        sub.seq += 1
+        text = _DELTA % (sub.sid, sub.seq, body)
+        target.push_data(text, sub.sid)
+        if faults.ws_duplicate_pending > 0:
+            faults.ws_duplicate_pending -= 1
+            session.log_fault("duplicate_delta", sid=sub.sid, seq=sub.seq)
+            target.push_data(text, sub.sid)
+
+
+def _fan_plain(type_: str, body: str, pairs: Sequence[Pair]) -> None:
+    template = FRAME_TEMPLATES[type_]
+    for target, sub in pairs:
+        target.push_data(template % (sub.sid, body), sub.sid)
+
+
+def _fan_sequenced(type_: str, body: str, pairs: Sequence[Pair], faults: Faults) -> None:
+    template = FRAME_TEMPLATES[type_]
+    for target, sub in pairs:
+        if faults.ws_seq_gap_pending > 0:
+            faults.ws_seq_gap_pending -= 1
+            target.session.log_fault("seq_gap", sid=sub.sid, skipped_seq=sub.next_seq())
+        target.push_data(template % (sub.sid, sub.next_seq(), body), sub.sid)
+
+
+def _subscribers(ev: EngineEvent, index: FanoutIndex) -> Sequence[Pair]:
+    """The subscriptions an event reaches."""
+    if isinstance(ev, BookDelta):
+        return index.market("orderbook_delta", ev.ticker)
+    if isinstance(ev, TradeEvent):
+        return index.market("trade", ev.trade.ticker)
+    if isinstance(ev, FillEvent):
+        return index.owned("fill", ev.fill.user_id, ev.fill.ticker)
+    if isinstance(ev, OrderEvent):
+        return index.owned("user_orders", ev.order.user_id, ev.order.ticker)
+    if isinstance(ev, PositionEvent):
+        return index.owned("market_positions", ev.user_id, ev.ticker)
+    if isinstance(ev, LifecycleEvent):
+        return index.market("market_lifecycle_v2", ev.ticker)
+    if isinstance(ev, OrderGroupEvent):
+        return index.owned("order_group_updates", ev.user_id, None)
+    return _NONE
+
+
+def _emit(ev: EngineEvent, pairs: Sequence[Pair], engine: Engine, faults: Faults) -> None:
+    """One event's frames to ``pairs`` (its subscriptions): the msg rendered once."""
+    if isinstance(ev, BookDelta):
+        _fan_delta(ev, pairs, faults)
+    elif isinstance(ev, TradeEvent):
+        _fan_plain("trade", encode_json(render_trade(ev.trade)), pairs)
+    elif isinstance(ev, FillEvent):
+        _fan_plain("fill", encode_json(render_fill(ev.fill)), pairs)
+    elif isinstance(ev, OrderEvent):
+        _fan_plain("user_order", encode_json(render_user_order(ev.order)), pairs)
+    elif isinstance(ev, PositionEvent):
+        _fan_plain("market_position", encode_json(render_position(ev)), pairs)
+    elif isinstance(ev, LifecycleEvent):
+        grid = engine.get_market(ev.ticker).grid if ev.event_type == "created" else None
+        _fan_plain("market_lifecycle_v2", encode_json(render_lifecycle(ev, grid)), pairs)
+    elif isinstance(ev, OrderGroupEvent):
+        _fan_sequenced("order_group_updates", encode_json(render_order_group(ev)), pairs, faults)
+
+
+def fan_out(events: list[EngineEvent], ticker_msgs: list[dict[str, Any]], index: FanoutIndex,
+            engine: Engine, faults: Faults,
+            on_error: Callable[[Sequence[Pair]], None] | None = None) -> None:
+    """Push one published batch's data frames to every subscription in ``index`` it reaches:
+    per target, in event order, then the ``ticker`` msgs. Each ``msg`` is rendered and encoded
+    once per batch (see :func:`_fan_delta` for a delta's variants). With ``on_error``, an event
+    whose frames could not be made is reported with its subscriptions (called inside the
+    ``except`` block) and the rest go on; without, the exception propagates."""
+    for ev in events:
+        pairs: Sequence[Pair] = _NONE
+        try:
+            pairs = _subscribers(ev, index)
+            if pairs:
+                _emit(ev, pairs, engine, faults)
+        except Exception:
+            if on_error is None:
+                raise
+            on_error(pairs)
+    for msg in ticker_msgs:
+        pairs = _NONE
+        try:
+            pairs = index.market("ticker", msg["market_ticker"])
+            if pairs:
+                _fan_plain("ticker", encode_json(msg), pairs)
+        except Exception:
+            if on_error is None:
+                raise
+            on_error(pairs)
 
 
 # === the driver ==================================================================================
+
+
+_Queued = str | Outgoing | None
+"""A connection's outbound queue: ``str`` = an encoded data frame, :class:`Outgoing` = a command
+reply, ``None`` = stop (a close was requested)."""
 
 
 class _Connection:
@@ -713,54 +772,92 @@ class _Connection:
         self.hub = hub
         self.websocket = websocket
         self.session = session
-        self.queue: asyncio.Queue[Outgoing | None] = asyncio.Queue()
+        self.pending: deque[_Queued] = deque()
         self.data_queued = 0
         self.close_request: tuple[int, str] | None = None
         self.peer_gone = False
         self.writer: asyncio.Task[None] | None = None
+        self.flagged = False
+        """Waiting for the hub's next flush."""
+        self._wakeup: asyncio.Future[None] | None = None
+
+    def push_data(self, text: str, sid: int) -> None:
+        """Queue an encoded data frame without blocking; over the bound it kills its sid (error
+        25). The writer is woken by the hub's next flush."""
+        if self.close_request is not None or sid not in self.session.subs:
+            return
+        if self.data_queued >= self.hub.queue_max_messages:
+            self.session.drop(sid)
+            self.push_reply(error_frame(
+                25, f"subscription {sid} dropped after "
+                f"{self.hub.queue_max_messages} queued messages", sid=sid))
+            return
+        self.data_queued += 1
+        self.pending.append(text)
+        if not self.flagged:
+            self.flagged = True
+            self.hub.flag(self)
+
+    def push_reply(self, frame: Outgoing) -> None:
+        """Queue a command reply (never dropped) and wake the writer now."""
+        if self.close_request is None:
+            self.pending.append(frame)
+            self.wake()
 
     def deliver(self, frames: Iterable[Outgoing]) -> None:
-        """Queue frames without blocking; a data frame over the bound kills its sid (error 25)."""
-        if self.close_request is not None:
-            return
+        """Queue a command's frames (replies, and data frames such as snapshots) in order."""
         for f in frames:
             if f.data:
-                if f.sid not in self.session.subs:
-                    continue
-                if self.data_queued >= self.hub.queue_max_messages:
-                    self.session.drop(f.sid)  # type: ignore[arg-type]
-                    self.queue.put_nowait(error_frame(
-                        25, f"subscription {f.sid} dropped after "
-                        f"{self.hub.queue_max_messages} queued messages", sid=f.sid))
-                    continue
-                self.data_queued += 1
-            self.queue.put_nowait(f)
+                self.push_data(f.wire(), f.sid)  # type: ignore[arg-type]
+            else:
+                self.push_reply(f)
+
+    def wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None:
+            self._wakeup = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def request_close(self, code: int, reason: str) -> None:
         """Stop sending and close with ``code`` as soon as the writer wakes up."""
         if self.close_request is None:
             self.close_request = (code, reason)
-            self.queue.put_nowait(None)
+            self.pending.append(None)
+            self.wake()
 
     async def write(self) -> None:
+        """Send everything queued, back to back, then wait to be woken."""
         faults = self.hub.ex.faults
+        pending = self.pending
+        send_text = self.websocket.send_text
+        loop = asyncio.get_running_loop()
         try:
             while self.close_request is None:
-                item = await self.queue.get()
+                if not pending:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    continue
+                item = pending.popleft()
                 if item is None or self.close_request is not None:
                     break
-                if item.data:
+                if item.__class__ is str:
                     self.data_queued -= 1
+                    text: str = item  # type: ignore[assignment]
+                else:
+                    text = item.wire()  # type: ignore[union-attr]
                 if faults.ws_disconnect_pending > 0:
                     faults.ws_disconnect_pending -= 1
                     self.session.log_fault("ws_disconnect")
                     self.close_request = (1011, "simulated disconnect")
                     break
-                await self.websocket.send_text(json.dumps(item.payload, separators=(",", ":")))
+                await send_text(text)
             if self.close_request is not None and not self.peer_gone:
                 await self.websocket.close(*self.close_request)
         except Exception as exc:  # the peer went away mid-send: the reader sees the disconnect
             log.debug("ws writer for %s stopped: %r", self.session.user_id, exc)
+        finally:
+            self._wakeup = None
 
 
 class WsHub:
@@ -768,18 +865,29 @@ class WsHub:
 
     Create it on the loop that runs the server and mutates the exchange; it subscribes to
     ``ex`` at once (:meth:`close` unsubscribes). Mount :meth:`route` (or :func:`ws_route`).
+    ``flush_spacing_s`` paces how often a busy hub wakes writers for data frames (0: on every
+    loop pass; see the module rules).
     """
 
     def __init__(self, ex: LocalExchange, *,
                  queue_max_messages: int = DEFAULT_QUEUE_MAX_MESSAGES,
-                 auth_window_ms: int = DEFAULT_WINDOW_MS) -> None:
+                 auth_window_ms: int = DEFAULT_WINDOW_MS,
+                 flush_spacing_s: float = DEFAULT_FLUSH_SPACING_S) -> None:
         if queue_max_messages < 1:
             raise ValueError("queue_max_messages must be >= 1")
+        if flush_spacing_s < 0:
+            raise ValueError("flush_spacing_s must be >= 0")
         self.ex = ex
         self.queue_max_messages = queue_max_messages
         self.auth_window_ms = auth_window_ms
+        self.flush_spacing_s = flush_spacing_s
         self.board = TickerBoard(ex.engine)
         self._connections: set[_Connection] = set()
+        self._index: FanoutIndex | None = None
+        self._flagged: list[_Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._next_flush_at = float("-inf")
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = ex.subscribe(self._on_events)
 
     @property
@@ -792,28 +900,61 @@ class WsHub:
     def close(self) -> None:
         """Stop receiving engine events (connections are left to :meth:`kick_all`)."""
         self._unsubscribe()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._flush()
+
+    def _invalidate(self) -> None:
+        self._index = None
+
+    def _fanout_index(self) -> FanoutIndex:
+        if self._index is None:
+            self._index = FanoutIndex(self._connections)
+        return self._index
+
+    def flag(self, conn: _Connection) -> None:
+        """``conn`` has data frames queued: wake its writer at the next flush — on the next loop
+        pass, or once the spacing after the previous flush has passed."""
+        self._flagged.append(conn)
+        if self._flush_handle is None:
+            loop = self._loop or asyncio.get_running_loop()
+            delay = self._next_flush_at - loop.time()
+            self._flush_handle = (loop.call_soon(self._flush) if delay <= 0
+                                  else loop.call_later(delay, self._flush))
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        flagged, self._flagged = self._flagged, []
+        if self._loop is not None:
+            self._next_flush_at = self._loop.time() + self.flush_spacing_s * len(flagged)
+        for conn in flagged:
+            conn.flagged = False
+            conn.wake()
 
     def _on_events(self, events: list[EngineEvent]) -> None:
         """The exchange's sink: render and queue, never block, never raise."""
-        conns = list(self._connections)
-        if not conns:
+        if not self._connections:
             return
-        now = self.ex.now_ns()
+        index = self._fanout_index()
         try:
-            if any("ticker" in c.session.by_channel for c in conns):
-                tickers = self.board.changed(events, now)
+            if index.has("ticker"):
+                tickers = self.board.changed(events, self.ex.now_ns())
             else:
                 tickers = []
                 self.board.forget()
         except Exception:
             log.exception("ws ticker rendering failed")
             tickers = []
-        for conn in conns:
-            try:
-                conn.deliver(conn.session.on_events(events, tickers))
-            except Exception:
-                log.exception("ws delivery to %s failed; closing it", conn.session.user_id)
-                conn.request_close(1011, "internal error")
+        fan_out(events, tickers, index, self.ex.engine, self.ex.faults, self._fan_out_failed)
+
+    @staticmethod
+    def _fan_out_failed(pairs: Sequence[Pair]) -> None:
+        log.exception("ws rendering failed; closing the %d subscription(s) it was for",
+                      len(pairs))
+        for target, _ in pairs:
+            if isinstance(target, _Connection):
+                target.request_close(1011, "internal error")
 
     async def kick_all(self, reason: str = "disconnect", code: int = 1011,
                        timeout_s: float = 5.0) -> int:
@@ -857,10 +998,13 @@ class WsHub:
                 await websocket.close(code=1008)
             return
         await websocket.accept()
+        self._loop = asyncio.get_running_loop()
         session = WsSession(user, self.ex.engine, self.ex.faults, self.board, self.ex.now_ns)
+        session.on_change = self._invalidate
         conn = _Connection(self, websocket, session)
         conn.writer = asyncio.create_task(conn.write())
         self._connections.add(conn)
+        self._invalidate()
         try:
             while True:
                 message = await websocket.receive()
@@ -875,6 +1019,7 @@ class WsHub:
                     conn.deliver([error_frame(1, "binary frames are not supported")])
         finally:
             self._connections.discard(conn)
+            self._invalidate()
             conn.peer_gone = True
             conn.request_close(1000, "")
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
