@@ -200,13 +200,18 @@ def _size(
     live orders in slots left without a quote are about to be cancelled but may still fill, so
     they do. Risk-reducing sides are sized first.
     """
-    quoted_slots: set[Slot] = {(m, s) for m, s, _, _ in candidates}
-    resting: list[LiveOrder | Quote] = [o for o in state.resting if o.slot not in quoted_slots]
+    # What could fill together, per slot: the live order until a new quote replaces it (an amend
+    # is atomic), then the quote. A slot whose candidate is cut to nothing keeps its live order
+    # in the count — it is cancelled later but may fill first.
+    by_slot: dict[Slot, list[LiveOrder | Quote]] = {}
+    for o in state.resting:
+        by_slot.setdefault(o.slot, []).append(o)
     pos = GamePosition(dict(state.positions), state.cash)
     out: list[Quote] = []
     order = sorted(candidates, key=lambda c: (not _reduces(c[1], c[3]), game.markets.index(c[0]), c[1]))
     for market, side, price, _q in order:
         fee = fee_ceil_cent(price, params.clip, maker=True, schedule=game.fees) * CONTRACT // params.clip
+        resting = [o for slot, orders in by_slot.items() if slot != (market, side) for o in orders]
         count, reason = cap_size(
             game.book, pos, resting, Quote(market, side, price, params.clip), limit,
             fee_per_contract=fee,
@@ -218,7 +223,7 @@ def _size(
             continue
         quote = Quote(market, side, price, count)
         out.append(quote)
-        resting.append(quote)
+        by_slot[(market, side)] = [quote]
     return out
 
 
