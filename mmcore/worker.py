@@ -235,6 +235,8 @@ class WorkerConfig:
     connectivity_grace_ns: int = 15 * NS
     """A WebSocket outage shorter than this only pulls quotes (books are stale); longer trips
     CONNECTIVITY (HALTED)."""
+    limit_memory_ns: int = 60 * NS
+    """INVENTORY_BREACH compares filled inventory with the largest hard limit of this window."""
     drift_confirm_ns: int = 10 * NS
     """A position drift counts only once it has lasted this long (and two reconciles): REST
     positions may lag fills by seconds, and reconciles asked for on demand can come ms apart."""
@@ -272,6 +274,7 @@ class GameWorker:
         self.latencies: deque[int] = deque(maxlen=200)
         self.rate_limited: deque[int] = deque(maxlen=100)
         self.recent_places: deque[RecentPlace] = deque(maxlen=64)
+        self.limit_history: deque[tuple[int, int]] = deque(maxlen=4096)
         self.ws_connected = False
         self.ws_down_since_ns: int | None = now_ns
         self.rest_failures = 0
@@ -610,7 +613,7 @@ class GameWorker:
         metrics = RiskMetrics(
             pnl_money=self.pnl_money(),
             worst_case_exposure=worst,
-            hard_limit=limit.hard_contracts,
+            hard_limit=self._breach_limit(limit.hard_contracts, now_ns),
             soft_limit=None,
             last_market_data_ns=self.last_market_data_ns if self.last_market_data_ns else self.started_ns,
             last_theo_ns=self.last_theo_ns if self.last_theo_ns is not None else self.started_ns,
@@ -648,6 +651,16 @@ class GameWorker:
             if now_ns >= self.game.start_ns and self.stopping is None:
                 self.stopping = "game start"
         self._maybe_refresh_theo(limit, now_ns, out)
+
+    def _breach_limit(self, hard: int, now_ns: int) -> int:
+        """The bound INVENTORY_BREACH checks filled inventory against: the largest hard limit in
+        force over the last ``limit_memory_ns``. The limit follows book liquidity, so a sweep can
+        shrink it under inventory that was acquired inside it; that must pull the adding side
+        (sizing and the gate do), not halt the game."""
+        self.limit_history.append((now_ns, hard))
+        while self.limit_history and now_ns - self.limit_history[0][0] > self.cfg.limit_memory_ns:
+            self.limit_history.popleft()
+        return max(h for _, h in self.limit_history)
 
     def _maybe_refresh_theo(self, limit: GameLimit, now_ns: int, out: Output) -> None:
         inv = directional_inventory(self.game.book, self.positions)
