@@ -539,7 +539,7 @@ async def test_client_limiter_keeps_a_burst_under_the_server_bucket(env: Env) ->
             return_exceptions=True)
         refused = [r for r in results if isinstance(r, RateLimitedError)]
         assert refused, "without a limiter the burst must overrun the server's bucket"
-    await asyncio.sleep(0.5)  # let the server bucket refill
+    await asyncio.sleep(0.5)  # ok: waits for time itself (token-bucket refill), not for an event
     limiter = RateLimiter.for_tier(tier, safety=0.9)
     async with env.client(max_retries=0, limiter=limiter) as rest:
         started = time.perf_counter()
@@ -586,7 +586,7 @@ async def test_presigned_requests_verify_and_counters_move(env: Env) -> None:
         cancels = await rest.batch_cancel(ids)
         assert all(isinstance(c, CancelAck) for c in cancels)
         assert (rest.presigned_used, rest.live_signed) == (3, 1)
-        await asyncio.sleep(0.25)  # the pool's next timestamp is now usable
+        await asyncio.sleep(0.25)  # ok: waits for time itself (the pool's next pre-signed timestamp)
         made = await rest.refill_presigned()
         assert made >= 1
         await rest.create_order(q(m, "bid", 3_400, 100))

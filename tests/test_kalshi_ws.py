@@ -625,7 +625,7 @@ async def test_unreachable_server_is_retried_until_close(env: Env) -> None:
 
     async def attempts(n: int) -> None:
         while ws.attempts < n:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # ok: poll interval inside a bounded wait
 
     await asyncio.wait_for(attempts(3), TIMEOUT_S)
     await stop(ws, rec)

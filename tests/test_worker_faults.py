@@ -172,7 +172,7 @@ class Run:
                 limit = self.worker.limit().hard_contracts
                 inv = max(map(abs, directional_inventory(self.driver.game.book, pos)))
                 self.inventory_samples.append((now, inv, limit))
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # ok: poll interval inside a bounded wait
 
     # --- waiting ---
 
