@@ -91,12 +91,12 @@ class VirtualTime:
             if deadline <= self.ns and not fut.done():
                 fut.set_result(None)
         for _ in range(10):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # ok: yields to the loop (virtual clock), no wall-clock wait
 
 
 async def settle_loop(n: int = 10) -> None:
     for _ in range(n):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # ok: yields to the loop, no wall-clock wait
 
 
 @pytest.fixture(scope="session")
