@@ -21,7 +21,7 @@ from mmcore.sim.engine import (
     BookDelta, Engine, EngineError, FillEvent, LifecycleEvent, OrderEvent, OrderGroupEvent,
     OrderRequest, PositionEvent, TradeEvent,
 )
-from mmcore.sim.engine_accounts import UNIT, FeeBound
+from mmcore.sim.engine_accounts import UNIT, FeeBound, requirement
 from mmcore.ticks import TickGrid
 from mmcore.units import CENT, CONTRACT, PRICE_ONE
 
@@ -784,6 +784,15 @@ def check_invariants(e: Engine, start: int, books: dict[str, dict]) -> None:
                     key = ("yes", o.price) if o.side == "bid" else ("no", PRICE_ONE - o.price)
                     levels[key] += o.remaining
         assert dict(levels) == books[ticker]
+    for u in e.users:  # the incremental reservations equal a recount from scratch
+        assert e.reserved(u) == sum(recount_reservation(e, u, t) for t in (M, M2)), u
+
+
+def recount_reservation(e: Engine, user: str, ticker: str) -> int:
+    """What ``user``'s resting orders in ``ticker`` reserve, summed over every order anew."""
+    terms = [(o.side, o.price, o.remaining) for o in e.orders(user, ticker=ticker)
+             if o.status == "resting"]
+    return requirement(terms, e.position(user, ticker), FeeBound.of(e.fee_schedule(ticker)))
 
 
 def storm(rnd: random.Random, size: int) -> list:

@@ -69,21 +69,32 @@ def notional_ceil(price: int, count: int) -> int:
     return -((-price * count) // CONTRACT)
 
 
+def order_cost(side: Side, price: int, count: int, bound: FeeBound) -> int:
+    """One order's term of its side's worst-case cost (money, price units): its leg's notional
+    rounded up (``p`` for a bid, ``1 − p`` for an ask) plus its fee bound."""
+    leg = price if side == "bid" else PRICE_ONE - price
+    return notional_ceil(leg, count) + bound(price, count)
+
+
+def requirement_of(bid_cost: int, bid_count: int, ask_cost: int, ask_count: int,
+                   position: int) -> int:
+    """Cash to reserve given each side's summed :func:`order_cost` and count (centi-contracts)
+    and the signed position: the larger side's cost, less ``UNIT`` per contract it would close."""
+    bid_worst = bid_cost - UNIT * min(bid_count, max(-position, 0))
+    ask_worst = ask_cost - UNIT * min(ask_count, max(position, 0))
+    return max(bid_worst, ask_worst, 0)
+
+
 def requirement(
     orders: Iterable[tuple[Side, int, int]], position: int, bound: FeeBound
 ) -> int:
     """Cash to reserve for one user's ``(side, price, remaining)`` orders in one market."""
-    bid_cost = ask_cost = bid_count = ask_count = 0
+    sums = [0, 0, 0, 0]  # bid cost, bid count, ask cost, ask count
     for side, price, n in orders:
-        if side == "bid":
-            bid_cost += notional_ceil(price, n) + bound(price, n)
-            bid_count += n
-        else:
-            ask_cost += notional_ceil(PRICE_ONE - price, n) + bound(price, n)
-            ask_count += n
-    bid_worst = bid_cost - UNIT * min(bid_count, max(-position, 0))
-    ask_worst = ask_cost - UNIT * min(ask_count, max(position, 0))
-    return max(bid_worst, ask_worst, 0)
+        i = 0 if side == "bid" else 2
+        sums[i] += order_cost(side, price, n, bound)
+        sums[i + 1] += n
+    return requirement_of(*sums, position)
 
 
 def fill_cash(side: Side, count: int, position: int, fee: FillFee) -> int:

@@ -8,6 +8,13 @@
 Calling discipline: a public operation validates first (raising :class:`EngineError` before any
 change), then mutates through these helpers, which mark touched (user, market) pairs; it ends
 with :meth:`EngineCore._flush`, which recomputes those reservations.
+
+Reservations are kept incrementally: each resting order's term (:func:`order_cost` and count)
+is summed per (user, market) and side; :meth:`EngineCore._touch` marks an order whose term may
+have changed (it rested, filled, shrank, moved or left the book) and the flush swaps its old
+term for the new one. So a place or cancel costs O(1) in reservations however many orders the
+user has resting, instead of a pass over all of them. Every change to a resting order's price,
+remaining or resting state must be followed by ``_touch`` before the flush.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import heapq
 
 from mmcore.fees import FeeAccumulator, FeeSchedule
 from mmcore.orders import SIDES, Side, opposite
-from mmcore.sim.engine_accounts import UNIT, FeeBound, PositionBook, fill_cash, requirement
+from mmcore.sim.engine_accounts import (
+    UNIT, FeeBound, PositionBook, fill_cash, order_cost, requirement_of,
+)
 from mmcore.sim.engine_book import Book
 from mmcore.sim.engine_groups import GroupState
 from mmcore.sim.engine_types import (
@@ -59,6 +68,13 @@ class EngineCore:
         self._expiries: list[tuple[int, int, str]] = []
         self._outbox: list[EngineEvent] = []
         self._dirty: set[tuple[str, str]] = set()
+        """(user, market) pairs whose reservation must be recomputed at the next flush."""
+        self._dirty_orders: dict[str, Order] = {}
+        """Orders whose reservation term must be recomputed at the next flush."""
+        self._sums: dict[tuple[str, str], list[int]] = {}
+        """(user, market) → [bid cost, bid count, ask cost, ask count] over its resting orders."""
+        self._terms: dict[str, tuple[tuple[str, str], int, int, int]] = {}
+        """Resting order id → ((user, market), index into its sums, cost, count) as summed."""
         self._order_seq = 0
         self._trade_seq = 0
         self._group_seq = 0
@@ -269,19 +285,23 @@ class EngineCore:
         pos = self._position(user_id, ticker)
         return max(-pos, 0) if side == "bid" else max(pos, 0)
 
-    def _resting_terms(self, user_id: str, ticker: str,
-                       exclude: str | None) -> list[tuple[Side, int, int]]:
-        ids = self._resting.get((user_id, ticker), {})
-        return [(o.side, o.price, o.remaining) for o in map(self._orders.__getitem__, ids)
-                if o.order_id != exclude]
-
     def _check_funds(self, user_id: str, ticker: str, new: tuple[Side, int, int],
                      exclude: str | None) -> None:
         """Refuse unless the cash covers the market's reservation with ``new`` added (and the
         order ``exclude`` taken out); an order that lowers the reservation always passes."""
-        pos = self._position(user_id, ticker)
-        terms = self._resting_terms(user_id, ticker, exclude)
-        need = requirement([*terms, new], pos, self._fee_bounds[ticker])
+        if self._dirty_orders:
+            self._flush()
+        key = (user_id, ticker)
+        sums = list(self._sums.get(key, (0, 0, 0, 0)))
+        if exclude is not None and exclude in self._terms:
+            _, i, cost, count = self._terms[exclude]
+            sums[i] -= cost
+            sums[i + 1] -= count
+        side, price, count = new
+        i = 0 if side == "bid" else 2
+        sums[i] += order_cost(side, price, count, self._fee_bounds[ticker])
+        sums[i + 1] += count
+        need = requirement_of(*sums, self._position(user_id, ticker))
         held = self._reserved[user_id]
         current = held.get(ticker, 0)
         if need > current and self._cash[user_id] - (sum(held.values()) - current) < need:
@@ -290,12 +310,38 @@ class EngineCore:
 
     def _touch(self, order: Order) -> None:
         self._dirty.add((order.user_id, order.ticker))
+        self._dirty_orders[order.order_id] = order
+
+    def _retally(self, order: Order) -> None:
+        """Swap ``order``'s summed reservation term for its current one (none unless resting)."""
+        old = self._terms.pop(order.order_id, None)
+        if old is not None:
+            key, i, cost, count = old
+            sums = self._sums[key]
+            sums[i] -= cost
+            sums[i + 1] -= count
+        key = (order.user_id, order.ticker)
+        if order.remaining > 0 and order.order_id in self._resting.get(key, ()):
+            i = 0 if order.side == "bid" else 2
+            cost = order_cost(order.side, order.price, order.remaining,
+                              self._fee_bounds[order.ticker])
+            sums = self._sums.get(key)
+            if sums is None:
+                sums = self._sums[key] = [0, 0, 0, 0]
+            sums[i] += cost
+            sums[i + 1] += order.remaining
+            self._terms[order.order_id] = (key, i, cost, order.remaining)
 
     def _flush(self) -> None:
         """Recompute the reservations of every (user, market) touched since the last flush."""
-        for user_id, ticker in sorted(self._dirty):
-            need = requirement(self._resting_terms(user_id, ticker, None),
-                               self._position(user_id, ticker), self._fee_bounds[ticker])
+        if self._dirty_orders:
+            for order in self._dirty_orders.values():
+                self._retally(order)
+            self._dirty_orders.clear()
+        for key in self._dirty:
+            user_id, ticker = key
+            sums = self._sums.get(key)
+            need = requirement_of(*sums, self._position(user_id, ticker)) if sums else 0
             if need:
                 self._reserved[user_id][ticker] = need
             else:
