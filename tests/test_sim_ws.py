@@ -13,13 +13,16 @@ Every frame a test receives is validated against the asyncapi message schemas
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import os
 import random
 import re
 import time
 import uuid
 import warnings
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -887,3 +890,62 @@ async def test_websockets_client_stays_alive_across_heartbeats(
     await _raw_frames(url, keys.headers("mm"), answer_pings=True,
                       until=lambda fs: sum(f.opcode == Opcode.PING for f in fs) >= 5)
     assert (await client.command({"cmd": "list_subscriptions"}))[0]["type"] == "ok"
+
+
+# === compression, seen at the frame level ========================================================
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[bool, int, bytes]:
+    """One server frame off the socket, undecoded: (RSV1 set, opcode, payload)."""
+    b0, b1 = await asyncio.wait_for(reader.readexactly(2), TIMEOUT_S)
+    assert not b1 & 0x80, "server frames are never masked"
+    n = b1 & 0x7F
+    if n >= 126:
+        n = int.from_bytes(await reader.readexactly(2 if n == 126 else 8), "big")
+    return bool(b0 & 0x40), b0 & 0x0F, await reader.readexactly(n)
+
+
+def _masked_text(payload: bytes) -> bytes:
+    """A client text frame (RFC 6455 §5.3: masked), payload < 126 bytes."""
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x81, 0x80 | len(payload))) + mask + body
+
+
+async def test_deflate_compresses_large_messages_and_sends_small_ones_plain(
+        server: Server, ex: LocalExchange, tickers: list[str], keys: Keys) -> None:
+    """With permessage-deflate negotiated, a 1 KiB+ snapshot goes compressed (RSV1) and a
+    ~250-byte delta goes plain, as RFC 7692 allows per message; both decode to valid frames."""
+    for cents in range(1, 80):  # enough levels for a snapshot over 1 KiB
+        place(ex, OTHER, tickers[0], "bid", cents, 1)
+    parts = urlsplit(server[1])
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        lines = [f"GET {WS_PATH} HTTP/1.1", f"Host: {parts.netloc}", "Upgrade: websocket",
+                 "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                 f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+                 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+                 *(f"{k}: {v}" for k, v in keys.headers("mm").items())]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT_S)).decode()
+        assert head.startswith("HTTP/1.1 101") and "permessage-deflate" in head.lower()
+        inflate = zlib.decompressobj(-15)
+        writer.write(_masked_text(json.dumps({"id": 1, "cmd": "subscribe", "params": {
+            "channels": ["orderbook_delta"], "market_ticker": tickers[0]}}).encode()))
+        seen: dict[str, tuple[bool, int]] = {}
+        while "orderbook_snapshot" not in seen:
+            rsv1, opcode, payload = await _read_frame(reader)
+            if opcode != 1:
+                continue
+            text = inflate.decompress(payload + b"\x00\x00\xff\xff") if rsv1 else payload
+            seen[json.loads(text)["type"]] = (rsv1, len(text))
+        place(ex, THIRD, tickers[0], "bid", 90, 1)
+        rsv1, opcode, payload = await _read_frame(reader)
+        delta = json.loads(payload)
+    finally:
+        writer.close()
+    assert seen["subscribed"][0] is False
+    assert seen["orderbook_snapshot"][0] is True and seen["orderbook_snapshot"][1] >= 1024
+    assert opcode == 1 and rsv1 is False and delta["type"] == "orderbook_delta"
+    assert delta["msg"]["price_dollars"] == "0.9000"

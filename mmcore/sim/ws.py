@@ -38,18 +38,22 @@ Rules of this file:
 - **Backpressure**: the event sink never blocks. Data frames count against a per-connection bound
   (``queue_max_messages``); a data frame that does not fit kills its subscription with error 25
   (terminal, as on Kalshi; the error carries that ``sid``). Command replies are never dropped.
-- **Sending**: a connection's writer sends everything queued back to back (one
-  ``websocket.send_text`` per frame, no other await in between). Command replies wake it at once;
-  data frames wake it through the hub's flush, which runs on the next loop pass, but no sooner
-  than ``flush_spacing_s`` (default :data:`DEFAULT_FLUSH_SPACING_S`) × the number of
-  connections the previous flush woke: an idle exchange or a lone subscriber sees no delay, a
-  busy fan-out sends each connection's frames in batches (with 50 subscribers, at most one
-  flush per 2.5 ms). Waking a writer and its socket write cost about the same whatever the
-  batch, so this bounds that overhead instead of paying it per frame. :class:`HeartbeatProtocol`
-  joins the bytes written to a socket during one loop pass into one write (one ``send`` call).
+- **Sending**: data frames are sent by the hub's flush, which runs on the next loop pass, but
+  no sooner than ``flush_spacing_s`` (default :data:`DEFAULT_FLUSH_SPACING_S`) × the number of
+  connections the previous flush reached: an idle exchange or a lone subscriber sees no delay,
+  a busy fan-out sends each connection's frames in batches (with 50 subscribers, at most one
+  flush per 2.5 ms). A flush writes a connection's whole queue at once, synchronously, through
+  :meth:`HeartbeatProtocol.send_texts` (framed here, one socket write) when the server offers
+  it and the connection's writer task is idle; otherwise (another ASGI server, a paused
+  transport, a close or a disconnect fault pending) it wakes the writer task, which sends
+  everything queued back to back with one ``websocket.send_text`` per frame. Command replies
+  wake the writer at once. Per flush and connection the cost is about one ``send`` call, so
+  the spacing bounds that overhead instead of paying it per frame.
 - **Compression**: permessage-deflate is accepted when the client offers it (as Kalshi does)
-  unless the server runs with ``ws_server_options(per_message_deflate=False)``; it costs a
-  compression per frame and subscriber, so it is the largest per-frame cost when on.
+  unless the server runs with ``ws_server_options(per_message_deflate=False)``. Messages under
+  :attr:`HeartbeatProtocol.deflate_min_bytes` (1 KiB, the threshold Node's ``ws`` uses) go
+  uncompressed, which RFC 7692 allows per message; snapshots and other large ones are
+  compressed with the connection's context.
 - **Faults** (``ex.faults``; each use decrements the counter and appends to ``faults.log``):
   ``ws_seq_gap_pending`` skips one seq number before the next N ``orderbook_delta`` /
   ``order_group_updates`` frames; ``ws_duplicate_pending`` sends the next N ``orderbook_delta``
@@ -117,6 +121,8 @@ HEARTBEAT_TIMEOUT_S = 20.0
 HEARTBEAT_PAYLOAD = b"heartbeat"
 DEFAULT_QUEUE_MAX_MESSAGES = 10_000
 """Data frames a connection may have waiting before a subscription overflows (error 25)."""
+DIRECT_SEND_EXTENSION = "mmcore.ws.direct_send"
+"""ASGI scope extension under which :class:`HeartbeatProtocol` offers :meth:`send_texts`."""
 DEFAULT_FLUSH_SPACING_S = 50e-6
 """Pause before the next flush per connection the last flush woke (see the module rules). One
 woken connection costs ~10–15 µs of the loop here (a task step and a socket write), so this keeps
@@ -168,6 +174,15 @@ class _CoalescingTransport:
         if not self._transport.is_closing():
             self._transport.write(data)
 
+    def write_now(self, data: bytes) -> None:
+        """Write what is pending and ``data`` with one real write, now (no loop pass wait)."""
+        if self._pending:
+            self._pending.append(data)
+            data = b"".join(self._pending)
+            self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
@@ -186,7 +201,8 @@ class _CoalescingTransport:
 def _frame_header(first_byte: int, length: int) -> bytes:
     """An unmasked (server) frame header: FIN/RSV/opcode byte, then the payload length."""
     if length < 126:
-        return bytes((first_byte, length))
+        return _SHORT_TEXT_HEADERS[length] if first_byte == _FIN_TEXT else bytes(
+            (first_byte, length))
     if length < 65536:
         return struct.pack("!BBH", first_byte, 126, length)
     return struct.pack("!BBQ", first_byte, 127, length)
@@ -197,6 +213,8 @@ _FIN_TEXT = 0x81
 _FIN_RSV1_TEXT = 0xC1
 """FIN + RSV1 (compressed, permessage-deflate) + opcode 1."""
 _SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
+_SHORT_TEXT_HEADERS = [bytes((_FIN_TEXT, n)) for n in range(126)]
+_PACK_HEADER16 = struct.Struct("!BBH").pack
 _TEXT_GENERIC, _TEXT_PLAIN, _TEXT_DEFLATE = 0, 1, 2
 
 
@@ -205,7 +223,7 @@ class HeartbeatProtocol(WebSocketsSansIOProtocol):
     (uvicorn's own ping carries 4 random bytes). Same timers otherwise: a ping every
     ``ws_ping_interval`` s; no pong within ``ws_ping_timeout`` s closes with 1011.
 
-    Two shortcuts for the fan-out, same bytes on the wire:
+    Shortcuts for the fan-out, same protocol on the wire:
 
     - writes go through a :class:`_CoalescingTransport`: the frames a writer sends back to back
       leave in one socket write;
@@ -214,14 +232,28 @@ class HeartbeatProtocol(WebSocketsSansIOProtocol):
       permessage-deflate encoder when that was negotiated, as :mod:`websockets` does) instead of
       through :mod:`websockets`' generic frame objects. Anything else — other messages, a
       connection that is closing or paused, an extension set other than none or
-      permessage-deflate with context takeover — takes uvicorn's path.
+      permessage-deflate with context takeover — takes uvicorn's path;
+    - :meth:`send_texts` frames many text messages and writes them at once, synchronously; the
+      hub finds it in the ASGI scope (``scope["extensions"][DIRECT_SEND_EXTENSION]``) and uses
+      it for data frames instead of one awaited ``websocket.send_text`` per frame;
+    - with permessage-deflate, messages shorter than ``deflate_min_bytes`` (default
+      :data:`DEFLATE_MIN_BYTES`) are sent uncompressed (RSV1 clear), which RFC 7692 allows per
+      message: a ~250-byte delta would shrink by ~100 bytes for ~4 µs of zlib per subscriber,
+      the largest per-frame cost of a fan-out. Snapshots and other large messages are compressed.
     """
 
     _text_mode: int | None = None
+    deflate_min_bytes: int = 1024
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.transport = _CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None and self.response.status_code == 101:
+            scope["extensions"][DIRECT_SEND_EXTENSION] = {"protocol": self}
 
     def _pick_text_mode(self) -> int:
         exts = self.conn.extensions
@@ -232,27 +264,48 @@ class HeartbeatProtocol(WebSocketsSansIOProtocol):
             return _TEXT_DEFLATE
         return _TEXT_GENERIC
 
-    async def send(self, message: Any) -> None:
-        if (message["type"] == "websocket.send" and self.handshake_complete
-                and not self.close_sent and not self.disconnected
+    def _text_mode_now(self) -> int:
+        mode = self._text_mode
+        if mode is None:
+            mode = self._text_mode = self._pick_text_mode()
+        return mode
+
+    def direct_ready(self) -> bool:
+        """Whether :meth:`send_texts` may write now: open, writable (not paused by the
+        transport's high-water mark), not closing, and an extension set framed here."""
+        return (self.handshake_complete and not self.close_sent and not self.disconnected
                 and self.initial_response is None and self.writable.is_set()
-                and self.conn.state is State.OPEN and not self.conn.expect_continuation_frame):
+                and self.conn.state is State.OPEN and not self.conn.expect_continuation_frame
+                and self._text_mode_now() != _TEXT_GENERIC)
+
+    def _frame_text(self, text: str, mode: int) -> bytes:
+        """One final text frame for ``text`` (``mode`` plain or deflate, see the class doc)."""
+        data = text.encode()
+        if mode == _TEXT_DEFLATE and len(data) >= self.deflate_min_bytes:
+            encoder = self.conn.extensions[0].encoder  # type: ignore[attr-defined]
+            data = encoder.compress(data) + encoder.flush(zlib.Z_SYNC_FLUSH)
+            if data.endswith(_SYNC_FLUSH_TAIL):
+                data = data[:-4]
+            return _frame_header(_FIN_RSV1_TEXT, len(data)) + data
+        n = len(data)
+        if 125 < n < 65536:  # the usual data frame: inlined, it is the per-frame hot path
+            return _PACK_HEADER16(_FIN_TEXT, 126, n) + data
+        return _frame_header(_FIN_TEXT, n) + data
+
+    def send_texts(self, texts: Iterable[str]) -> None:
+        """Frame ``texts`` and write them now, in order, in one socket write. Only after
+        :meth:`direct_ready` said yes, with nothing else written in between."""
+        mode = self._text_mode_now()
+        frame = self._frame_text
+        self.transport.write_now(  # type: ignore[attr-defined]
+            b"".join([frame(t, mode) for t in texts]))
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.send" and self.direct_ready():
             text = message.get("text")
             if text is not None and message.get("bytes") is None:
-                mode = self._text_mode
-                if mode is None:
-                    mode = self._text_mode = self._pick_text_mode()
-                if mode == _TEXT_PLAIN:
-                    data = text.encode()
-                    self.transport.write(_frame_header(_FIN_TEXT, len(data)) + data)
-                    return
-                if mode == _TEXT_DEFLATE:
-                    encoder = self.conn.extensions[0].encoder  # type: ignore[attr-defined]
-                    data = encoder.compress(text.encode()) + encoder.flush(zlib.Z_SYNC_FLUSH)
-                    if data.endswith(_SYNC_FLUSH_TAIL):
-                        data = data[:-4]
-                    self.transport.write(_frame_header(_FIN_RSV1_TEXT, len(data)) + data)
-                    return
+                self.transport.write(self._frame_text(text, self._text_mode_now()))
+                return
         await super().send(message)
 
     def send_keepalive_ping(self) -> None:
@@ -780,6 +833,10 @@ class _Connection:
         self.flagged = False
         """Waiting for the hub's next flush."""
         self._wakeup: asyncio.Future[None] | None = None
+        ext = websocket.scope.get("extensions") or {}
+        direct = ext.get(DIRECT_SEND_EXTENSION)
+        self.direct: HeartbeatProtocol | None = direct["protocol"] if direct else None
+        """The server protocol's synchronous batch send, when the server offers it."""
 
     def push_data(self, text: str, sid: int) -> None:
         """Queue an encoded data frame without blocking; over the bound it kills its sid (error
@@ -811,6 +868,36 @@ class _Connection:
                 self.push_data(f.wire(), f.sid)  # type: ignore[arg-type]
             else:
                 self.push_reply(f)
+
+    def drain_direct(self) -> bool:
+        """Send everything queued now, from the hub's flush, without waking the writer task:
+        one synchronous framed write (:meth:`HeartbeatProtocol.send_texts`). Only when the
+        writer is idle (so frames stay in order), no close is pending, no disconnect fault is
+        armed and the protocol can write. Returns False when the writer must be woken instead
+        (it then sends what is left, or closes)."""
+        direct = self.direct
+        if (direct is None or self._wakeup is None or self.close_request is not None
+                or self.hub.ex.faults.ws_disconnect_pending > 0 or not direct.direct_ready()):
+            return False
+        pending = self.pending
+        texts: list[str] = []
+        while pending:
+            item = pending[0]
+            if item is None:
+                break
+            pending.popleft()
+            if item.__class__ is str:
+                self.data_queued -= 1
+                texts.append(item)  # type: ignore[arg-type]
+            else:
+                texts.append(item.wire())  # type: ignore[union-attr]
+        if texts:
+            try:
+                direct.send_texts(texts)
+            except Exception as exc:  # the peer went away: the reader sees the disconnect
+                log.debug("ws direct send for %s failed: %r", self.session.user_id, exc)
+                return False
+        return not pending
 
     def wake(self) -> None:
         waiter = self._wakeup
@@ -930,7 +1017,8 @@ class WsHub:
             self._next_flush_at = self._loop.time() + self.flush_spacing_s * len(flagged)
         for conn in flagged:
             conn.flagged = False
-            conn.wake()
+            if not conn.drain_direct():
+                conn.wake()
 
     def _on_events(self, events: list[EngineEvent]) -> None:
         """The exchange's sink: render and queue, never block, never raise."""
