@@ -48,6 +48,7 @@ def test_exchange_fanout_runs_and_every_subscriber_gets_every_delta() -> None:
         out, "delivered msgs/s")
     assert field(out, "fell behind (error 25)").startswith("0 subscriber(s)")
     assert field(out, "slowest subscriber") == f"{generated} of {generated} deltas"
+    assert field(out, "seq gaps").startswith("0 subscriber(s)")
     assert re.search(r"^verdict: (MEETS|BELOW) the 5,000/s goal", out, re.M), out
 
 
