@@ -748,7 +748,7 @@ def report(args: argparse.Namespace, r: dict[str, Any], server_pinned: bool, cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subscribers", type=int, default=50)
-    ap.add_argument("--deltas", type=int, default=20_000, help="stop after this many deltas")
+    ap.add_argument("--deltas", type=int, default=100_000, help="stop after this many deltas")
     ap.add_argument("--seconds", type=float, default=30.0, help="stop generating after this long")
     ap.add_argument("--chunk", type=int, default=1,
                     help="deltas made between two yields to the event loop")

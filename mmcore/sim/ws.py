@@ -42,7 +42,7 @@ Rules of this file:
   no sooner than ``flush_spacing_s`` (default :data:`DEFAULT_FLUSH_SPACING_S`) × the number of
   connections the previous flush reached: an idle exchange or a lone subscriber sees no delay,
   a busy fan-out sends each connection's frames in batches (with 50 subscribers, at most one
-  flush per 2.5 ms). A flush writes a connection's whole queue at once, synchronously, through
+  flush per 5 ms). A flush writes a connection's whole queue at once, synchronously, through
   :meth:`HeartbeatProtocol.send_texts` (framed here, one socket write) when the server offers
   it and the connection's writer task is idle; otherwise (another ASGI server, a paused
   transport, a close or a disconnect fault pending) it wakes the writer task, which sends
@@ -123,10 +123,13 @@ DEFAULT_QUEUE_MAX_MESSAGES = 10_000
 """Data frames a connection may have waiting before a subscription overflows (error 25)."""
 DIRECT_SEND_EXTENSION = "mmcore.ws.direct_send"
 """ASGI scope extension under which :class:`HeartbeatProtocol` offers :meth:`send_texts`."""
-DEFAULT_FLUSH_SPACING_S = 50e-6
-"""Pause before the next flush per connection the last flush woke (see the module rules). One
-woken connection costs ~10–15 µs of the loop here (a task step and a socket write), so this keeps
-that to roughly a quarter of a saturated loop."""
+DEFAULT_FLUSH_SPACING_S = 100e-6
+"""Pause before the next flush per connection the last flush reached (see the module rules). A
+connection's flush costs ~5–8 µs here (mostly the ``send`` call) and its reader pays about as
+much per ``recv``; with 50 subscribers this batches ~35 frames per write at 7,000 deltas/s for
+~5 ms of added delay. Measured with ``bench/exchange_fanout.py`` (50 µs: ~4,000–6,000 deltas/s,
+the client core saturated by small reads; 100 µs: ~7,200–7,500; 200 µs: ~7,000–8,000 for
+twice the delay)."""
 
 SEQUENCED_DATA_TYPES = frozenset({"orderbook_snapshot", "orderbook_delta", "order_group_updates"})
 FILTERLESS_CHANNELS = frozenset(
@@ -875,9 +878,17 @@ class _Connection:
         writer is idle (so frames stay in order), no close is pending, no disconnect fault is
         armed and the protocol can write. Returns False when the writer must be woken instead
         (it then sends what is left, or closes)."""
+        if self._wakeup is None or self.close_request is not None:
+            return False
+        return self._send_direct() and not self.pending
+
+    def _send_direct(self) -> bool:
+        """Pop every queued frame up to a close marker and write them in one
+        :meth:`HeartbeatProtocol.send_texts` call; False (nothing popped) when the direct path
+        is unavailable or a disconnect fault is armed."""
         direct = self.direct
-        if (direct is None or self._wakeup is None or self.close_request is not None
-                or self.hub.ex.faults.ws_disconnect_pending > 0 or not direct.direct_ready()):
+        if (direct is None or self.hub.ex.faults.ws_disconnect_pending > 0
+                or not direct.direct_ready()):
             return False
         pending = self.pending
         texts: list[str] = []
@@ -897,7 +908,7 @@ class _Connection:
             except Exception as exc:  # the peer went away: the reader sees the disconnect
                 log.debug("ws direct send for %s failed: %r", self.session.user_id, exc)
                 return False
-        return not pending
+        return True
 
     def wake(self) -> None:
         waiter = self._wakeup
@@ -914,10 +925,13 @@ class _Connection:
             self.wake()
 
     async def write(self) -> None:
-        """Send everything queued, back to back, then wait to be woken."""
+        """Send everything queued, then wait to be woken: in one framed write when the server
+        protocol offers :meth:`HeartbeatProtocol.send_texts` (after waiting out a paused
+        transport), else back to back with one ``websocket.send_text`` per frame."""
         faults = self.hub.ex.faults
         pending = self.pending
         send_text = self.websocket.send_text
+        direct = self.direct
         loop = asyncio.get_running_loop()
         try:
             while self.close_request is None:
@@ -925,6 +939,12 @@ class _Connection:
                     self._wakeup = loop.create_future()
                     await self._wakeup
                     continue
+                if direct is not None and pending[0] is not None:
+                    if not direct.writable.is_set():  # the peer is slow: wait, then batch
+                        await direct.writable.wait()
+                        continue
+                    if self._send_direct():
+                        continue
                 item = pending.popleft()
                 if item is None or self.close_request is not None:
                     break
