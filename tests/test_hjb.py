@@ -339,3 +339,14 @@ def test_to_grid_rounds_away_from_the_model(bid: float, ask: float, g: TickGrid)
         assert g.is_valid(b) and b <= max(0.0, min(1.0, bid)) * PRICE_ONE + 1e-6
     if a is not None:
         assert g.is_valid(a) and a >= max(0.0, min(1.0, ask)) * PRICE_ONE - 1e-6
+
+
+def test_cara_prices_stay_ordered_for_a_vanishing_gamma() -> None:
+    """Found by hypothesis: with γ ≈ 2e-16 the step between neighbouring q is below the
+    rounding of σ(logit − γq), which had put r_b a few ulps above r_a."""
+    p, gamma = 0.17945092808867463, 2.220446049250313e-16
+    for q in (-153.0, -152.0, -151.0, 0.0, 151.0):
+        r_b, r_a = cara_settlement_reservation(p, q, gamma)
+        assert 0 < r_b <= r_a < 1
+        assert cara_settlement_reservation(p, q + 1, gamma)[0] <= r_b
+        assert abs(r_b - p) < 1e-12

@@ -229,6 +229,11 @@ def cara_settlement_reservation(p: float, q: float, gamma_per_dollar: float) -> 
     g, logit = gamma_per_dollar, math.log(p) - math.log1p(-p)
 
     def r_buy(qq: float) -> float:
+        if g * (abs(qq) + 1) < 1e-6:
+            # first order in γ, error O(γ²(q² + 1)) < 1e-12: the exact forms lose precision as
+            # γ → 0, and rounding in σ(logit − γq) is then larger than the step γ between
+            # neighbouring q, which could order r_b above r_a; this form is monotone in q
+            return p - g * p * (1 - p) * (qq + 0.5)
         z = logit - g * qq  # w = σ(z) is the risk-adjusted probability of YES
         w = math.exp(z) / (1 + math.exp(z)) if z <= 0 else 1 / (1 + math.exp(-z))
         u = math.exp(-z) / (1 + math.exp(-z)) if z > 0 else 1 - w  # 1 − w without cancellation
