@@ -63,6 +63,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchkit import load_line, pin, placement, reap, run_pinned, split_cpus
+
 GOAL_DELTAS_PER_S = 5_000
 """The issue's goal: deltas per second fanned out to 50 subscribers on one core."""
 BENCH_USER = "bench-flow"
@@ -79,30 +81,6 @@ DELAY_BIN_NS = 100_000
 QUIET_S = 3.0
 """After generation, the client stops waiting once no frame has arrived for this long."""
 CONNECT_TIMEOUT_S = 30.0
-
-
-# --- CPU pinning ---------------------------------------------------------------------------------
-
-
-def split_cpus() -> tuple[set[int] | None, set[int] | None]:
-    """(server CPUs, client CPUs): one CPU for the server, the rest for the client; (None,
-    None) when affinity cannot be set or only one CPU is available."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None, None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, None
-    return {cpus[0]}, set(cpus[1:])
-
-
-def pin(cpus: set[int] | None) -> bool:
-    if cpus is None:
-        return False
-    try:
-        os.sched_setaffinity(0, cpus)
-    except OSError:
-        return False
-    return True
 
 
 # --- client process: a lean WebSocket client (RFC 6455, permessage-deflate RFC 7692) -------------
@@ -572,14 +550,9 @@ async def _client(pipe: Connection) -> None:
 
 
 def client_main(pipe: Connection, cpus: set[int] | None) -> None:
-    """Entry point of the client process."""
-    pinned = pin(cpus)
-    pipe.send({"pinned": pinned})
-    try:
-        asyncio.run(_client(pipe))
-    except BaseException as exc:  # tell the server instead of leaving it waiting
-        pipe.send({"error": f"{type(exc).__name__}: {exc}"})
-        raise
+    """Entry point of the client process (a failure is sent to the server instead of leaving it
+    waiting)."""
+    run_pinned(pipe, cpus, lambda: _client(pipe))
 
 
 # --- server process ------------------------------------------------------------------------------
@@ -662,14 +635,6 @@ async def _serve(args: argparse.Namespace, pipe: Connection) -> dict[str, Any]:
 # --- report --------------------------------------------------------------------------------------
 
 
-def load_line() -> str:
-    """The 1-minute load average, read before the run starts (other work on the machine skews
-    every figure here)."""
-    if not hasattr(os, "getloadavg"):
-        return "load average n/a"
-    return f"load average before run {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-
-
 def percentile(hist: dict[int, int], q: float) -> float | None:
     """The ``q`` quantile (0–1) of a delay histogram, in ms (upper edge of its bin)."""
     total = sum(hist.values())
@@ -700,8 +665,7 @@ def report(args: argparse.Namespace, r: dict[str, Any], server_pinned: bool, cli
     def ms(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.1f} ms"
 
-    server_where = f"CPU {sorted(cpus[0])}" if server_pinned and cpus[0] else "not pinned"
-    client_where = f"CPUs {sorted(cpus[1])}" if client_pinned and cpus[1] else "not pinned"
+    server_where, client_where = placement(cpus, server_pinned, client_pinned)
     rows = [
         ("subscribers", f"{subs} on market {r['market']}"),
         ("permessage-deflate", "on" if r["deflate"] else "off"),
@@ -773,9 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         result["client_cpu"] = result.pop("cpu_busy")
         result["client_cpu_s"] = result.pop("cpu_s")
     finally:
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.terminate()
+        reap(proc)
     report(args, result, server_pinned, client_pinned, cpus, load)
     return 0
 

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
-import os
 import sys
 import tempfile
 import time
@@ -51,6 +49,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from benchkit import (CpuSpan, ask_cpu_time, load_line, pct, placement, print_table, run_pinned,
+                      run_with_exchange, split_cpus)
+
 UNLIMITED = 1e12
 """Tokens per second and bucket capacity of the lifted rate tier."""
 BATCH = 10
@@ -58,29 +59,6 @@ COUNT = 100
 """Centi-contracts per order (one contract)."""
 WARMUP = 20
 REFILL_EVERY_S = 1.0
-
-
-# --- CPU pinning ---------------------------------------------------------------------------------
-
-
-def split_cpus() -> tuple[set[int] | None, set[int] | None]:
-    """(server CPUs, client CPUs), or (None, None) when affinity cannot be set usefully."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None, None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, None
-    return {cpus[0]}, set(cpus[1:])
-
-
-def pin(cpus: set[int] | None) -> bool:
-    if cpus is None:
-        return False
-    try:
-        os.sched_setaffinity(0, cpus)
-    except OSError:
-        return False
-    return True
 
 
 # --- server process ------------------------------------------------------------------------------
@@ -111,23 +89,10 @@ async def _serve(pipe: Connection, seed: int) -> None:
 
 def server_main(pipe: Connection, cpus: set[int] | None, seed: int) -> None:
     """Entry point of the exchange process."""
-    pipe.send({"pinned": pin(cpus)})
-    try:
-        asyncio.run(_serve(pipe, seed))
-    except BaseException as exc:
-        pipe.send({"error": f"{type(exc).__name__}: {exc}"})
-        raise
+    run_pinned(pipe, cpus, lambda: _serve(pipe, seed))
 
 
 # --- measuring -----------------------------------------------------------------------------------
-
-
-def pct(values: list[int], q: float) -> float | None:
-    """The ``q`` quantile (0–1, nearest rank) of ns values, in ms."""
-    if not values:
-        return None
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, round(q * len(v) + 0.5) - 1))] / 1e6
 
 
 @dataclass
@@ -158,8 +123,7 @@ class ServerCpu:
         self.pipe = pipe
 
     def read(self) -> float | None:
-        self.pipe.send("cpu")
-        return self.pipe.recv() if self.pipe.poll(5) else None
+        return ask_cpu_time(self.pipe)
 
 
 async def _timed(name: str, n: int, max_s: float, one: Callable[[ModeResult], Awaitable[None]],
@@ -171,18 +135,14 @@ async def _timed(name: str, n: int, max_s: float, one: Callable[[ModeResult], Aw
         await one(warm)
     after_warmup()
     r = ModeResult(name)
-    s0, c0, t0 = cpu.read(), time.process_time(), time.perf_counter()
-    deadline = t0 + max_s
+    span = CpuSpan(cpu.read)
+    deadline = span.t0 + max_s
     while r.round_trips < n and time.perf_counter() < deadline:
         start = time.perf_counter_ns()
         await one(r)
         r.rt_ns.append(time.perf_counter_ns() - start)
         r.round_trips += 1
-    r.wall_s = time.perf_counter() - t0
-    r.client_cpu = (time.process_time() - c0) / r.wall_s
-    s1 = cpu.read()
-    if s0 is not None and s1 is not None:
-        r.server_cpu = (s1 - s0) / r.wall_s
+    r.wall_s, r.client_cpu, r.server_cpu = span.end()
     return r
 
 
@@ -298,14 +258,6 @@ async def run_client(cfg: dict[str, Any], args: argparse.Namespace, pipe: Connec
 # --- report --------------------------------------------------------------------------------------
 
 
-def load_line() -> str:
-    """The 1-minute load average, read before the run starts (other work on the machine skews
-    every figure here)."""
-    if not hasattr(os, "getloadavg"):
-        return "load average n/a"
-    return f"load average before run {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-
-
 def _ms2(values: list[int]) -> str:
     a, b = pct(values, 0.50), pct(values, 0.99)
     return "-" if a is None or b is None else f"{a:.2f} / {b:.2f}"
@@ -314,8 +266,7 @@ def _ms2(values: list[int]) -> str:
 def report(args: argparse.Namespace, results: list[ModeResult], server_pinned: bool,
            client_pinned: bool, cpus: tuple[set[int] | None, set[int] | None],
            load: str) -> None:
-    where_s = f"CPU {sorted(cpus[0])}" if server_pinned and cpus[0] else "not pinned"
-    where_c = f"CPUs {sorted(cpus[1])}" if client_pinned and cpus[1] else "not pinned"
+    where_s, where_c = placement(cpus, server_pinned, client_pinned)
     print(f"order round trips: local exchange over HTTP/1.1 on 127.0.0.1, one request in flight; "
           f"up to {args.round_trips} round trips or {args.seconds:g} s per mode; "
           f"server {where_s}, client {where_c}; rate limits lifted; {load}")
@@ -331,11 +282,7 @@ def report(args: argparse.Namespace, results: list[ModeResult], server_pinned: b
                      f"{r.orders / r.wall_s:,.0f}" if r.orders else "-",
                      _ms2(r.rt_ns), _ms2(r.create_ack_ns), _ms2(r.cancel_ack_ns), signing,
                      f"{srv}/{r.client_cpu:.0%}"))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(fmt.format(*header))
-    for row in rows:
-        print(fmt.format(*row))
+    print_table(header, rows)
     for r in results:
         if r.refill_signatures is not None:
             line = (f"{r.name}: the 1 s refill timer made {r.refill_signatures} signatures "
@@ -371,30 +318,9 @@ def main(argv: list[str] | None = None) -> int:
 
     load = load_line()
     cpus = split_cpus()
-    ctx = mp.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    proc = ctx.Process(target=server_main, args=(theirs, cpus[0], args.seed),
-                       name="roundtrip-exchange", daemon=True)
-    proc.start()
-    try:
-        if not ours.poll(30):
-            raise TimeoutError("the exchange process did not start")
-        server_pinned = ours.recv()["pinned"]
-        if not ours.poll(60):
-            raise TimeoutError("the exchange process did not come up")
-        cfg = ours.recv()
-        if "error" in cfg:
-            raise RuntimeError(f"exchange process failed: {cfg['error']}")
-        client_pinned = pin(cpus[1])
-        results = asyncio.run(run_client(cfg, args, ours))
-    finally:
-        try:
-            ours.send("stop")
-        except OSError:
-            pass
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.terminate()
+    results, server_pinned, client_pinned = run_with_exchange(
+        server_main, (args.seed,), "roundtrip-exchange", cpus,
+        lambda cfg, pipe: asyncio.run(run_client(cfg, args, pipe)))
     report(args, results, server_pinned, client_pinned, cpus, load)
     return 0
 

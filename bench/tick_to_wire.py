@@ -69,7 +69,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -81,6 +80,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchkit import (CpuSpan, ask_cpu_time, pct, placement, print_table, run_pinned,
+                      run_with_exchange, split_cpus)
+
 RIVAL = "rival"
 UNLIMITED = 1e12
 RIVAL_BASE_COUNT = 50_000
@@ -91,28 +93,6 @@ TICK_TIMEOUT_S = 2.0
 SETTLE_TIMEOUT_S = 2.0
 REFILL_EVERY_S = 1.0
 WRITE_EVENT = "http11.send_request_body.complete"
-
-
-# --- CPU pinning (as bench/order_roundtrip.py) ---------------------------------------------------
-
-
-def split_cpus() -> tuple[set[int] | None, set[int] | None]:
-    if not hasattr(os, "sched_setaffinity"):
-        return None, None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, None
-    return {cpus[0]}, set(cpus[1:])
-
-
-def pin(cpus: set[int] | None) -> bool:
-    if cpus is None:
-        return False
-    try:
-        os.sched_setaffinity(0, cpus)
-    except OSError:
-        return False
-    return True
 
 
 # --- server process ------------------------------------------------------------------------------
@@ -169,12 +149,7 @@ async def _serve(pipe: Connection, seed: int, start_in_s: float) -> None:
 
 
 def server_main(pipe: Connection, cpus: set[int] | None, seed: int, start_in_s: float) -> None:
-    pipe.send({"pinned": pin(cpus)})
-    try:
-        asyncio.run(_serve(pipe, seed, start_in_s))
-    except BaseException as exc:
-        pipe.send({"error": f"{type(exc).__name__}: {exc}"})
-        raise
+    run_pinned(pipe, cpus, lambda: _serve(pipe, seed, start_in_s))
 
 
 class Rival:
@@ -203,19 +178,10 @@ class Rival:
         self.reply()
 
     def cpu(self) -> float | None:
-        self.pipe.send("cpu")
-        return self.pipe.recv() if self.pipe.poll(5) else None
+        return ask_cpu_time(self.pipe)
 
 
 # --- measuring -----------------------------------------------------------------------------------
-
-
-def pct(values: list[int], q: float) -> float | None:
-    """The ``q`` quantile (nearest rank) of ns values, in ms."""
-    if not values:
-        return None
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, round(q * len(v) + 0.5) - 1))] / 1e6
 
 
 @dataclass
@@ -442,9 +408,8 @@ async def worker_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any
                                        f"(its bid: {bid()})")
                 used0, live0 = rest.presigned_used, rest.live_signed
                 wait0 = limiter.waited_ns
-                c0, s0 = time.process_time(), rival.cpu()
-                t_start = time.perf_counter()
-                deadline = t_start + args.seconds
+                span = CpuSpan(rival.cpu)
+                deadline = span.t0 + args.seconds
                 improve_order: str | None = None
                 measured = 0
                 k = 0
@@ -485,11 +450,7 @@ async def worker_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any
                     pause = args.interval_ms / 1e3 - (time.perf_counter() - tick_started)
                     if pause > 0:
                         await asyncio.sleep(pause)
-                r.wall_s = time.perf_counter() - t_start
-                r.client_cpu = (time.process_time() - c0) / r.wall_s
-                s1 = rival.cpu()
-                if s0 is not None and s1 is not None:
-                    r.server_cpu = (s1 - s0) / r.wall_s
+                r.wall_s, r.client_cpu, r.server_cpu = span.end()
                 r.presigned_used = rest.presigned_used - used0
                 r.live_signed = rest.live_signed - live0
                 r.limiter_wait_ms = (limiter.waited_ns - wait0) / 1e6
@@ -587,9 +548,8 @@ async def floor_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any,
             pass
         improve_order: str | None = None
         measured = k = 0
-        c0, s0 = time.process_time(), rival.cpu()
-        t_start = time.perf_counter()
-        deadline = t_start + args.seconds
+        span = CpuSpan(rival.cpu)
+        deadline = span.t0 + args.seconds
         while measured < args.ticks and time.perf_counter() < deadline:
             tick_started = time.perf_counter()
             data = request()  # pre-built and pre-signed, before the tick
@@ -626,11 +586,7 @@ async def floor_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any,
             pause = args.interval_ms / 1e3 - (time.perf_counter() - tick_started)
             if pause > 0:
                 await asyncio.sleep(pause)
-        r.wall_s = time.perf_counter() - t_start
-        r.client_cpu = (time.process_time() - c0) / r.wall_s
-        s1 = rival.cpu()
-        if s0 is not None and s1 is not None:
-            r.server_cpu = (s1 - s0) / r.wall_s
+        r.wall_s, r.client_cpu, r.server_cpu = span.end()
         if improve_order is not None:
             rival.cancel(improve_order)
     finally:
@@ -687,8 +643,7 @@ def _ms(values: list[int], q: float) -> str:
 
 def report(args: argparse.Namespace, results: list[ModeResult], pinned: tuple[bool, bool],
            cpus: tuple[set[int] | None, set[int] | None]) -> None:
-    where_s = f"CPU {sorted(cpus[0])}" if pinned[0] and cpus[0] else "not pinned"
-    where_c = f"CPUs {sorted(cpus[1])}" if pinned[1] and cpus[1] else "not pinned"
+    where_s, where_c = placement(cpus, *pinned)
     print(f"tick-to-wire: WS orderbook_delta received → order request written (ms); "
           f"{args.ticks} ticks per mode after {args.warmup} warm-up, ≥ {args.interval_ms:g} ms "
           f"apart; server {where_s}, client {where_c}; journal "
@@ -703,11 +658,7 @@ def report(args: argparse.Namespace, results: list[ModeResult], pinned: tuple[bo
         rows.append((r.name, str(len(r.t2w_ns)), _ms(r.t2w_ns, 0.5), _ms(r.t2w_ns, 0.99),
                      _ms(r.t2w_ns, 1.0), _ms(r.decide_ns, 0.5), _ms(r.send_ns, 0.5),
                      str(r.missed), signing, wait, f"{srv}/{r.client_cpu:.0%}"))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    print(fmt.format(*header))
-    for row in rows:
-        print(fmt.format(*row))
+    print_table(header, rows)
     for r in results:
         if r.first_write_ns:
             print(f"{r.name}: the cancel went out at p50 {_ms(r.first_write_ns, 0.5)} / p99 "
@@ -746,30 +697,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args.load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpus = split_cpus()
-    ctx = mp.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    proc = ctx.Process(target=server_main, args=(theirs, cpus[0], args.seed, 3600.0),
-                       name="t2w-exchange", daemon=True)
-    proc.start()
-    try:
-        if not ours.poll(30):
-            raise TimeoutError("the exchange process did not start")
-        server_pinned = ours.recv()["pinned"]
-        if not ours.poll(60):
-            raise TimeoutError("the exchange process did not come up")
-        cfg = ours.recv()
-        if "error" in cfg:
-            raise RuntimeError(f"exchange process failed: {cfg['error']}")
-        client_pinned = pin(cpus[1])
-        results = asyncio.run(run_client(cfg, args, ours))
-    finally:
-        try:
-            ours.send("stop")
-        except OSError:
-            pass
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.terminate()
+    results, server_pinned, client_pinned = run_with_exchange(
+        server_main, (args.seed, 3600.0), "t2w-exchange", cpus,
+        lambda cfg, pipe: asyncio.run(run_client(cfg, args, pipe)))
     report(args, results, (server_pinned, client_pinned), cpus)
     return 0
 
