@@ -41,6 +41,7 @@ from mmcore.errors import (
     VenueUnavailableError,
 )
 from mmcore.models import OddsErrorBody, OddsSport, ns_to_iso
+from mmcore.venues.retry import backoff_s, should_retry
 
 if TYPE_CHECKING:
     from mmcore.settings import Settings
@@ -178,7 +179,7 @@ class OddsApiClient:
                              "a pull at 1 credit per market")
         if len(set(books)) != len(books):
             raise InputError("duplicate bookmaker keys")
-        if max_retries < 0 or backoff_s < 0 or timeout_s <= 0:
+        if max_retries < 0 or not (backoff_s >= 0 and timeout_s > 0):  # so that NaN fails too
             raise InputError("max_retries and backoff_s must be ≥ 0 and timeout_s > 0")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
@@ -296,9 +297,10 @@ class OddsApiClient:
                                       f"{self.min_quota_remaining}; not calling")
 
     def _backoff_s(self, attempt: int, err: VenueError) -> float:
-        delay = self.backoff_s * (2**attempt) * (1.0 + 0.25 * self._rng.random())
+        """Seconds before retry ``attempt + 1``, at least the 429's ``Retry-After`` hint."""
         hint = err.retry_after_s if isinstance(err, RateLimitedError) else None
-        return min(MAX_BACKOFF_S, max(delay, hint or 0.0))
+        return backoff_s(attempt, base_s=self.backoff_s, cap_s=MAX_BACKOFF_S,
+                         u=self._rng.random(), floor_s=hint or 0.0)
 
     async def _get(self, path: str, params: dict[str, str], *, paid: bool, expect: type) -> OddsPull:
         if paid:
@@ -334,7 +336,7 @@ class OddsApiClient:
                 if isinstance(err, QuotaExhaustedError):
                     self.exhausted = True
                     log.error("Odds API credits exhausted: stop polling until the quota resets")
-            if not err.retryable or attempt >= self.max_retries:
+            if not should_retry(err, attempt, self.max_retries):
                 raise err
             delay = self._backoff_s(attempt, err)
             attempt += 1

@@ -93,6 +93,7 @@ from mmcore.units import PRICE_ONE, format_count_fp, format_dollars, parse_count
 from mmcore.venues.kalshi import schema as s
 from mmcore.venues.kalshi.auth import REST_PATH_PREFIX, PresignedPool, Signer, load_private_key
 from mmcore.venues.kalshi.ratelimit import Priority, RateLimiter, endpoint_cost
+from mmcore.venues.retry import backoff_s, should_retry
 
 if TYPE_CHECKING:
     from mmcore.settings import Settings
@@ -530,7 +531,8 @@ class KalshiRest:
         presign_size: int = 30,
         max_connections: int = 8,
     ) -> None:
-        if max_retries < 0 or backoff_s < 0 or max_backoff_s < 0 or timeout_s <= 0:
+        # written so that NaN fails too
+        if max_retries < 0 or not (backoff_s >= 0 and max_backoff_s >= 0 and timeout_s > 0):
             raise InputError("max_retries, backoff_s, max_backoff_s must be >= 0 and timeout_s > 0")
         url = base_url.rstrip("/")
         if not urlsplit(url).path.rstrip("/").endswith(REST_PATH_PREFIX):
@@ -669,10 +671,6 @@ class KalshiRest:
         log.debug("%s -> %d in %.3f ms", what, resp.status_code, latency / 1e6)
         return _Reply(resp.status_code, resp.content, latency, self._clock_ns())
 
-    def _backoff(self, attempt: int) -> float:
-        delay = self.backoff_s * (2 ** attempt) * (1.0 + 0.25 * self._rng.random())
-        return min(self.max_backoff_s, delay)
-
     async def _call(
         self,
         method: str,
@@ -707,11 +705,11 @@ class KalshiRest:
                     self.rate_limited += 1
                     if self.limiter is not None:
                         self.limiter.penalize(kind)
-            if (not err.retryable or attempt >= self.max_retries
-                    or (retry == "unsafe" and maybe)):
+            if not should_retry(err, attempt, self.max_retries) or (retry == "unsafe" and maybe):
                 raise err
             ambiguous = ambiguous or maybe
-            delay = self._backoff(attempt)
+            delay = backoff_s(attempt, base_s=self.backoff_s, cap_s=self.max_backoff_s,
+                              u=self._rng.random())
             attempt += 1
             self.retries += 1
             log.warning("%s %s failed (%s); retry %d/%d in %.3f s", method, path, err, attempt,
