@@ -18,7 +18,9 @@ Rules of this file:
 - **Fills are truth for positions**; REST positions may lag. A position drift must be seen on two
   consecutive reconciles before it counts (then the exchange's position is adopted and the kill
   switch sees the drift: REDUCING, or HALTED when large).
-- **Every decision passes the risk gate**, whose refusals are journaled, never raised.
+- **Every decision passes the risk gate**, whose refusals are journaled, never raised. A decision
+  refused in full exactly as the last journaled one (same reasons, same orders) is not journaled
+  again; the next decision that is journaled carries the count (``repeated_refusals``).
 - **HALTED** (kill switch, game start, stop request) cancels every order and asks the driver to
   verify on the exchange that nothing rests (:class:`CancelAllVerified`).
 
@@ -286,6 +288,10 @@ class GameWorker:
         self.last_theo_refresh_ns: int | None = None
         self.action_seq = 0
         self.decision_seq = 0
+        self.last_refused: tuple[tuple[Any, ...], ...] = ()
+        """What the last journaled decision had refused (see :meth:`_requote`)."""
+        self.refusals_repeated = 0
+        """Decisions since then that were refused the same way in full, and not journaled."""
         self.stopping: str | None = None
         self.cancel_all_requested = False
         self.exit_requested = False
@@ -699,11 +705,20 @@ class GameWorker:
         gate_state = GateState(self.game, self.ks, limit, self.theo, self.positions, self.cash,
                                self._risk_resting(), self.market_open, tuple(self.recent_places))
         verdict = check(gate_state, plan.actions, now_ns, self.cfg.gate)
+        refused = tuple(_refusal_key(r.action, r.reason) for r in verdict.refused)
+        if refused and not verdict.approved and refused == self.last_refused:
+            # the same refusal as last time (e.g. on every book event while a limit binds):
+            # counted, and written with the next decision that differs, not once per event
+            self.refusals_repeated += 1
+            self.action_seq = max(self.action_seq, plan.next_id_seq)
+            return
+        self.last_refused = refused
+        repeated, self.refusals_repeated = self.refusals_repeated, 0
         self.decision_seq += 1
         out.journal.append(self._rec(
             "quote_decision", f"{self.run_id}:{self.decision_seq}", now_ns,
             quotes=[_quote_dict(q) for q in dq.quotes], notes=list(dq.notes), state=trading,
-            theo=list(self.theo) if self.theo else None))
+            theo=list(self.theo) if self.theo else None, repeated_refusals=repeated))
         for refusal in verdict.refused:
             out.journal.append(self._rec("refusal", f"gate:{self.run_id}:{self.decision_seq}:"
                                          f"{len(out.journal)}", now_ns, action=_action_dict(refusal.action),
@@ -771,6 +786,12 @@ def _as_live(ev: OrderEv, placed_ns: int) -> LiveOrder:
 
 def _quote_dict(q: Any) -> dict[str, Any]:
     return {"market": q.market, "side": q.side, "price": q.price, "count": q.count}
+
+
+def _refusal_key(a: OrderAction, reason: str) -> tuple[Any, ...]:
+    """What makes two refusals the same decision: the reason and the order it would have left,
+    not the fresh ``client_order_id`` each attempt gets."""
+    return (reason, *(v for k, v in _action_dict(a).items() if k != "client_order_id"))
 
 
 def _action_dict(a: OrderAction) -> dict[str, Any]:

@@ -184,3 +184,37 @@ def test_inventory_never_passes_the_hard_limit_under_fill_storms(fills):
         limit = w.limit()
         lo, hi = exposure_vector_bounds(GAME.book, w.positions, [*w.live.values(), *w.cancelling.values()])
         assert max(hi) <= limit.hard_contracts and min(lo) >= -limit.hard_contracts
+
+
+def test_a_repeated_refusal_is_journaled_once_with_its_count():
+    """A gate that refuses every quote the same way (here a 0.01¢ collar) must not write a
+    decision and its refusals on every book event; the next decision that differs says how many
+    identical ones it stood for."""
+    import dataclasses
+
+    from mmcore.risk.gate import GateConfig
+
+    cfg = dataclasses.replace(WorkerConfig("w1"), gate=GateConfig(collar_price=1))
+    w = GameWorker(GAME, cfg, T0)
+    w.handle(ConnEv(True), T0)
+    records = []
+    for ev in (ReconcileEv({}, (), T0, initial=True), TheoEv((0.6, 0.4), (0.003, 0.003), T0)):
+        records += w.handle(ev, T0).journal
+    for i in range(5):  # the same books over and over
+        now = T0 + i * S
+        for market, bid, ask in ((A, 5700, 6300), (B, 3700, 4300)):
+            out = w.handle(BookEv(market, book(market, bid, ask), now, now), now)
+            assert not out.actions
+            records += out.journal
+    decisions = [r for r in records if r["kind"] == "quote_decision"]
+    refusals = [r for r in records if r["kind"] == "refusal"]
+    assert refusals and all("collar" in r["reason"] for r in refusals)
+    assert len(decisions) <= 2  # once the first book arrives, once both are in
+    assert all(r["repeated_refusals"] == 0 for r in decisions)
+    repeated = w.refusals_repeated
+    assert repeated >= 7
+    moved = T0 + 10 * S  # a different theo: different quotes, journaled with the count
+    out = w.handle(TheoEv((0.55, 0.45), (0.003, 0.003), moved), moved)
+    moved_decisions = [r for r in out.journal if r["kind"] == "quote_decision"]
+    assert [r["repeated_refusals"] for r in moved_decisions] == [repeated]
+    assert w.refusals_repeated == 0
