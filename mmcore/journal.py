@@ -19,7 +19,8 @@ probabilities floats in [0, 1]. ``id`` is the natural id fixed by the constructo
 Rules of this file:
 
 - A line is written with one ``os.write`` on an ``O_APPEND`` fd; a short write is truncated away, so
-  the open segment never holds a torn line in its middle. fsync every ``fsync_every_records``.
+  the open segment never holds a torn line in its middle. fsync every ``fsync_every_records``
+  (checked after each :meth:`Journal.append`, or once after a :meth:`Journal.append_batch`).
 - Publishing is fsync → close → ``rename(.part → .jsonl)`` → fsync the directory. Readers look
   only at ``.jsonl``. Segments rotate on size/age at append time, or by
   :meth:`Journal.maybe_rotate` on a timer.
@@ -212,6 +213,20 @@ class Journal:
     def append(self, record: Mapping[str, Any], now_ns: int) -> None:
         """Write one record (see the constructors below) as one line, stamped with this worker's
         ``worker_id`` and ``ts_ns=now_ns`` (a ``ts_ns`` already in the record is replaced)."""
+        self._write(record, now_ns)
+        if self.appended_records - self.synced_records >= self.config.fsync_every_records:
+            self.flush()
+
+    def append_batch(self, records: Iterable[Mapping[str, Any]], now_ns: int) -> None:
+        """Write several records (one line each, as :meth:`append`) with one fsync at the end
+        when the policy asks for one (group commit): a worker decision's records are durable
+        together, for the price of one fsync instead of one per record."""
+        for record in records:
+            self._write(record, now_ns)
+        if self.appended_records - self.synced_records >= self.config.fsync_every_records:
+            self.flush()
+
+    def _write(self, record: Mapping[str, Any], now_ns: int) -> None:
         if self._lock_fd is None or self._broken:
             raise JournalError(f"journal {self.dir} is {self._broken or 'closed'}")
         kind, rid = record.get("kind"), record.get("id")
@@ -245,8 +260,6 @@ class Journal:
             raise _fail("append", self._part, exc) from exc
         self._size += written
         self.appended_records += 1
-        if self.appended_records - self.synced_records >= self.config.fsync_every_records:
-            self.flush()
 
     def flush(self) -> None:
         """fsync the open segment; afterwards ``synced_records == appended_records``."""

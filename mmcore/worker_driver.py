@@ -189,15 +189,15 @@ class WorkerDriver:
     def _process(self, out: Output) -> None:
         assert self.worker is not None
         now = self.clock_ns()
-        # Orders first: the tasks start sending at the next loop turn, while the journal's
-        # fsync runs here — the wire does not wait for the disk. The records are written
-        # before any ack of these actions can be processed (same loop), so nothing is lost.
+        # Orders first, then the decision's records with one fsync (group commit). The send
+        # tasks start on the next loop turn, so they do wait for that one fsync; the records
+        # are on disk before any ack of these actions can be processed (same loop).
         for seq, action in out.actions:
             self.report.actions += 1
             self._spawn(self._execute(seq, action))
         if self.journal is not None:
-            for rec in out.journal:
-                self.journal.append(rec, now)
+            if out.journal:
+                self.journal.append_batch(out.journal, now)  # one fsync per decision
             self.journal.maybe_rotate(now)
         for rec in out.journal:
             if rec["kind"] == "fill":

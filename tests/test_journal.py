@@ -141,6 +141,27 @@ def test_batched_fsync_and_flush(tmp_path: Path) -> None:
     j.close()
 
 
+def test_append_batch_is_one_group_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """A worker decision's records are written and then fsync'd once, not once per record; the
+    real fsync still runs (counted, not replaced)."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(jr.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    j = Journal.open(cfg(tmp_path), now_ns=0)
+    j.append(jr.error(W, 0, "opens the segment"), now_ns=1)
+    before = len(synced)
+    batch = one_of_each(1)
+    j.append_batch(batch, now_ns=5)
+    assert len(synced) == before + 1
+    assert j.appended_records == j.synced_records == 1 + len(batch)
+    j.append(jr.error(W, 99, "single"), now_ns=6)  # fsync_every_records=1: one per append
+    assert len(synced) == before + 2
+    j.close()
+    got = list(jr.read_records(jr.published_segments(tmp_path)))
+    assert [g["kind"] for g in got] == ["error", *(r["kind"] for r in batch), "error"]
+
+
 def test_config_and_record_validation(tmp_path: Path) -> None:
     from mmcore.errors import ConfigError
 
