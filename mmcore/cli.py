@@ -259,6 +259,8 @@ def kill(
         typer.echo(f"  {o.order_id} {o.market} {o.side} {o.price / 10_000:.4f} x {o.remaining / 100:.2f}")
     typer.echo(f"resting after ({len(report.after)}); {report.rounds} round(s), "
                f"{report.cancels_sent} cancel(s), {report.elapsed_s:.2f}s")
+    typer.echo(f"halted: workers for {event_ticker or 'every event'} stop until "
+               f"`mm resume {event_ticker or '--all'}`")
 
 
 async def _run_kill(settings: Any, event_ticker: Optional[str]):
@@ -269,6 +271,30 @@ async def _run_kill(settings: Any, event_ticker: Optional[str]):
     (settings.halt_dir / (event_ticker or "ALL")).write_text("halted by mm kill\n")
     async with rest_for(settings) as rest:
         return await cancel_until_flat(rest, event_ticker)
+
+
+@app.command()
+def resume(
+    event_ticker: Optional[str] = typer.Argument(None, help="The game to release (or --all)."),
+    all_events: bool = typer.Option(False, "--all", help="Every halt flag, ALL included."),
+) -> None:
+    """Remove the halt flags ``mm kill`` left (``MM_DATA_DIR/halt/``), so ``mm quote`` may run the
+    game again; prints each flag removed. Cancels nothing and starts nothing."""
+    if bool(event_ticker) == all_events:
+        _fail(InputError("give an EVENT_TICKER or --all (not both)"))
+    halt_dir = _settings_for(None).halt_dir
+    names = ([p.name for p in sorted(halt_dir.iterdir()) if p.is_file()]
+             if all_events and halt_dir.is_dir() else [event_ticker or ""])
+    removed = []
+    for name in names:
+        flag = halt_dir / name
+        if flag.is_file():
+            flag.unlink()
+            removed.append(name)
+    typer.echo(f"removed {len(removed)} halt flag(s)" + (f": {', '.join(removed)}" if removed else
+                                                           f" (none in {halt_dir})"))
+    if not all_events and (halt_dir / "ALL").is_file():
+        typer.echo("still halted: an ALL flag stops every game (mm resume --all removes it)")
 
 
 @app.command()

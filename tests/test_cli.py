@@ -84,3 +84,27 @@ def test_demo_end_to_end_leaves_nothing_resting(tmp_path):
         assert r.actions > 0 and r.kill is not None and r.kill.after == []
     text = console.export_text()
     assert "theo from sportsbooks" in text and "nothing resting" in text
+
+
+def test_resume_removes_the_halt_flags_kill_leaves(tmp_path, monkeypatch):
+    monkeypatch.setenv("MM_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        halt = get_settings().halt_dir
+        halt.mkdir(parents=True)
+        for name in ("KXNBAGAME-A", "KXNBAGAME-B", "ALL"):
+            (halt / name).write_text("halted by mm kill\n")
+        result = runner.invoke(app, ["resume", "KXNBAGAME-A"])
+        assert result.exit_code == 0, result.output
+        assert "removed 1 halt flag(s): KXNBAGAME-A" in result.output
+        assert "still halted: an ALL flag" in result.output
+        assert sorted(p.name for p in halt.iterdir()) == ["ALL", "KXNBAGAME-B"]
+        result = runner.invoke(app, ["resume", "KXNBAGAME-A"])
+        assert result.exit_code == 0 and "removed 0 halt flag(s)" in result.output
+        result = runner.invoke(app, ["resume", "--all"])
+        assert result.exit_code == 0 and "removed 2 halt flag(s): ALL, KXNBAGAME-B" in result.output
+        assert list(halt.iterdir()) == []
+        result = runner.invoke(app, ["resume"])
+        assert result.exit_code == 2 and "EVENT_TICKER or --all" in result.output
+    finally:
+        get_settings.cache_clear()
