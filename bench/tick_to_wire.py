@@ -49,9 +49,9 @@ Modes (each: ``--warmup`` ticks discarded, then ``--ticks`` measured):
    driver's per-slot lock sends the create only after the cancel's reply, so ``t1`` is the
    create's write and the cancel's write is reported beside it. Presign on and off.
 
-With presign on, ``refill_presigned()`` runs from a 1 s timer task in the client (the driver has
-no such timer of its own — see the notes printed at the end); ``presigned/live`` counts the
-headers taken from the pool vs signed on the hot path. Worker config differs from the defaults
+With presign on, ``refill_presigned()`` runs from the driver's own 1 s timer task (as under
+``mm quote``; see the notes printed at the end); ``presigned/live`` counts the headers taken from
+a pool vs signed on the hot path. Worker config differs from the defaults
 only where ticks would otherwise be refused or delayed by policy, not by code: competition
 ``min_rest_ns=0`` (an improving move would otherwise wait 2 s) and the gate's duplicate-place
 window 1 ns (cancel+place alternates between two prices). ``--no-journal`` runs the worker
@@ -91,7 +91,6 @@ steady and its size does not change from tick to tick)."""
 RIVAL_TICK_COUNT = 100
 TICK_TIMEOUT_S = 2.0
 SETTLE_TIMEOUT_S = 2.0
-REFILL_EVERY_S = 1.0
 WRITE_EVENT = "http11.send_request_body.complete"
 
 
@@ -377,7 +376,6 @@ async def worker_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any
                                   FileTheoSource(theo_dir, cfg["event"]), journal=journal,
                                   cancel_deadline_s=10.0, on_output=tap.on_output)
             run = asyncio.create_task(driver.run())
-            refill = asyncio.create_task(_refill(rest)) if presign else None
             try:
                 w = await _started(driver, run)
 
@@ -458,8 +456,6 @@ async def worker_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any
                 if improve_order is not None:
                     rival.cancel(improve_order)
             finally:
-                if refill is not None:
-                    refill.cancel()
                 driver.stop("bench done")
                 try:
                     await asyncio.wait_for(run, 20.0)
@@ -485,12 +481,6 @@ async def _wait(ev: asyncio.Event, timeout_s: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-async def _refill(rest: Any) -> None:
-    while True:
-        await asyncio.sleep(REFILL_EVERY_S)
-        await rest.refill_presigned()
 
 
 # --- the floor -----------------------------------------------------------------------------------
@@ -674,11 +664,12 @@ def report(args: argparse.Namespace, results: list[ModeResult], pinned: tuple[bo
         p50 = pct(r.t2w_ns, 0.5)
         if f50 and p50:
             print(f"{r.name}: p50 {p50 / f50:.0f}× the floor (+{p50 - f50:.3f} ms)")
-    print("notes: amends are never pre-signed (their path holds the order id), so presign on/off "
-          "cannot differ on the amend rows; a pool path yields at most one pre-signed header per "
-          "presign_step_ms (200 ms → 5/s), the rest are signed live; WorkerDriver itself never "
-          "calls refill_presigned() (this bench runs the 1 s timer), so under `mm quote` only the "
-          "~30 headers signed at start-up exist and the last expires 10.8 s later.")
+    print("notes: WorkerDriver refills the pre-signed pools once a second (presign_refill_s); "
+          "a fixed hot path (create, batch create/cancel) yields at most one pre-signed header "
+          "per presign_step_ms (200 ms → 5/s); amends and cancels are pre-signed per order "
+          "(pools registered when a create acks the order; amend pool: 1 new header/s, ≤ 5 "
+          "usable once warm), so an order amended on every tick, as here, gets ~1 amend/s "
+          "pre-signed and the rest signed live.")
 
 
 def main(argv: list[str] | None = None) -> int:

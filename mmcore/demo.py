@@ -115,7 +115,9 @@ async def _demo(seed: int, n_games: int, first_start_s: float, spacing_s: float,
             pull = await pull_theos(odds, sports, games, theo_dir)
         worst = _print_theos(console, sc, pull)
         signer = stack.signer()
-        async with KalshiRest(stack.rest_url, signer, limiter=RateLimiter.for_tier("advanced")) as rest:
+        # one client for every game: room for each game's four quotes in the per-order pools
+        async with KalshiRest(stack.rest_url, signer, limiter=RateLimiter.for_tier("advanced"),
+                              presign_order_cap=max(16, 4 * len(sc.games))) as rest:
             quote = dataclasses.replace(DEFAULT_QUOTE_PARAMS, stop_before_start_ns=int(stop_before_start_s * NS))
             drivers = []
             for g in sc.games:

@@ -9,7 +9,10 @@ Lifecycle of :meth:`WorkerDriver.run`:
    journal), read the latest per-game theo snapshot;
 2. subscribe over WebSocket and loop: every book change, fill and order update goes to the
    worker; its order actions run as REST calls (one in flight per slot), their acks come back as
-   events; positions and resting orders are reconciled from REST every 10 s;
+   events; positions and resting orders are reconciled from REST every 10 s; when the REST
+   client pre-signs, its pools are topped up once a second off the hot path (per-order amend
+   and cancel pools follow the worker's live orders: registered by create acks and for orders
+   adopted at reconcile, dropped when ``user_orders`` reports an order done);
 3. at game start, on any kill trigger, on SIGTERM/cancellation, or on a crash: cancel everything
    for the game and verify on the exchange that nothing rests (:mod:`mmcore.killall`) — the
    ``finally`` clause does this whatever happened.
@@ -114,6 +117,7 @@ class WorkerDriver:
         theo_poll_s: float = 2.0,
         on_output: Callable[[GameWorker, Output], None] | None = None,
         halt_dir: Path | None = None,
+        presign_refill_s: float = 1.0,
     ) -> None:
         self.rest, self.ws_factory, self.game, self.cfg, self.theo = rest, ws_factory, game, cfg, theo
         self.journal, self.clock_ns, self.until_ns = journal, clock_ns, until_ns
@@ -121,6 +125,7 @@ class WorkerDriver:
         self.cancel_deadline_s, self.theo_poll_s = cancel_deadline_s, theo_poll_s
         self.on_output = on_output
         self.halt_dir = halt_dir
+        self.presign_refill_s = presign_refill_s
         self.worker: GameWorker | None = None
         self.report = WorkerReport(game.event_ticker)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -150,6 +155,8 @@ class WorkerDriver:
                     out = self.worker.on_timer(self.clock_ns())
                 else:
                     out = self.worker.handle(ev, self.clock_ns())
+                    if isinstance(ev, ReconcileEv):
+                        self._presign_live()
                 deadline = out.next_deadline_ns
                 self._process(out)
         except asyncio.CancelledError:
@@ -179,6 +186,8 @@ class WorkerDriver:
             self._spawn(self._backfill_later())
         self._spawn(self._poll_theo())
         self._spawn(self._heartbeat())
+        if self.rest.has_presign_pools:
+            self._spawn(self._refill_presigned())
 
     def stop(self, reason: str = "stop requested") -> None:
         """Thread-safe enough for signal handlers on the loop: the worker halts and cancels."""
@@ -256,6 +265,7 @@ class WorkerDriver:
         if initial:  # before anything else
             assert self.worker is not None
             self._process(self.worker.handle(ev, self.clock_ns()))
+            self._presign_live()
         else:
             self._put(ev)
 
@@ -298,6 +308,8 @@ class WorkerDriver:
     async def _pump_ws(self) -> None:
         assert self._ws is not None
         async for ev in self._ws.events():
+            if isinstance(ev, kws.OrderUpdate) and (ev.status != "resting" or ev.remaining <= 0):
+                self.rest.forget_order(ev.order_id)  # done: its pre-signed pools go
             mapped = _map_ws(ev)
             if mapped is not None:
                 self._put(mapped)
@@ -322,8 +334,35 @@ class WorkerDriver:
             await asyncio.sleep(2.0)
             if self._ws is not None and self.worker is not None and self.worker.ws_connected:
                 self._put(HeartbeatEv(self.clock_ns()))
-            with contextlib.suppress(Exception):  # idle-time RSA work keeps the hot path free
+
+    async def _refill_presigned(self) -> None:
+        """Idle-time RSA work keeps the hot path free: top up the REST client's pre-signed
+        pools every ``presign_refill_s`` (the refill yields to the loop after each signature).
+        A failure is logged (the first of a streak, then every 60th) and never ends the task:
+        requests then sign live."""
+        failures = 0
+        while True:
+            await asyncio.sleep(self.presign_refill_s)
+            try:
                 await self.rest.refill_presigned()
+            except Exception as exc:  # noqa: BLE001 - logged; live signing still works
+                failures += 1
+                if failures % 60 == 1:
+                    log.warning("refill of pre-signed headers failed (%d in a row): %r",
+                                failures, exc)
+            else:
+                failures = 0
+
+    def _presign_live(self) -> None:
+        """Pre-signed amend/cancel pools for every order the worker holds live — after a
+        reconcile, which may have adopted orders the REST client never saw acked."""
+        if self.worker is None:
+            return
+        for oid in list(self.worker.live):
+            try:
+                self.rest.presign_order(oid)
+            except MMError as exc:
+                log.debug("no pre-signed pools for %s: %s", oid, exc)
 
     def _theo_event(self, snap: TheoSnapshot) -> TheoEv:
         return TheoEv(snap.probs_for(self.game.markets), snap.uncertainty_for(self.game.markets),

@@ -370,6 +370,24 @@ def test_pool_refill_continues_after_newest(signer: Signer) -> None:
     assert pool.available(NOW_MS + 5_000) == 1
 
 
+def test_pool_refill_max_new_signs_a_few_at_a_time(signer: Signer, registry: KeyRegistry) -> None:
+    pool = PresignedPool(signer, "POST", BATCH, lifetime_ms=1_000, size=5, step_ms=100)
+    assert pool.refill(NOW_MS, max_new=2) == 2 and len(pool) == 2  # NOW, +100
+    assert pool.refill(NOW_MS + 50, max_new=1) == 1  # continues the grid: +200
+    assert pool.refill(NOW_MS + 50, max_new=0) == 0 and len(pool) == 3
+    assert pool.refill(NOW_MS + 50) == 2 and len(pool) == 5  # the rest: +300, +400
+    assert pool.refill(NOW_MS + 50, max_new=3) == 0  # full
+    assert pool.available(NOW_MS + 400) == 5
+    h = pool.take(NOW_MS + 400)
+    assert h is not None and h[TIMESTAMP_HEADER] == str(NOW_MS + 400)
+    assert verify(registry, "POST", BATCH, h, now_ms=NOW_MS + 400) == KEY_ID
+    assert pool.refill(NOW_MS + 1_250, max_new=1) == 1  # NOW … +200 expired; one new at now
+    assert len(pool) == 2 and pool.available(NOW_MS + 1_250) == 2  # +300 and +1250
+    for bad in (-1, 1.0, "2"):
+        with pytest.raises(InputError):
+            pool.refill(NOW_MS, max_new=bad)  # type: ignore[arg-type]
+
+
 def test_pool_strips_query_and_validates(signer: Signer) -> None:
     pool = PresignedPool(signer, "delete", BATCH + "?x=1", lifetime_ms=1_000, size=1)
     assert pool.path == BATCH and pool.method == "DELETE"

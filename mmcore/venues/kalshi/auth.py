@@ -362,13 +362,17 @@ class PresignedPool:
             del self._headers[ts]
         del self._stamps[:cut]
 
-    def refill(self, now_ms: int) -> int:
+    def refill(self, now_ms: int, *, max_new: int | None = None) -> int:
         """Drop expired entries and sign new ones (timestamps ≥ ``now_ms``, ``step_ms`` apart)
-        up to ``size``. Returns the number of signatures computed."""
+        up to ``size``, or at most ``max_new`` of them (a caller on an event loop signs a few
+        at a time and yields in between: one RSA signature is ~1 ms). Returns the number of
+        signatures computed."""
+        if max_new is not None and (type(max_new) is not int or max_new < 0):
+            raise InputError(f"max_new must be a non-negative int or None, got {max_new!r}")
         self._expire(now_ms)
         made = 0
         nxt = now_ms if not self._stamps else max(now_ms, self._stamps[-1] + self.step_ms)
-        while len(self._stamps) < self.size:
+        while len(self._stamps) < self.size and (max_new is None or made < max_new):
             self._headers[nxt] = self._signer.headers(self.method, self.path, timestamp_ms=nxt)
             self._stamps.append(nxt)
             nxt += self.step_ms
