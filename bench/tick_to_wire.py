@@ -41,7 +41,7 @@ Modes (each: ``--warmup`` ticks discarded, then ``--ticks`` measured):
    bytes (``t1`` after ``write`` returns: asyncio's transport sends at once into an empty
    buffer). The response is read after timing.
 2. **worker, amend** — the real :class:`~mmcore.worker_driver.WorkerDriver` over a
-   ``KalshiWs`` + ``KalshiRest`` pair, journaling as ``mm quote`` does (fsync per record, in a
+   ``KalshiWs`` + ``KalshiRest`` pair, journaling as ``mm quote`` does (one fsync per decision, in a
    temp dir on the same disk as ``$TMPDIR``). Default reconcile: requotes are **amends**
    (``POST …/orders/{id}/amend``). Run with ``presign`` on and off.
 3. **worker, cancel+place** — the same with ``ReconcileParams(prefer_amend=False)``: each requote
@@ -637,7 +637,7 @@ def report(args: argparse.Namespace, results: list[ModeResult], pinned: tuple[bo
     print(f"tick-to-wire: WS orderbook_delta received → order request written (ms); "
           f"{args.ticks} ticks per mode after {args.warmup} warm-up, ≥ {args.interval_ms:g} ms "
           f"apart; server {where_s}, client {where_c}; journal "
-          f"{'fsync per record' if args.journal else 'off'}; load {args.load:.2f} before")
+          f"{'one fsync per decision' if args.journal else 'off'}; load {args.load:.2f} before")
     header = ("mode", "n", "p50", "p99", "max", "decide p50", "send p50", "missed",
               "presigned/live", "limiter wait", "CPU srv/cli")
     rows = []
