@@ -16,7 +16,7 @@ def resting_mm(stack, event_ticker):
 
 
 async def test_worker_quotes_then_stops_at_game_start_with_nothing_resting(tmp_path):
-    async with rig(tmp_path, seed=4, start_in_s=12.0) as r:
+    async with rig(tmp_path, seed=4, start_in_s=16.0) as r:  # 13 s to quote, even on a busy machine
         driver = await r.driver()
         quoted = asyncio.Event()
 
