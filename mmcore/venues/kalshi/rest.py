@@ -21,17 +21,11 @@ Rules of this file:
   taken from the final request URL (so it includes ``/trade-api/v2`` whatever ``base_url`` holds,
   and never the query). Market data (exchange status, events, markets, milestones) goes unsigned;
   the order book is signed when we have a key (the spec marks it authenticated, the guide says
-  public). **Pre-signing**: batch create, batch cancel and single create have fixed method and
-  path, so their headers come from a :class:`~mmcore.venues.kalshi.auth.PresignedPool` that
-  :meth:`KalshiRest.refill_presigned` tops up off the hot path. Amend and single cancel carry the
-  order id in their path, so they get **per-order** pools, kept for the orders we know rest: an
-  order is registered when a create (single or batch) acks it resting, touched when an amend of
-  it returns, registered explicitly with :meth:`KalshiRest.presign_order` (orders adopted at
-  reconcile), and dropped when a cancel of it succeeds (or finds it gone), when an amend or
-  decrease leaves nothing, or on :meth:`KalshiRest.forget_order` (the order reported done); at
-  most ``presign_order_cap`` orders, least recently used evicted. A new pool is empty until the
-  next refill — nothing is ever signed on the hot path to fill a pool. An empty pool (or a path
-  without one) falls back to live signing. ``presigned_used`` / ``live_signed`` count both.
+  public). **Pre-signing** (:mod:`mmcore.venues.kalshi.presign`): batch create, batch cancel,
+  single create (:data:`HOT_PATHS`) and the amend / single cancel of each order we know rests
+  take headers prepared off the hot path by :meth:`KalshiRest.refill_presigned`; the write calls
+  below register, touch and drop the per-order pools from their replies. A path without a usable
+  entry is signed live. ``presigned_used`` / ``live_signed`` count both.
 - **Rate limits.** With a :class:`~mmcore.venues.kalshi.ratelimit.RateLimiter`, each attempt
   first acquires its endpoint's tokens (cancels with priority ``cancel``); a 429 empties our
   mirror of the bucket.
@@ -68,8 +62,8 @@ Rules of this file:
   fills or :meth:`KalshiRest.get_orders`.
 - Never logged: the key, signatures, auth headers. Logged at DEBUG: method, path, status, latency.
 
-This module is longer than the ~600-line guideline because the brief keeps the REST adapter to
-one file; section 2 (pure) would be the first to move out.
+This module is longer than the ~600-line guideline; pre-signing has moved to
+:mod:`~mmcore.venues.kalshi.presign`, and section 2 (pure) would be the next to move out.
 """
 
 from __future__ import annotations
@@ -79,7 +73,6 @@ import logging
 import random
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -99,7 +92,11 @@ from mmcore.models import iso_to_ns
 from mmcore.orders import LiveOrder, Place, Quote, Side
 from mmcore.units import PRICE_ONE, format_count_fp, format_dollars, parse_count_fp, parse_dollars
 from mmcore.venues.kalshi import schema as s
-from mmcore.venues.kalshi.auth import REST_PATH_PREFIX, PresignedPool, Signer, load_private_key
+from mmcore.venues.kalshi.auth import REST_PATH_PREFIX, Signer, load_private_key
+from mmcore.venues.kalshi.presign import (
+    PRESIGN_AMEND_SIZE, PRESIGN_CANCEL_SIZE, PRESIGN_ORDER_CAP, PRESIGN_ORDER_STEP_MS,
+    RequestPresigner,
+)
 from mmcore.venues.kalshi.ratelimit import Priority, RateLimiter, endpoint_cost
 from mmcore.venues.retry import backoff_s, should_retry
 
@@ -110,7 +107,7 @@ __all__ = [
     "OrderParams", "OrderAck", "CancelAck", "AmendAck", "DecreaseAck", "ItemError", "Orderbook",
     "Position", "OwnFill", "GameStart", "TYPICAL_GAME_LENGTH_S", "DEFAULT_GAME_LENGTH_S",
     "error_for", "item_error", "live_order", "order_body", "game_length_s",
-    "start_from_milestones", "new_client_order_id", "KalshiRest",
+    "start_from_milestones", "new_client_order_id", "KalshiRest", "RequestPresigner",
 ]
 
 log = logging.getLogger("mmcore.venues.kalshi.rest")
@@ -135,10 +132,6 @@ HOT_PATHS: tuple[tuple[str, str], ...] = (
 """(method, path below /trade-api/v2) with pre-signed headers."""
 ORDER_PATH = "/portfolio/events/orders/{order_id}"
 """Single cancel (``DELETE``); with ``/amend`` the amend (``POST``): per-order pre-signed pools."""
-PRESIGN_ORDER_CAP = 16
-PRESIGN_ORDER_STEP_MS = 1_000
-PRESIGN_AMEND_SIZE = 6
-PRESIGN_CANCEL_SIZE = 2
 
 TYPICAL_GAME_LENGTH_S: dict[str, float] = {
     "KXNBA": 9000.0, "KXWNBA": 8400.0, "KXNCAAMB": 7800.0, "KXNCAAWB": 7800.0, "KXNHL": 9000.0,
@@ -525,21 +518,12 @@ class KalshiRest:
     Counters: ``presigned_used``, ``live_signed``, ``requests``, ``retries``, ``rate_limited``.
 
     Pre-signing (``presign=True`` with a signer; ``presign=False`` keeps no pools at all and signs
-    every request live). Each pool holds signatures whose timestamps lie ``step_ms`` apart and
-    are used for at most ``presign_lifetime_ms``; kept full by :meth:`refill_presigned` (about
-    once a second — the worker driver does it), a pool costs roughly ``1000 / step_ms``
-    signatures per second once warm, used or not (one RSA-2048 PSS signature ≈ 0.7–1 ms of CPU):
-
-    - the three fixed hot paths (:data:`HOT_PATHS`): ``presign_size`` 30 at ``presign_step_ms``
-      200 → 5 signatures/s each, **15/s** in all; up to 25 usable at once per path (bursts);
-    - per order (amend and cancel, see the module docstring), at ``presign_order_step_ms`` 1000:
-      the amend pool (``presign_amend_size`` 6) ≈ 1 signature/s with 5 usable once warm, the
-      cancel pool (``presign_cancel_size`` 2) ≈ 1/3 per s with always one usable: ≈ 1.33/s
-      per order, **≈ 21/s** at the cap of 16 orders (``presign_order_cap``; 0 disables
-      per-order pools). An order's amends beyond ~1 per second (plus the 5 held) sign live.
-
-    So the default steady state is at most ~36 signatures/s, ~3 % of one core, spent off the hot
-    path in exchange for ~1 ms less per amend, cancel or create on it.
+    every request live) is a :class:`~mmcore.venues.kalshi.presign.RequestPresigner`: the
+    ``presign_*`` parameters are its pool sizes (``presign_lifetime_ms``, ``presign_step_ms``,
+    ``presign_order_step_ms`` in ms). Pool sizes and CPU cost are in
+    :mod:`~mmcore.venues.kalshi.presign`; the defaults cost at most ~36 RSA signatures/s (~3 %
+    of one core), spent off the hot path by :meth:`refill_presigned` (about once a second) in
+    exchange for ~1 ms less per amend, cancel or create on it.
     """
 
     def __init__(
@@ -590,26 +574,13 @@ class KalshiRest:
                                 max_keepalive_connections=max_connections, keepalive_expiry=60.0),
             http1=True, http2=False, headers={"User-Agent": "kalshi-sports-mm"},
         )
-        if type(presign_order_cap) is not int or presign_order_cap < 0:
-            raise InputError(f"presign_order_cap must be an int >= 0, got {presign_order_cap!r}")
-        self._pools: dict[tuple[str, str], PresignedPool] = {}
-        if signer is not None and presign:
-            for method, rel in HOT_PATHS:
-                self._pools[(method, self._base_path + rel)] = PresignedPool(
-                    signer, method, self._base_path + rel, lifetime_ms=presign_lifetime_ms,
-                    size=presign_size, step_ms=presign_step_ms)
-        # per-order pools: order id -> (amend pool, cancel pool), least recently used first;
-        # _order_paths maps (method, signed path) -> (order id, pool) for _auth_headers
-        self._presign_orders = signer is not None and presign and presign_order_cap > 0
-        self._order_pools: OrderedDict[str, tuple[PresignedPool, PresignedPool]] = OrderedDict()
-        self._order_paths: dict[tuple[str, str], tuple[str, PresignedPool]] = {}
-        self.presign_order_cap = presign_order_cap
-        self._order_pool_kw = dict(lifetime_ms=presign_lifetime_ms, step_ms=presign_order_step_ms)
-        self._amend_size, self._cancel_size = presign_amend_size, presign_cancel_size
-        if signer is not None and self._presign_orders:  # refuse bad sizes now, not at an ack
-            for size in (presign_amend_size, presign_cancel_size):
-                PresignedPool(signer, "POST", "/x", size=size, **self._order_pool_kw)
-        self._refilling: asyncio.Event | None = None
+        self._presigner = RequestPresigner(
+            signer if presign else None,
+            [(method, self._base_path + rel) for method, rel in HOT_PATHS],
+            self._order_signed_paths, clock_ns=clock_ns, lifetime_ms=presign_lifetime_ms,
+            step_ms=presign_step_ms, size=presign_size, order_cap=presign_order_cap,
+            order_step_ms=presign_order_step_ms, amend_size=presign_amend_size,
+            cancel_size=presign_cancel_size)
         self.presigned_used = 0
         self.live_signed = 0
         self.requests = 0
@@ -650,66 +621,38 @@ class KalshiRest:
         if self._owns_client:
             await self._http.aclose()
 
-    # --- pre-signing ------------------------------------------------------------------------
+    # --- pre-signing (the pools: mmcore.venues.kalshi.presign) -------------------------------
 
     @property
     def has_presign_pools(self) -> bool:
         """True when this client pre-signs at all (a signer and ``presign=True``): then
         :meth:`refill_presigned` has work to do and should run about once a second."""
-        return bool(self._pools) or self._presign_orders
+        return self._presigner.has_pools
+
+    @property
+    def presign_order_cap(self) -> int:
+        """Orders with per-order pools at most (least recently used evicted)."""
+        return self._presigner.order_cap
+
+    @presign_order_cap.setter
+    def presign_order_cap(self, cap: int) -> None:
+        self._presigner.order_cap = cap
 
     async def refill_presigned(self) -> int:
         """Top up the pre-signed pools (RSA work; call off the hot path, e.g. from an idle
-        timer once a second). Returns the number of signatures made.
-
-        Signs **one signature at a time** and yields to the event loop (``asyncio.sleep(0)``)
-        after each, so a refill never holds the loop for more than one RSA operation (~1 ms):
-        a book update arriving mid-refill waits at most that long. Fixed hot paths first, then
-        the per-order pools, most recently used first; pools registered while it runs are
-        filled too, pools dropped while it runs are skipped. A call made while another refill
-        is running waits for that one and returns 0 (the signatures are counted by the first)."""
-        if self._refilling is not None:
-            await self._refilling.wait()
-            return 0
-        self._refilling = done = asyncio.Event()
-        try:
-            made = 0
-            for _ in range(3):  # a pass that signs nothing ends it; 3 bound the rare re-runs
-                this_pass = 0
-                pools = list(self._pools.values()) + [
-                    p for pair in reversed(self._order_pools.values()) for p in pair]
-                for pool in pools:
-                    while self._holds(pool):
-                        n = pool.refill(self._clock_ns() // 1_000_000, max_new=1)
-                        if not n:
-                            break
-                        this_pass += n
-                        await asyncio.sleep(0)  # one signature, then let the loop run
-                made += this_pass
-                if not this_pass:
-                    break
-            return made
-        finally:
-            self._refilling = None
-            done.set()
-
-    def _holds(self, pool: PresignedPool) -> bool:
-        """Is ``pool`` still one of ours (a per-order pool may be dropped during a refill)?"""
-        key = (pool.method, pool.path)
-        return self._pools.get(key) is pool or self._order_paths.get(key, ("", None))[1] is pool
+        timer once a second). Returns the number of signatures made. Yields to the event loop
+        after every signature; a call made during another refill waits for it and returns 0
+        (:meth:`RequestPresigner.refill <mmcore.venues.kalshi.presign.RequestPresigner.refill>`)."""
+        return await self._presigner.refill()
 
     def presigned_available(self) -> dict[str, int]:
         """Usable pre-signed entries per pre-signed path (hot paths, then per-order), now."""
-        now_ms = self._clock_ns() // 1_000_000
-        out = {f"{m} {p}": pool.available(now_ms) for (m, p), pool in self._pools.items()}
-        for (m, p), (_, pool) in self._order_paths.items():
-            out[f"{m} {p}"] = pool.available(now_ms)
-        return out
+        return self._presigner.available()
 
     @property
     def presigned_orders(self) -> list[str]:
         """Order ids with per-order pools, least recently used first."""
-        return list(self._order_pools)
+        return self._presigner.orders
 
     def _order_signed_paths(self, order_id: str) -> tuple[str, str]:
         """The paths :meth:`_send_once` will sign for this order's cancel and amend (built the
@@ -724,59 +667,24 @@ class KalshiRest:
         the order most recently used; over ``presign_order_cap`` the least recently used order
         is dropped. Costs nothing now: the pools are signed at the next
         :meth:`refill_presigned`. False (and nothing kept) when this client does not pre-sign."""
-        if not self._presign_orders:
-            return False
-        if order_id in self._order_pools:
-            self._order_pools.move_to_end(order_id)
-            return True
-        assert self.signer is not None
-        cancel_path, amend_path = self._order_signed_paths(order_id)
-        amend = PresignedPool(self.signer, "POST", amend_path, size=self._amend_size,
-                              **self._order_pool_kw)
-        cancel = PresignedPool(self.signer, "DELETE", cancel_path, size=self._cancel_size,
-                               **self._order_pool_kw)
-        self._order_pools[order_id] = (amend, cancel)
-        self._order_paths[("POST", amend_path)] = (order_id, amend)
-        self._order_paths[("DELETE", cancel_path)] = (order_id, cancel)
-        while len(self._order_pools) > self.presign_order_cap:
-            self.forget_order(next(iter(self._order_pools)))
-        return True
+        return self._presigner.register(order_id)
 
     def forget_order(self, order_id: str) -> bool:
         """Drop ``order_id``'s pre-signed pools (the order is done); True if it had any."""
-        pools = self._order_pools.pop(order_id, None)
-        if pools is None:
-            return False
-        for pool in pools:
-            self._order_paths.pop((pool.method, pool.path), None)
-        return True
+        return self._presigner.forget(order_id)
 
     def _track_order(self, order_id: str | None, remaining: int | None) -> None:
-        """After a write's reply: keep pools for an order that rests, drop them for one that
-        does not (``remaining`` 0). Never raises (an odd id only means no pools)."""
-        if not order_id or not self._presign_orders:
-            return
-        if remaining is not None and remaining <= 0:
-            self.forget_order(order_id)
-            return
-        try:
-            self.presign_order(order_id)
-        except InputError as exc:
-            log.debug("no pre-signed pools for order %r: %s", order_id, exc)
+        """After a write's reply: pools kept for an order that rests, dropped for one that does
+        not (``remaining`` 0). Never raises."""
+        self._presigner.track(order_id, remaining)
 
     def _auth_headers(self, method: str, path: str) -> dict[str, str]:
         assert self.signer is not None
         now_ms = self._clock_ns() // 1_000_000
-        key = (method, path)
-        pool = self._pools.get(key)
-        if pool is None and (entry := self._order_paths.get(key)) is not None:
-            order_id, pool = entry
-            self._order_pools.move_to_end(order_id)
-        if pool is not None:
-            got = pool.take(now_ms)
-            if got is not None:
-                self.presigned_used += 1
-                return got
+        got = self._presigner.take(method, path, now_ms)
+        if got is not None:
+            self.presigned_used += 1
+            return got
         self.live_signed += 1
         return self.signer.headers(method, path, timestamp_ms=now_ms)
 
