@@ -17,7 +17,8 @@ Rules of this file:
   resting, the cancel lied: the order returns to ``live`` and is cancelled again.
 - **Fills are truth for positions**; REST positions may lag. A position drift must be seen on two
   consecutive reconciles before it counts (then the exchange's position is adopted and the kill
-  switch sees the drift: REDUCING, or HALTED when large).
+  switch sees the drift: REDUCING, or HALTED when large). A reconcile whose REST data is older
+  (``user_data_timestamp``) than the newest fill applied is not evidence either way.
 - **Every decision passes the risk gate**, whose refusals are journaled, never raised. A decision
   refused in full exactly as the last journaled one (same reasons, same orders) is not journaled
   again; the next decision that is journaled carries the count (``repeated_refusals``).
@@ -137,6 +138,8 @@ class ReconcileEv:
     """The exchange's own view (REST): positions and resting orders for this game.
 
     ``initial`` adopts everything without treating differences as drift (start-up, restart).
+    ``data_as_of_ns``: the exchange's ``user_data_timestamp`` read before these reads (exchange
+    time, ns) — the REST data reflects fills up to then at least; None when unknown.
     """
 
     positions: Mapping[str, int]
@@ -144,6 +147,7 @@ class ReconcileEv:
     as_of_ns: int
     initial: bool = False
     cash: int | None = None
+    data_as_of_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +289,8 @@ class GameWorker:
         self.drift_seen = 0
         self.drift_since_ns = now_ns
         self.position_drift = 0
+        self.last_fill_ns: int | None = None
+        """Exchange time (receipt time when absent) of the newest fill applied."""
         self.last_theo_refresh_ns: int | None = None
         self.action_seq = 0
         self.decision_seq = 0
@@ -377,6 +383,8 @@ class GameWorker:
         if ev.trade_id in self.seen_fills or ev.market not in self.positions:
             return
         self.seen_fills.add(ev.trade_id)
+        at = ev.exchange_ns if ev.exchange_ns is not None else ev.receipt_ns
+        self.last_fill_ns = at if self.last_fill_ns is None else max(self.last_fill_ns, at)
         signed = ev.count if ev.side == "bid" else -ev.count
         before = self.positions[ev.market]
         after = before + signed
@@ -515,11 +523,17 @@ class GameWorker:
             if oid not in exchange:
                 self.cancelling.pop(oid)
         drift = max((abs(ev.positions.get(m, 0) - q) for m, q in self.positions.items()), default=0)
+        # REST data older than a fill we applied says nothing about drift (Kalshi's portfolio
+        # reads lag the engine): neither counted nor cleared
+        lagging = (drift != 0 and not ev.initial and ev.data_as_of_ns is not None
+                   and self.last_fill_ns is not None and ev.data_as_of_ns < self.last_fill_ns)
         if ev.initial or drift == 0:
             self.drift_seen = 0
             self.position_drift = 0
             if ev.initial:
                 self._adopt_positions(ev)
+        elif lagging:
+            pass
         else:
             if self.drift_seen == 0:
                 self.drift_since_ns = now_ns
@@ -534,7 +548,8 @@ class GameWorker:
                 self.positions.update({m: ev.positions.get(m, 0) for m in self.positions})
         out.journal.append(self._rec(
             "reconcile", f"{self.cfg.worker_id}:rec:{now_ns}", now_ns, drift=drift,
-            confirmed=self.position_drift, resting=len(exchange), initial=ev.initial))
+            confirmed=self.position_drift, resting=len(exchange), initial=ev.initial,
+            lagging=lagging))
         self.dirty = True
 
     def _adopt_positions(self, ev: ReconcileEv) -> None:

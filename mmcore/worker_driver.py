@@ -251,6 +251,7 @@ class WorkerDriver:
 
     async def _reconcile(self, *, initial: bool = False) -> None:
         try:
+            data_as_of = await self._user_data_as_of()  # first: the reads below are at least this fresh
             positions = await self.rest.get_positions(event_ticker=self.game.event_ticker)
             resting = await self.rest.get_orders(event_ticker=self.game.event_ticker, status="resting")
         except MMError as exc:
@@ -261,13 +262,22 @@ class WorkerDriver:
         if initial and self.journal is not None:
             await self._backfill_fills()
         ev = ReconcileEv({m: p.position for m, p in positions.items()}, tuple(resting),
-                         self.clock_ns(), initial=initial)
+                         self.clock_ns(), initial=initial, data_as_of_ns=data_as_of)
         if initial:  # before anything else
             assert self.worker is not None
             self._process(self.worker.handle(ev, self.clock_ns()))
             self._presign_live()
         else:
             self._put(ev)
+
+    async def _user_data_as_of(self) -> int | None:
+        """The exchange's ``user_data_timestamp`` (ns), or None when it cannot be read (the
+        worker then judges drift by persistence alone)."""
+        try:
+            return await self.rest.get_user_data_timestamp()
+        except MMError as exc:
+            log.debug("user_data_timestamp of %s unavailable: %s", self.game.event_ticker, exc)
+            return None
 
     async def _backfill_fills(self) -> None:
         """Fills the exchange reports that a previous run may not have journaled (natural ids:

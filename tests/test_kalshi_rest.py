@@ -713,3 +713,16 @@ def test_from_settings_and_base_url(tmp_path: Path, keys: dict[str, bytes]) -> N
     assert rest.signer is not None and rest.signer.key_id == "abc"
     assert KalshiRest("http://h:1/", None).base_url == "http://h:1/trade-api/v2"
     assert KalshiRest("http://h:1/trade-api/v2/", None).base_url == "http://h:1/trade-api/v2"
+
+
+async def test_user_data_timestamp_is_now_or_the_lag_of_portfolio_reads(env: Env) -> None:
+    """The exchange's freshness of portfolio reads: about now, and ``lag_s`` behind under the
+    ``positions_lag`` fault (what the worker weighs a position drift against)."""
+    async with env.client() as rest:
+        before = time.time_ns()
+        fresh = await rest.get_user_data_timestamp()
+        after = time.time_ns()
+        assert before - 2_000_000 <= fresh <= after  # RFC 3339 to the ms
+        await env.fault("positions_lag", seconds=60, lag_s=30)
+        lagged = await rest.get_user_data_timestamp()
+        assert lagged <= time.time_ns() - 30 * NS and lagged >= before - 30 * NS - 2_000_000

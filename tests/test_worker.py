@@ -218,3 +218,35 @@ def test_a_repeated_refusal_is_journaled_once_with_its_count():
     moved_decisions = [r for r in out.journal if r["kind"] == "quote_decision"]
     assert [r["repeated_refusals"] for r in moved_decisions] == [repeated]
     assert w.refusals_repeated == 0
+
+
+def _fill_then_lagging_reconciles(data_as_of):
+    """A 5-contract fill at T0 + 5 s, then REST positions without it at +10 s, +20 s, +30 s."""
+    w, out = started()
+    ack_all(w, out, T0)
+    bid = next(o for o in w.live.values() if (o.market, o.side) == (A, "bid"))
+    fill_at = T0 + 5 * S
+    w.handle(FillEv("t1", bid.order_id, A, "bid", bid.price, 500, 0, False, 500, fill_at,
+                    fill_at), fill_at)
+    for k in (10, 20, 30):
+        now = T0 + k * S
+        w.handle(ReconcileEv({A: 0}, tuple(w.live.values()), now,
+                             data_as_of_ns=data_as_of(now)), now)
+    return w
+
+
+def test_rest_data_older_than_the_last_fill_is_not_drift():
+    # the exchange says its portfolio data is 30 s old: a position without the fill is lag
+    w = _fill_then_lagging_reconciles(lambda now: now - 30 * S)
+    assert w.positions[A] == 500 and w.position_drift == 0 and w.ks.state == "ACTIVE"
+    # fresh data that still disagrees is drift again (two reconciles, 10 s apart)
+    for k in (40, 50):
+        now = T0 + k * S
+        w.handle(ReconcileEv({A: 0}, tuple(w.live.values()), now, data_as_of_ns=now), now)
+    assert w.positions[A] == 0 and w.position_drift == 500
+
+
+def test_without_user_data_timestamp_persistence_alone_decides():
+    # the same lagging reads, freshness unknown: 20 s of disagreement is taken as drift
+    w = _fill_then_lagging_reconciles(lambda now: None)
+    assert w.positions[A] == 0  # the stale read was adopted over the fill

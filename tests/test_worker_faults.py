@@ -662,6 +662,8 @@ async def test_lagging_positions_fill_is_truth_and_no_false_drift_halt(tmp_path)
         lagged = [ev for t, ev in reconciles(run, t_fill)
                   if t < t_fill + 5 * NS and ev.positions.get(m, 0) == before]
         assert len(lagged) >= 2, "REST did not lag: the test proves nothing"
+        # the driver read how stale they were: older than the fill, so no evidence of drift
+        assert all(ev.data_as_of_ns is not None and ev.data_as_of_ns < t_fill for ev in lagged)
         assert run.worker.positions[m] == after, "a lagging REST position was adopted"
         assert run.worker.ks.state != "HALTED", run.state_reasons()
         # once REST has caught up, a (periodic) reconcile agrees and nothing was confirmed

@@ -1188,6 +1188,13 @@ class KalshiRest:
                 out[p.ticker] = _position(p)
         return out
 
+    async def get_user_data_timestamp(self) -> int:
+        """``GET /exchange/user_data_timestamp``: the exchange time (ns) up to which REST
+        balance, orders, fills and positions are validated. Kalshi's portfolio reads lag the
+        matching engine; a position read is only evidence about fills before this time."""
+        r, _ = await self._get(s.GetUserDataTimestampResponse, "/exchange/user_data_timestamp")
+        return r.as_of_ns()
+
     async def get_balance(self) -> int:
         """Available balance, money units ($0.0001, rounded down)."""
         r, _ = await self._get(s.GetBalanceResponse, "/portfolio/balance")
