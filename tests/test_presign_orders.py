@@ -28,7 +28,7 @@ from mmcore.sim.rest import build_app
 from mmcore.sim.runner import LoopbackServer
 from mmcore.sim.scenario import ResolvedScenario, default_scenario
 from mmcore.venues.kalshi.auth import (
-    TIMESTAMP_HEADER, Signer, generate_key_pair, private_key_from_pem, public_key_from_pem,
+    Signer, generate_key_pair, private_key_from_pem, public_key_from_pem,
 )
 from mmcore.venues.kalshi.rest import KalshiRest, OrderAck
 from tests.workerkit import rig
