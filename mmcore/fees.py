@@ -24,6 +24,7 @@ Units: ``price`` and every fee/money value are ``int`` price units ($0.0001, ``P
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,10 +110,17 @@ class FeeSchedule:
 
     def coefficient(self, *, maker: bool) -> Fraction:
         """Exact quadratic coefficient in dollars (0.07 × multiplier for takers); 0 for ``flat``."""
-        if self.fee_type == "flat":
-            return Fraction(0)
-        taker = TAKER_COEFF * _exact(self.fee_multiplier, "fee_multiplier")
-        return taker * MAKER_SHARE[self.fee_type] if maker else taker
+        return _coefficient(self.fee_type, self.fee_multiplier, maker)
+
+
+@functools.lru_cache(maxsize=256)
+def _coefficient(fee_type: str, fee_multiplier: float, maker: bool) -> Fraction:
+    """:meth:`FeeSchedule.coefficient`, cached: quoting asks for it on every size it tries, and
+    building the exact Fraction from the decimal multiplier is most of a fee's cost."""
+    if fee_type == "flat":
+        return Fraction(0)
+    taker = TAKER_COEFF * _exact(fee_multiplier, "fee_multiplier")
+    return taker * MAKER_SHARE[fee_type] if maker else taker
 
 
 def _check(price: int, count: int) -> None:

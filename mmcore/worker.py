@@ -280,7 +280,8 @@ class GameWorker:
         self.latencies: deque[int] = deque(maxlen=200)
         self.rate_limited: deque[int] = deque(maxlen=100)
         self.recent_places: deque[RecentPlace] = deque(maxlen=64)
-        self.limit_history: deque[tuple[int, int]] = deque(maxlen=4096)
+        self.limit_history: deque[tuple[int, int]] = deque()
+        """(time, hard limit) with strictly decreasing limits: the window's maximum is first."""
         self.ws_connected = False
         self.ws_down_since_ns: int | None = now_ns
         self.rest_failures = 0
@@ -678,10 +679,13 @@ class GameWorker:
         force over the last ``limit_memory_ns``. The limit follows book liquidity, so a sweep can
         shrink it under inventory that was acquired inside it; that must pull the adding side
         (sizing and the gate do), not halt the game."""
-        self.limit_history.append((now_ns, hard))
-        while self.limit_history and now_ns - self.limit_history[0][0] > self.cfg.limit_memory_ns:
-            self.limit_history.popleft()
-        return max(h for _, h in self.limit_history)
+        history = self.limit_history  # a sliding-window maximum, O(1) amortised per event
+        while history and history[-1][1] <= hard:
+            history.pop()  # never the maximum again: ``hard`` is as large and newer
+        history.append((now_ns, hard))
+        while now_ns - history[0][0] > self.cfg.limit_memory_ns:
+            history.popleft()
+        return history[0][1]
 
     def _maybe_refresh_theo(self, limit: GameLimit, now_ns: int, out: Output) -> None:
         inv = directional_inventory(self.game.book, self.positions)

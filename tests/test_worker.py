@@ -250,3 +250,15 @@ def test_without_user_data_timestamp_persistence_alone_decides():
     # the same lagging reads, freshness unknown: 20 s of disagreement is taken as drift
     w = _fill_then_lagging_reconciles(lambda now: None)
     assert w.positions[A] == 0  # the stale read was adopted over the fill
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5 * S), st.integers(0, 50_000)), min_size=1, max_size=60))
+def test_breach_limit_is_the_largest_limit_of_the_memory_window(steps):
+    w = GameWorker(GAME, WorkerConfig("w1"), T0)
+    memory = w.cfg.limit_memory_ns
+    now, seen = T0, []
+    for dt, hard in steps:
+        now += dt
+        seen.append((now, hard))
+        assert w._breach_limit(hard, now) == max(h for t, h in seen if now - t <= memory)
