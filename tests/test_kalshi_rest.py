@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clocks import Sleeps
 from mmcore.errors import (
     AuthError, ConfigError, ConflictError, InputError, InvalidRequestError, MalformedPayloadError,
     NotFoundError, RateLimitedError, VenueUnavailableError,
@@ -55,16 +56,6 @@ NS = 1_000_000_000
 # =============================================================================================
 # Test kit
 # =============================================================================================
-
-
-class Sleeps:
-    """An injected sleep that records each delay (s) and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay_s: float) -> None:
-        self.delays.append(delay_s)
 
 
 class VirtualTime:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clocks import ManualClock
 from mmcore.models import OddsEvent, iso_to_ns
 from mmcore.odds.parse import parse_odds
 from mmcore.sim import SIM_ODDS_API_KEY
@@ -23,19 +24,6 @@ ALL = ",".join(b.key for b in DEFAULT_BOOKS)
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-class ManualClock:
-    """ns since the epoch, moved only by the test."""
-
-    def __init__(self, ns: int = T0) -> None:
-        self.ns = ns
-
-    def __call__(self) -> int:
-        return self.ns
-
-    def advance(self, seconds: float) -> None:
-        self.ns += int(seconds * 1e9)
-
-
 StartFn = Callable[..., OddsServer]
 
 
@@ -45,7 +33,7 @@ def start() -> Iterator[StartFn]:
 
     def _start(clock: ManualClock | None = None, **cfg: Any) -> OddsServer:
         cfg.setdefault("rate_per_s", 1000.0)
-        srv = OddsServer(OddsServerConfig(**cfg), clock_ns=clock or ManualClock())
+        srv = OddsServer(OddsServerConfig(**cfg), clock_ns=clock or ManualClock(T0))
         started.append(srv.start())
         return srv
 
@@ -129,7 +117,7 @@ def test_soccer_is_three_way_with_draw_and_us_sports_two_way(start: StartFn) -> 
 
 
 def test_prices_above_one_and_booksum_at_least_one(start: StartFn) -> None:
-    clock = ManualClock()
+    clock = ManualClock(T0)
     srv = start(clock)
     seen_lay = 0
     for _ in range(5):
@@ -169,7 +157,7 @@ def test_slate_is_deterministic_and_sane() -> None:
 
 
 def test_pinnacle_devigged_is_closer_to_truth_than_soft_books(start: StartFn) -> None:
-    clock = ManualClock()
+    clock = ManualClock(T0)
     srv = start(clock, seed=3, books=DEFAULT_BOOKS)
     truth = {g.event_id: g.true_probs for g in srv.sim.slate}
     errors: dict[str, list[float]] = {}
@@ -242,7 +230,7 @@ def test_out_of_credits_is_401_with_the_real_code(start: StartFn) -> None:
 
 
 def test_rate_limit_is_a_token_bucket_on_the_injected_clock(start: StartFn) -> None:
-    clock = ManualClock()
+    clock = ManualClock(T0)
     srv = start(clock, rate_per_s=2.0)
     assert [get(srv, "/v4/sports", apiKey=KEY).status_code for _ in range(3)] == [200, 200, 429]
     assert_error(get(srv, "/v4/sports", apiKey=KEY), 429, "EXCEEDED_FREQ_LIMIT")
@@ -298,7 +286,7 @@ def test_gzip_when_asked(start: StartFn) -> None:
 
 
 async def test_async_variant_runs_in_the_current_loop() -> None:
-    async with OddsServer(OddsServerConfig(seed=1), clock_ns=ManualClock()) as srv:
+    async with OddsServer(OddsServerConfig(seed=1), clock_ns=ManualClock(T0)) as srv:
         assert srv.url.startswith("http://127.0.0.1:")
         async with httpx.AsyncClient() as client:
             r = await client.get(srv.url + "/v4/sports", params={"apiKey": KEY})

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clocks import ManualClock, Sleeps
 from mmcore.errors import (
     AuthError, InputError, InvalidRequestError, MalformedPayloadError, NotFoundError,
     QuotaExhaustedError, RateLimitedError, VenueTimeoutError, VenueUnavailableError,
@@ -30,30 +31,6 @@ T0 = iso_to_ns("2026-01-10T17:00:30Z")
 BOOKS = DEFAULT_BOOKMAKERS  # the 10 default books
 
 
-class ManualClock:
-    def __init__(self, ns: int = T0) -> None:
-        self.ns = ns
-
-    def __call__(self) -> int:
-        return self.ns
-
-    def advance(self, seconds: float) -> None:
-        self.ns += int(seconds * 1e9)
-
-
-class Sleeps:
-    """An injected sleep: records each delay (s) and optionally advances a clock by it."""
-
-    def __init__(self, clock: ManualClock | None = None) -> None:
-        self.delays: list[float] = []
-        self.clock = clock
-
-    async def __call__(self, delay_s: float) -> None:
-        self.delays.append(delay_s)
-        if self.clock is not None:
-            self.clock.advance(delay_s)
-
-
 @pytest.fixture
 def start() -> Iterator[Callable[..., OddsServer]]:
     started: list[OddsServer] = []
@@ -61,7 +38,7 @@ def start() -> Iterator[Callable[..., OddsServer]]:
     def _start(clock: ManualClock | None = None, **cfg: Any) -> OddsServer:
         cfg.setdefault("api_key", KEY)
         cfg.setdefault("rate_per_s", 1000.0)
-        srv = OddsServer(OddsServerConfig(**cfg), clock_ns=clock or ManualClock())
+        srv = OddsServer(OddsServerConfig(**cfg), clock_ns=clock or ManualClock(T0))
         started.append(srv.start())
         return srv
 
@@ -267,7 +244,7 @@ async def test_non_json_error_body_is_read_leniently(srv: OddsServer) -> None:
 
 
 async def test_429_is_retried_with_exponential_backoff_then_raised(start) -> None:
-    clock = ManualClock()  # frozen: the bucket never refills
+    clock = ManualClock(T0)  # frozen: the bucket never refills
     srv = start(clock, rate_per_s=1.0)
     sleeps = Sleeps()
     async with client(srv, sleep=sleeps, max_retries=3, backoff_s=0.5) as api:
@@ -284,7 +261,7 @@ async def test_429_is_retried_with_exponential_backoff_then_raised(start) -> Non
 
 
 async def test_429_then_success_once_the_bucket_refills(start) -> None:
-    clock = ManualClock()
+    clock = ManualClock(T0)
     srv = start(clock, rate_per_s=1.0)
     sleeps = Sleeps(clock)  # sleeping moves the server's clock
     async with client(srv, sleep=sleeps) as api:

@@ -14,6 +14,7 @@ import socket
 
 import pytest
 
+from clocks import Sleeps
 from mmcore.errors import (
     AuthError, ConflictError, InputError, InvalidRequestError, InvariantError,
     MalformedPayloadError, NotFoundError, QuotaExhaustedError, RateLimitedError,
@@ -24,16 +25,6 @@ from mmcore.venues.oddsapi import MAX_BACKOFF_S, OddsApiClient
 from mmcore.venues.retry import JITTER, backoff_s, should_retry
 
 ALMOST_ONE = 1.0 - 2**-53  # the largest value random.random() can return
-
-
-class Sleeps:
-    """An injected sleep: records each delay (s) and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay_s: float) -> None:
-        self.delays.append(delay_s)
 
 
 def refused_url() -> str:
