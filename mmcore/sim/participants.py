@@ -140,6 +140,15 @@ def _size(lo: int, hi: int, rng: random.Random) -> int:
     return rng.randint(lo, hi) * CONTRACT
 
 
+def _arrival(state: TakerState, rate_per_s: float, now_ns: int, rng: random.Random
+             ) -> TakerState | None:
+    """A taker's state after the arrival due by ``now_ns`` (the next Poisson time drawn), or
+    None when no arrival is due yet."""
+    if now_ns < state.wake_ns:
+        return None
+    return TakerState(_next_arrival(state.wake_ns, rate_per_s, rng), state.arrivals + 1)
+
+
 def _check_taker(rate_per_s: float, lo: int, hi: int) -> None:
     if not (math.isfinite(rate_per_s) and rate_per_s > 0):
         raise InputError(f"rate_per_s must be > 0, got {rate_per_s!r}")
@@ -174,9 +183,9 @@ class NoiseTaker:
 
     def decide(self, state: TakerState, view: MarketView, truth_p: float, now_ns: int,
                rng: random.Random) -> tuple[TakerState, list[Intent]]:
-        if now_ns < state.wake_ns:
+        new = _arrival(state, self.rate_per_s, now_ns, rng)
+        if new is None:
             return state, []
-        new = TakerState(_next_arrival(state.wake_ns, self.rate_per_s, rng), state.arrivals + 1)
         buy = rng.random() < self.side_bias
         size = _size(self.size_contracts_min, self.size_contracts_max, rng)
         book = view.book
@@ -219,9 +228,9 @@ class InformedTaker:
 
     def decide(self, state: TakerState, view: MarketView, truth_p: float, now_ns: int,
                rng: random.Random) -> tuple[TakerState, list[Intent]]:
-        if now_ns < state.wake_ns:
+        new = _arrival(state, self.rate_per_s, now_ns, rng)
+        if new is None:
             return state, []
-        new = TakerState(_next_arrival(state.wake_ns, self.rate_per_s, rng), state.arrivals + 1)
         noise = rng.gauss(0.0, self.noise_sd_prob) if self.noise_sd_prob > 0 else 0.0
         size = _size(self.size_contracts_min, self.size_contracts_max, rng)
         if not view.is_open:

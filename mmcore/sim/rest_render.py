@@ -202,13 +202,10 @@ def orderbook_json(engine: Engine, ticker: str, depth: int | None) -> dict[str, 
 # --- portfolio ------------------------------------------------------------------------------
 
 
-def order_json(o: Order) -> dict[str, Any]:
+def order_amounts(o: Order) -> dict[str, str]:
+    """An order's counts (``_fp``, centi-contracts → contracts) and money (``_dollars``, price
+    units → dollars), as both REST orders and WS ``user_order`` msgs carry them."""
     return {
-        "order_id": o.order_id, "user_id": o.user_id, "client_order_id": o.client_order_id or "",
-        "ticker": o.ticker, "outcome_side": "yes" if o.side == "bid" else "no",
-        "book_side": o.side, "type": "limit", "status": o.status,
-        "yes_price_dollars": format_dollars(o.price),
-        "no_price_dollars": format_dollars(PRICE_ONE - o.price),
         "fill_count_fp": format_count_fp(o.filled),
         "remaining_count_fp": format_count_fp(o.remaining),
         "initial_count_fp": format_count_fp(o.initial_count),
@@ -216,6 +213,17 @@ def order_json(o: Order) -> dict[str, Any]:
         "maker_fill_cost_dollars": format_dollars(o.maker_fill_cost),
         "taker_fees_dollars": format_dollars(o.taker_fees),
         "maker_fees_dollars": format_dollars(o.maker_fees),
+    }
+
+
+def order_json(o: Order) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id, "user_id": o.user_id, "client_order_id": o.client_order_id or "",
+        "ticker": o.ticker, "outcome_side": "yes" if o.side == "bid" else "no",
+        "book_side": o.side, "type": "limit", "status": o.status,
+        "yes_price_dollars": format_dollars(o.price),
+        "no_price_dollars": format_dollars(PRICE_ONE - o.price),
+        **order_amounts(o),
         "expiration_time": iso(o.expiration_ns) if o.expiration_ns is not None else None,
         "created_time": iso(o.created_ns), "last_update_time": iso(o.updated_ns),
         "self_trade_prevention_type": o.self_trade_prevention,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -28,6 +27,7 @@ from mmcore.sim.engine_types import (
     BookDelta, EngineEvent, Fill, LifecycleEvent, Order, OrderGroupEvent, PositionEvent, Trade,
     TradeEvent,
 )
+from mmcore.sim.rest_render import levels_json, order_amounts
 from mmcore.ticks import TickGrid
 from mmcore.units import CONTRACT, PRICE_ONE, format_count_fp, format_dollars, notional
 
@@ -93,10 +93,6 @@ def _outcome(book_side: str) -> str:
     return "yes" if book_side == "bid" else "no"
 
 
-def _levels(levels: Iterable[tuple[int, int]]) -> list[list[str]]:
-    return [[format_dollars(p), format_count_fp(n)] for p, n in levels]
-
-
 def render_snapshot(ticker: str, yes: list[tuple[int, int]], no: list[tuple[int, int]], *,
                     use_yes_price: bool) -> dict[str, Any]:
     """``orderbook_snapshot`` msg from :meth:`Engine.orderbook` (bids, ascending); NO levels at
@@ -104,9 +100,9 @@ def render_snapshot(ticker: str, yes: list[tuple[int, int]], no: list[tuple[int,
     key is absent."""
     msg: dict[str, Any] = {"market_ticker": ticker, "market_id": market_id_for(ticker)}
     if yes:
-        msg["yes_dollars_fp"] = _levels(yes)
+        msg["yes_dollars_fp"] = levels_json(yes)
     if no:
-        msg["no_dollars_fp"] = _levels(
+        msg["no_dollars_fp"] = levels_json(
             sorted((PRICE_ONE - p, n) for p, n in no) if use_yes_price else no)
     return msg
 
@@ -163,13 +159,7 @@ def render_user_order(o: Order) -> dict[str, Any]:
         "order_id": o.order_id, "user_id": o.user_id, "ticker": o.ticker, "status": o.status,
         "side": side, "is_yes": side == "yes", "outcome_side": side, "book_side": o.side,
         "yes_price_dollars": format_dollars(o.price),
-        "fill_count_fp": format_count_fp(o.filled),
-        "remaining_count_fp": format_count_fp(o.remaining),
-        "initial_count_fp": format_count_fp(o.initial_count),
-        "taker_fill_cost_dollars": format_dollars(o.taker_fill_cost),
-        "maker_fill_cost_dollars": format_dollars(o.maker_fill_cost),
-        "taker_fees_dollars": format_dollars(o.taker_fees),
-        "maker_fees_dollars": format_dollars(o.maker_fees),
+        **order_amounts(o),
         "client_order_id": o.client_order_id or "",
         "self_trade_prevention_type": o.self_trade_prevention,
         "created_time": _rfc3339(o.created_ns), "created_ts_ms": _ms(o.created_ns),
