@@ -40,7 +40,7 @@ Modes (each: ``--warmup`` ticks discarded, then ``--ticks`` measured):
    *before* the tick; on the delta frame the loop ``json.loads`` it and ``writer.write``-s the
    bytes (``t1`` after ``write`` returns: asyncio's transport sends at once into an empty
    buffer). The response is read after timing.
-2. **worker, amend** — the real :class:`~mmcore.worker_driver.WorkerDriver` over a
+2. **worker, amend** — the real :class:`~mmcore.worker.driver.WorkerDriver` over a
    ``KalshiWs`` + ``KalshiRest`` pair, journaling as ``mm quote`` does (one fsync per decision, in a
    temp dir on the same disk as ``$TMPDIR``). Default reconcile: requotes are **amends**
    (``POST …/orders/{id}/amend``). Run with ``presign`` on and off.
@@ -80,8 +80,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchkit import (CpuSpan, ask_cpu_time, pct, placement, print_table, run_pinned,
-                      run_with_exchange, split_cpus)
+from benchkit import (
+    CpuSpan,
+    ask_cpu_time,
+    pct,
+    placement,
+    print_table,
+    run_pinned,
+    run_with_exchange,
+    split_cpus,
+)
 
 RIVAL = "rival"
 UNLIMITED = 1e12
@@ -343,14 +351,14 @@ class Book:
 
 async def worker_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any, rival: Rival,
                       book: Book, theo_dir: Path, *, amend: bool, presign: bool) -> ModeResult:
-    from mmcore.journal import Journal, JournalConfig
     from mmcore.orders import ReconcileParams
     from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
     from mmcore.risk.gate import GateConfig
     from mmcore.venues.kalshi.ratelimit import RateLimiter
     from mmcore.venues.kalshi.rest import KalshiRest
-    from mmcore.worker import WorkerConfig
-    from mmcore.worker_driver import FileTheoSource, WorkerDriver, load_game
+    from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
+    from mmcore.worker.engine import WorkerConfig
+    from mmcore.worker.journal import Journal, JournalConfig
 
     name = (f"worker, {'amend' if amend else 'cancel+place'}, presign {'on' if presign else 'off'}"
             + ("" if args.journal else ", no journal"))
@@ -593,7 +601,7 @@ async def floor_mode(cfg: dict[str, Any], args: argparse.Namespace, signer: Any,
 async def run_client(cfg: dict[str, Any], args: argparse.Namespace, pipe: Connection
                      ) -> list[ModeResult]:
     from mmcore.odds.teams import game_from_markets
-    from mmcore.theo_pull import pull_theos
+    from mmcore.theo.pull import pull_theos
     from mmcore.venues.kalshi.auth import Signer, load_private_key
     from mmcore.venues.oddsapi import OddsApiClient
 

@@ -143,7 +143,7 @@ def _print_preview(report: dict[str, Any]) -> None:
     for a in report["actions"]:
         console.print(f"  [green]{a['action']:6}[/] " + " ".join(f"{k}={v}" for k, v in a.items() if k != "action"))
     for a in report["deferred"]:
-        console.print(f"  [yellow]defer [/] " + " ".join(f"{k}={v}" for k, v in a.items()))
+        console.print("  [yellow]defer [/] " + " ".join(f"{k}={v}" for k, v in a.items()))
     for a in report["refused"]:
         console.print(f"  [red]REFUSE[/] {a['action']} {a.get('market')} {a.get('side')} {a.get('price', '')}: {a['refusal']}")
 
@@ -228,7 +228,7 @@ def quote(
 async def _run_quote(settings: Any, event_ticker: str, until_ns: Optional[int]):
     import signal
 
-    from mmcore.venue import build_worker, rest_for, signer_for
+    from mmcore.worker.venue import build_worker, rest_for, signer_for
 
     signer = signer_for(settings)
     async with rest_for(settings, signer) as rest:
@@ -264,8 +264,8 @@ def kill(
 
 
 async def _run_kill(settings: Any, event_ticker: Optional[str]):
-    from mmcore.killall import cancel_until_flat
-    from mmcore.venue import rest_for
+    from mmcore.worker.killall import cancel_until_flat
+    from mmcore.worker.venue import rest_for
 
     settings.halt_dir.mkdir(parents=True, exist_ok=True)
     (settings.halt_dir / (event_ticker or "ALL")).write_text("halted by mm kill\n")

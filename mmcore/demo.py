@@ -27,21 +27,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mmcore.journal import Journal, JournalConfig
 from mmcore.odds.teams import game_from_markets
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.settings import DEFAULT_BOOKMAKERS
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo_pull import pull_theos
+from mmcore.theo.pull import pull_theos
 from mmcore.units import CONTRACT, PRICE_ONE
 from mmcore.venues.kalshi.ratelimit import RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
 from mmcore.venues.oddsapi import OddsApiClient
-from mmcore.worker import GameWorker, WorkerConfig
-from mmcore.worker_driver import FileTheoSource, WorkerDriver, WorkerReport, load_game
+from mmcore.worker.driver import FileTheoSource, WorkerDriver, WorkerReport, load_game
+from mmcore.worker.engine import GameWorker, WorkerConfig
+from mmcore.worker.journal import Journal, JournalConfig
 
 NS = 1_000_000_000
 

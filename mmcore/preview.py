@@ -42,15 +42,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mmcore.book import BookTop, top_of
 from mmcore.errors import InputError
 from mmcore.fees import FeeSchedule
+from mmcore.game import GameSpec
 from mmcore.models import iso_to_ns
 from mmcore.orders import LiveOrder, reconcile
 from mmcore.quoting.config import quote_params_from_dict
-from mmcore.quoting.quotes import GameSpec, GameState, desired_quotes
+from mmcore.quoting.quotes import GameState, desired_quotes
 from mmcore.risk.gate import GateState, check
 from mmcore.risk.killswitch import KillSwitch
-from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, available_liquidity, game_limit
+from mmcore.risk.limits import (
+    DEFAULT_LIMIT_CONFIG,
+    GameLimit,
+    available_liquidity,
+    game_limit,
+)
 from mmcore.ticks import TickGrid
-from mmcore.units import CONTRACT, PRICE_ONE, format_count_fp, format_dollars, parse_count_fp, parse_dollars
+from mmcore.units import (
+    CONTRACT,
+    PRICE_ONE,
+    format_count_fp,
+    format_dollars,
+    parse_count_fp,
+    parse_dollars,
+)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmcore.fees import FeeSchedule
+from mmcore.game import GameSpec
 from mmcore.orders import Amend, Cancel, LiveOrder, Place, Quote
-from mmcore.quoting.quotes import GameSpec
 from mmcore.risk.exposure import exposure_vector_bounds
 from mmcore.risk.gate import GateConfig, GateState, RecentPlace, check
 from mmcore.risk.killswitch import KillSwitch, Trigger, trip

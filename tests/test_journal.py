@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from mmcore import journal as jr
-from mmcore.journal import InvalidLine, Journal, JournalConfig, JournalError
+from mmcore.worker import journal as jr
 from mmcore.orders import Place, Quote
 from mmcore.risk.killswitch import Trigger
+from mmcore.worker.journal import InvalidLine, Journal, JournalConfig, JournalError
 
 REPO = Path(__file__).resolve().parent.parent
 W = "w1"
@@ -224,7 +224,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from mmcore import journal as jr
+    from mmcore.worker import journal as jr
     cfg = jr.JournalConfig(root=Path(sys.argv[1]), worker_id="w1", segment_max_bytes=4_000)
     j = jr.Journal.open(cfg, now_ns=1)
     n = 0

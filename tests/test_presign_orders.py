@@ -3,7 +3,7 @@
 REST tests run :class:`~mmcore.venues.kalshi.rest.KalshiRest` against the real local exchange
 over loopback (its RSA-PSS verification is real: a wrong header is a 401), as
 ``tests/test_kalshi_rest.py`` does. The driver test runs a real
-:class:`~mmcore.worker_driver.WorkerDriver` (``tests/workerkit.py``). Time is never waited for:
+:class:`~mmcore.worker.driver.WorkerDriver` (``tests/workerkit.py``). Time is never waited for:
 a pool's later timestamps are reached by moving the client's injected clock (the exchange accepts
 timestamps within 30 s either way), and ordering is observed through the event loop itself.
 """
@@ -28,7 +28,10 @@ from mmcore.sim.rest import build_app
 from mmcore.sim.runner import LoopbackServer
 from mmcore.sim.scenario import ResolvedScenario, default_scenario
 from mmcore.venues.kalshi.auth import (
-    Signer, generate_key_pair, private_key_from_pem, public_key_from_pem,
+    Signer,
+    generate_key_pair,
+    private_key_from_pem,
+    public_key_from_pem,
 )
 from mmcore.venues.kalshi.rest import KalshiRest, OrderAck
 from tests.workerkit import rig
@@ -288,7 +291,7 @@ async def test_concurrent_refills_share_one_run(env: Env) -> None:
 async def test_driver_refills_pools_of_its_live_and_adopted_orders(tmp_path: Any,
                                                                    caplog: pytest.LogCaptureFixture
                                                                    ) -> None:
-    caplog.set_level(logging.WARNING, logger="mmcore.worker_driver")
+    caplog.set_level(logging.WARNING, logger="mmcore.worker.driver")
 
     async def scenario_test() -> None:
         async with rig(tmp_path, seed=6, start_in_s=600.0) as r:

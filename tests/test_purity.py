@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "mmcore"
 PURE_PACKAGES = ("odds", "quoting", "risk")
 PURE_FILES = ("units.py", "errors.py", "models.py", "fees.py", "ticks.py", "orders.py", "book.py",
-              "worker.py", "venues/kalshi/ws_events.py", "venues/kalshi/ws_session.py")
+              "game.py", "worker/engine.py", "venues/kalshi/ws_events.py", "venues/kalshi/ws_session.py")
 
 BANNED_MODULES = {
     "random", "secrets", "time", "uuid", "socket", "asyncio", "threading", "subprocess",

@@ -7,10 +7,16 @@ from hypothesis import strategies as st
 
 from mmcore.book import BookTop
 from mmcore.fees import FeeSchedule
+from mmcore.game import GameSpec
 from mmcore.orders import LiveOrder
 from mmcore.quoting.hjb import HjbParams
-from mmcore.quoting.quotes import GameSpec, GameState, QuoteParams, desired_quotes
-from mmcore.risk.exposure import GamePosition, exposure_vector_bounds, parity_violation, worst_case
+from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
+from mmcore.risk.exposure import (
+    GamePosition,
+    exposure_vector_bounds,
+    parity_violation,
+    worst_case,
+)
 from mmcore.risk.limits import GameLimit
 from mmcore.ticks import TickGrid
 from mmcore.units import CENT, CONTRACT

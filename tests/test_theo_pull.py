@@ -11,8 +11,8 @@ from mmcore.odds.teams import game_from_markets
 from mmcore.sim import SIM_ODDS_API_KEY
 from mmcore.sim.odds_server import OddsServer, OddsServerConfig
 from mmcore.sim.scenario import default_scenario
-from mmcore.theo_pull import pull_theos
-from mmcore.theo_snapshot import TheoSnapshot, read_snapshot, write_snapshot
+from mmcore.theo.pull import pull_theos
+from mmcore.theo.snapshot import TheoSnapshot, read_snapshot, write_snapshot
 from mmcore.venues.oddsapi import OddsApiClient
 
 

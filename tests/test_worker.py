@@ -8,14 +8,25 @@ from hypothesis import strategies as st
 
 from mmcore.book import MarketBook
 from mmcore.fees import FeeSchedule
+from mmcore.game import GameSpec
 from mmcore.orders import Amend, Cancel, LiveOrder, Place
-from mmcore.quoting.quotes import GameSpec
 from mmcore.risk.exposure import exposure_vector_bounds
 from mmcore.ticks import TickGrid
 from mmcore.units import CONTRACT
-from mmcore.worker import (
-    AckEv, BookEv, BookStaleEv, CancelAllVerified, ConnEv, FillEv, GameWorker, OrderEv, ReconcileEv,
-    ReconcileNow, StopEv, TheoEv, WorkerConfig,
+from mmcore.worker.engine import (
+    AckEv,
+    BookEv,
+    BookStaleEv,
+    CancelAllVerified,
+    ConnEv,
+    FillEv,
+    GameWorker,
+    OrderEv,
+    ReconcileEv,
+    ReconcileNow,
+    StopEv,
+    TheoEv,
+    WorkerConfig,
 )
 
 S = 1_000_000_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mmcore.journal import published_segments, read_records
 from mmcore.sim.exchange import MM_USER
+from mmcore.worker.journal import published_segments, read_records
 from tests.workerkit import rig
 
 

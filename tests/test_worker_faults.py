@@ -1,7 +1,7 @@
 """The quoting worker against the local exchange with one fault at a time, asserting what the
 EXCHANGE shows (its order book, mm's resting orders and positions), not what the worker believes.
 
-Every test runs a real :class:`~mmcore.worker_driver.WorkerDriver` over loopback (see
+Every test runs a real :class:`~mmcore.worker.driver.WorkerDriver` over loopback (see
 :mod:`tests.workerkit`), switches a fault on with :func:`mmcore.sim.rest.apply_fault`, and
 synchronises on the worker's state (the driver's ``on_output`` hook, its event queue) or on the
 exchange's state by polling with a deadline — never on a fixed sleep. pytest-timeout is not
@@ -28,16 +28,22 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from mmcore.game import directional_inventory
 from mmcore.orders import Amend, Cancel, Place
-from mmcore.quoting.quotes import directional_inventory
 from mmcore.sim.engine import OrderRequest
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.rest import apply_fault
 from mmcore.units import CONTRACT, PRICE_ONE
-from mmcore.worker import (
-    AckEv, BookStaleEv, ConnEv, FillEv, GameWorker, Output, ReconcileEv,
+from mmcore.worker.driver import WorkerDriver, WorkerReport
+from mmcore.worker.engine import (
+    AckEv,
+    BookStaleEv,
+    ConnEv,
+    FillEv,
+    GameWorker,
+    Output,
+    ReconcileEv,
 )
-from mmcore.worker_driver import WorkerDriver, WorkerReport
 from tests.workerkit import Rig, rig
 
 NS = 1_000_000_000

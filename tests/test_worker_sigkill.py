@@ -15,7 +15,7 @@ straight from the engine (``exchange.engine``) — the same state ``GET /portfol
    start-up reconcile finds them; each is then amended or cancelled by its own order actions —
    never orphaned, and never two resting orders in one (market, side) slot), keep quoting, and
    exit at ``--until`` with zero resting orders on the exchange.
-3. journal: after :func:`~mmcore.journal.recover_all`, every fill of ``mm`` on the exchange is a
+3. journal: after :func:`~mmcore.worker.journal.recover_all`, every fill of ``mm`` on the exchange is a
    ``fill`` record (id = trade id) in the published segments — written live by the first run
    (a ``.part`` the second run's ``Journal.open`` or ``recover_all`` published) or backfilled by
    the second run's start-up.
@@ -35,14 +35,14 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mmcore.journal import published_segments, read_records, recover_all
 from mmcore.models import ns_to_iso
 from mmcore.odds.teams import game_from_markets
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.scenario import load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo_pull import pull_theos
+from mmcore.theo.pull import pull_theos
 from mmcore.venues.oddsapi import OddsApiClient
+from mmcore.worker.journal import published_segments, read_records, recover_all
 from tests.workerkit import scenario_dict
 
 NS = 1_000_000_000

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmcore.journal import Journal, JournalConfig
 from mmcore.odds.teams import game_from_markets
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo_pull import pull_theos
+from mmcore.theo.pull import pull_theos
 from mmcore.venues.kalshi.ratelimit import RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
 from mmcore.venues.oddsapi import OddsApiClient
-from mmcore.worker import WorkerConfig
-from mmcore.worker_driver import FileTheoSource, WorkerDriver, load_game
+from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
+from mmcore.worker.engine import WorkerConfig
+from mmcore.worker.journal import Journal, JournalConfig
 
 
 def worker_config(worker_id: str) -> WorkerConfig:

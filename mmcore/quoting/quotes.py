@@ -33,33 +33,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mmcore.book import BookTop
-from mmcore.fees import FeeSchedule, fee_ceil_cent, maker_fee_per_contract
+from mmcore.fees import fee_ceil_cent, maker_fee_per_contract
+from mmcore.game import GameSpec, directional_inventory
 from mmcore.orders import LiveOrder, Quote, Side, Slot
-from mmcore.quoting.competition import CompetitionParams, MarketInputs, MarketQuote, quote_market
+from mmcore.quoting.competition import (
+    CompetitionParams,
+    MarketInputs,
+    MarketQuote,
+    quote_market,
+)
 from mmcore.quoting.hjb import HjbParams, model_quotes
-from mmcore.risk.exposure import GameBook, GamePosition, parity_violation, scaled_direction
+from mmcore.risk.exposure import GamePosition, parity_violation
 from mmcore.risk.limits import GameLimit, cap_size
-from mmcore.ticks import TickGrid
 from mmcore.units import CONTRACT, PRICE_ONE, prob_to_price
 
 NS = 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class GameSpec:
-    """What is fixed about a game while it is quoted."""
-
-    event_ticker: str
-    sport_key: str
-    markets: tuple[str, ...]
-    """One market per outcome, in the order of ``theo``."""
-    grids: tuple[TickGrid, ...]
-    fees: FeeSchedule
-    start_ns: int
-
-    @property
-    def book(self) -> GameBook:
-        return GameBook(self.markets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +84,6 @@ class DesiredQuotes:
     """Game-level decisions: gates, size cuts, parity fixes."""
     inventory: tuple[int, ...]
     """Directional exposure per outcome (centi-contracts) the quotes were computed with."""
-
-
-def directional_inventory(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
-    """``d_o`` per outcome in centi-contracts (rounded toward zero for 3+ outcomes)."""
-    k = book.n - 1
-    return tuple(int(x / k) for x in scaled_direction(book, positions))
 
 
 def _reduces(side: Side, q: int) -> bool:

@@ -32,35 +32,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mmcore.errors import InputError
+from mmcore.game import GameBook, scaled_direction
+from mmcore.game import position_vector as _position_vector
 from mmcore.orders import LiveOrder, Quote, Side
 from mmcore.units import CONTRACT, PRICE_ONE
 
 Order = LiveOrder | Quote
 """A resting order (its ``remaining`` counts) or a desired quote (its ``count``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class GameBook:
-    """Static description of a game: one market ticker per outcome, in outcome order."""
-
-    markets: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.markets) < 2:
-            raise InputError(f"a game needs at least two outcome markets, got {self.markets!r}")
-        if len(set(self.markets)) != len(self.markets):
-            raise InputError(f"duplicate market in game: {self.markets!r}")
-
-    @property
-    def n(self) -> int:
-        return len(self.markets)
-
-    def index(self, market: str) -> int:
-        """Outcome index of ``market``; InputError for a market of another game."""
-        try:
-            return self.markets.index(market)
-        except ValueError:
-            raise InputError(f"market {market!r} is not in game {self.markets!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +71,6 @@ def order_fields(order: Order) -> tuple[str, Side, int, int]:
     if not 0 <= order.price <= PRICE_ONE:
         raise InputError(f"price {order.price} outside [0, {PRICE_ONE}] on {order.market}")
     return order.market, order.side, order.price, count
-
-
-def _position_vector(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
-    for market in positions:
-        book.index(market)
-    return tuple(positions.get(m, 0) for m in book.markets)
 
 
 def outcome_pnl(book: GameBook, pos: GamePosition) -> tuple[int, ...]:
@@ -192,13 +164,6 @@ def worst_case_inventory(
         else:
             lo -= count
     return hi, lo
-
-
-def scaled_direction(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
-    """``(n − 1) × d_o`` per outcome for a position (centi-contracts, exact integers)."""
-    vec = _position_vector(book, positions)
-    total = sum(vec)
-    return tuple(book.n * q - total for q in vec)
 
 
 def scaled_order_direction(book: GameBook, market: str, side: Side, count: int) -> tuple[int, ...]:

@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mmcore.game import GameSpec, directional_inventory
 from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, Quote, Side
-from mmcore.quoting.quotes import GameSpec, directional_inventory
 from mmcore.risk.exposure import GamePosition
 from mmcore.risk.killswitch import KillSwitch, allows
 from mmcore.risk.limits import GameLimit, LimitConfig, cap_size

@@ -11,14 +11,14 @@ import time
 from typing import Any
 
 from mmcore.errors import ConfigError
-from mmcore.journal import Journal, JournalConfig
 from mmcore.settings import Settings
 from mmcore.venues.kalshi.auth import Signer, load_private_key
 from mmcore.venues.kalshi.ratelimit import RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
-from mmcore.worker import WorkerConfig
-from mmcore.worker_driver import FileTheoSource, WorkerDriver, load_game
+from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
+from mmcore.worker.engine import WorkerConfig
+from mmcore.worker.journal import Journal, JournalConfig
 
 
 def signer_for(settings: Settings) -> Signer:

@@ -2,7 +2,7 @@
 
 One :class:`GameWorker` quotes one game (two or three mutually exclusive markets) from one signed
 inventory. It owns no sockets and reads no clock: every call takes ``now_ns``. The async driver
-(:mod:`mmcore.worker_driver`) turns WebSocket messages, REST replies and timers into the events
+(:mod:`mmcore.worker.driver`) turns WebSocket messages, REST replies and timers into the events
 below, executes what comes back, and calls :meth:`GameWorker.on_timer` at the returned deadline.
 Live trading, the local exchange and the backtest all run this same object.
 
@@ -41,7 +41,8 @@ from typing import Any, Union
 from mmcore.book import BookTop, MarketBook
 from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, ReconcileParams, Side, Slot, reconcile
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
-from mmcore.quoting.quotes import GameSpec, GameState, QuoteParams, desired_quotes, directional_inventory
+from mmcore.game import GameSpec, directional_inventory
+from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
 from mmcore.risk.gate import GateConfig, GateState, RecentPlace, check
 from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip

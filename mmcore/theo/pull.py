@@ -15,7 +15,7 @@ from pathlib import Path
 from mmcore.odds.consensus import ConsensusParams, EventTheo, consensus_theo
 from mmcore.odds.parse import parse_odds
 from mmcore.odds.teams import KalshiGame, MatchReport, match_games
-from mmcore.theo_snapshot import TheoSnapshot, snapshots_from, write_snapshot
+from mmcore.theo.snapshot import TheoSnapshot, snapshots_from, write_snapshot
 from mmcore.venues.oddsapi import OddsApiClient
 
 log = logging.getLogger(__name__)

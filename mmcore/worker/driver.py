@@ -1,5 +1,5 @@
 """The async driver of one game worker: sockets, timers, REST calls and the journal around the
-sans-I/O :class:`~mmcore.worker.GameWorker`.
+sans-I/O :class:`~mmcore.worker.engine.GameWorker`.
 
 Lifecycle of :meth:`WorkerDriver.run`:
 
@@ -14,10 +14,10 @@ Lifecycle of :meth:`WorkerDriver.run`:
    and cancel pools follow the worker's live orders: registered by create acks and for orders
    adopted at reconcile, dropped when ``user_orders`` reports an order done);
 3. at game start, on any kill trigger, on SIGTERM/cancellation, or on a crash: cancel everything
-   for the game and verify on the exchange that nothing rests (:mod:`mmcore.killall`) — the
+   for the game and verify on the exchange that nothing rests (:mod:`mmcore.worker.killall`) — the
    ``finally`` clause does this whatever happened.
 
-Everything the worker saw and did goes to its own journal (:mod:`mmcore.journal`); the driver
+Everything the worker saw and did goes to its own journal (:mod:`mmcore.worker.journal`); the driver
 never opens the DuckDB file.
 """
 
@@ -34,19 +34,34 @@ from typing import Any
 
 from mmcore.errors import MMError, RateLimitedError
 from mmcore.fees import FeeSchedule
-from mmcore.journal import Journal
-from mmcore.killall import KillReport, cancel_until_flat
+from mmcore.game import GameSpec
 from mmcore.odds.teams import TIE_CODE, sport_for_series
 from mmcore.orders import Amend, Cancel, OrderAction, Place
-from mmcore.quoting.quotes import GameSpec
-from mmcore.theo_snapshot import TheoSnapshot, read_snapshot
+from mmcore.theo.snapshot import TheoSnapshot, read_snapshot
 from mmcore.units import CONTRACT
 from mmcore.venues.kalshi import ws as kws
 from mmcore.venues.kalshi.rest import KalshiRest
-from mmcore.worker import (
-    AckEv, BookEv, BookStaleEv, CancelAllVerified, ConnEv, FillEv, GameWorker, HeartbeatEv,
-    LifecycleEv, OrderEv, Output, ReconcileEv, ReconcileNow, RefreshTheo, StopEv, TheoEv, WorkerConfig,
+from mmcore.worker.engine import (
+    AckEv,
+    BookEv,
+    BookStaleEv,
+    CancelAllVerified,
+    ConnEv,
+    FillEv,
+    GameWorker,
+    HeartbeatEv,
+    LifecycleEv,
+    OrderEv,
+    Output,
+    ReconcileEv,
+    ReconcileNow,
+    RefreshTheo,
+    StopEv,
+    TheoEv,
+    WorkerConfig,
 )
+from mmcore.worker.journal import Journal
+from mmcore.worker.killall import KillReport, cancel_until_flat
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
