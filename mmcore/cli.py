@@ -316,6 +316,77 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve() -> None:
+    """Serve every deployment of prefect.yaml from this process (schedules, ad-hoc runs, one
+    subprocess per run) against PREFECT_API_URL; Ctrl-C/SIGTERM cancels in-flight runs (their
+    hooks cancel each game's orders with verification)."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail(InputError("PREFECT_API_URL is not set: start a server (`prefect server start --host "
+                         "127.0.0.1`) and export PREFECT_API_URL=http://127.0.0.1:4200/api"), 1)
+    from flows.serve import serve_all
+
+    try:
+        serve_all()
+    except MMError as exc:
+        _fail(exc, 1)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise InputError(f"parameter {pair!r}: use name=value")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+@app.command("run")
+def run_flow_once(
+    flow_name: str = typer.Argument(..., help="pull-odds | refresh-calendar | launch-quoting | "
+                                               "quote-game | ingest | nightly-audit | cancel-all"),
+    params: Optional[list[str]] = typer.Argument(None, help="name=value parameters (JSON values allowed)."),
+) -> None:
+    """Run one flow once, here, without a Prefect server (the same code the deployments run)."""
+    import flows
+    from tasks.runtime import run_flow
+
+    try:
+        flow_obj = flows.load(flow_name)
+        kwargs = _parse_params(params or [])
+        result = run_flow(flow_obj, kwargs)
+    except MMError as exc:
+        _fail(exc, 1)
+    except TypeError as exc:  # unknown or missing parameter
+        _fail(InputError(f"{flow_name}: {exc}"))
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command("sql")
+def sql(
+    query: str = typer.Argument(..., help="SQL over the record's views (v_markouts, v_fees, v_viability, v_pnl, …)."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="JSON rows on stdout."),
+) -> None:
+    """Query the record (DuckDB, in memory over the Parquet files: never blocks ingest)."""
+    from mmcore.record.cli_sql import sql_command
+    from mmcore.settings import get_settings
+
+    if as_csv and as_json:
+        _fail(InputError("give --csv or --json, not both"))
+    try:
+        code = sql_command(get_settings().data_dir, query, "csv" if as_csv else "json" if as_json else "table")
+    except MMError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app()

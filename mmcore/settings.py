@@ -82,6 +82,21 @@ class Settings(BaseSettings):
     odds_min_quota_remaining: int = Field(default=10, ge=0)
     odds_poll_interval_s: int = Field(default=1800, gt=0)
 
+    rate_tier: Literal["basic", "advanced", "premier", "prime", "prestige"] = "basic"
+    """The account's Kalshi rate tier (the local exchange runs basic)."""
+
+    launch_window_s: float = Field(default=6 * 3600, gt=0)
+    """The launcher starts a game's quoting run when the game starts within this many seconds."""
+    launch_max_theo_age_s: float = Field(default=3 * 3600, gt=0)
+    """…and its theo snapshot is at most this old."""
+    max_concurrent_games: int = Field(default=10, ge=1, le=200)
+    """Games quoted at once (the quote-game deployment's concurrency limit); each run's share
+    of the account's rate budget is 1 / this."""
+    quote_lease_timeout_s: float = Field(default=45.0, gt=0)
+    """A RUNNING quote-game run whose lease is older than this is treated as dead (hard kill)."""
+    quote_max_attempts: int = Field(default=5, ge=1)
+    """Relaunches of one game after crashes before the launcher gives up on it."""
+
     kalshi_api_key_id: str | None = Field(
         default=None, validation_alias=AliasChoices("KALSHI_API_KEY_ID", "MM_KALSHI_API_KEY_ID")
     )
@@ -158,6 +173,19 @@ class Settings(BaseSettings):
     @property
     def journal_dir(self) -> Path:
         return self.data_dir / "journal"
+
+    @property
+    def calendar_path(self) -> Path:
+        return self.data_dir / "calendar.json"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Leases of running quote-game runs (one file per game), for the launcher's recovery."""
+        return self.data_dir / "runs"
+
+    @property
+    def record_dir(self) -> Path:
+        return self.data_dir / "record"
 
     @property
     def halt_dir(self) -> Path:

@@ -32,10 +32,15 @@ def signer_for(settings: Settings) -> Signer:
     return Signer(settings.kalshi_api_key_id, load_private_key(settings.kalshi_private_key_path))
 
 
-def rest_for(settings: Settings, signer: Signer | None = None, **kw: Any) -> KalshiRest:
-    tier = "advanced" if settings.venue == "sim" else "basic"
+def rest_for(settings: Settings, signer: Signer | None = None, *, rate_share: float = 1.0,
+             **kw: Any) -> KalshiRest:
+    """A REST client whose token buckets mirror ``rate_share`` of the account's tier
+    (``MM_RATE_TIER``; the local exchange runs basic), so processes sharing one account stay
+    inside its budget together (0 < rate_share <= 1)."""
+    if not 0 < rate_share <= 1:
+        raise ConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
     return KalshiRest(settings.kalshi_url, signer or signer_for(settings),
-                      limiter=RateLimiter.for_tier(tier), **kw)
+                      limiter=RateLimiter.for_tier(settings.rate_tier, safety=0.9 * rate_share), **kw)
 
 
 async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, event_ticker: str, *,

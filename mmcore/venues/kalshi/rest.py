@@ -1188,6 +1188,18 @@ class KalshiRest:
                 out[p.ticker] = _position(p)
         return out
 
+    async def get_settlements(self, *, event_ticker: str | None = None,
+                              ticker: str | None = None, limit: int = ORDERS_PAGE_LIMIT,
+                              max_pages: int = MAX_PAGES) -> list[s.Settlement]:
+        """``GET /portfolio/settlements`` over all pages: our settled markets (wire models;
+        :func:`mmcore.record.settlements.settlement_rows` converts them to record units)."""
+        out: list[s.Settlement] = []
+        params = {"event_ticker": event_ticker, "ticker": ticker, "limit": limit}
+        async for page in self._pages(s.GetSettlementsResponse, "/portfolio/settlements", params,
+                                      auth=True, max_pages=max_pages):
+            out.extend(page.settlements or [])
+        return out
+
     async def get_user_data_timestamp(self) -> int:
         """``GET /exchange/user_data_timestamp``: the exchange time (ns) up to which REST
         balance, orders, fills and positions are validated. Kalshi's portfolio reads lag the

@@ -1,0 +1,168 @@
+"""Tasks around one game's quoting process: run the worker, cancel with verification.
+
+Thin: the worker, its driver and the verified cancel-all are :mod:`mmcore.worker`; this adds the
+run's lease (so the launcher can tell a live run from a hard-killed one), its share of the
+account's rate budget, and a live status the flow shows as an artifact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prefect import task
+
+from mmcore.errors import MMError
+from mmcore.ops.lease import drop_lease, write_lease
+from mmcore.units import CONTRACT, PRICE_ONE
+from mmcore.worker.killall import CancelAllFailed, cancel_until_flat
+from tasks.runtime import logger, settings
+
+NS = 1_000_000_000
+STATUS_EVERY_S = 3.0
+
+
+@dataclass
+class GameRunResult:
+    event_ticker: str
+    exit_reason: str
+    final_state: str = ""
+    actions: int = 0
+    fills: int = 0
+    refusals: int = 0
+    positions: dict[str, float] = field(default_factory=dict)
+    """Contracts per market at the end."""
+    pnl_dollars: float = 0.0
+    """P&L marked at theo ($)."""
+    resting_after: int | None = None
+    """Our resting orders on the exchange after the verified cancel-all (must be 0)."""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fmt_status(event_ticker: str, status: Any, start_ns: int, now_ns: int) -> str:
+    """Markdown for the live status artifact (prices in cents, inventory in contracts)."""
+    if status is None:
+        return f"### {event_ticker}\nstarting…"
+    lines = [f"### {event_ticker} · {status.state}" + (f" · waiting for {status.waiting_for}"
+                                                        if getattr(status, "waiting_for", None) else ""),
+             f"starts in {max(0, start_ns - now_ns) / NS / 60:.1f} min · fills {status.fills} · "
+             f"P&L at theo ${status.pnl_money / PRICE_ONE:+.2f}", "",
+             "| market | theo | our bid | our ask | inventory |", "|---|---|---|---|---|"]
+    for m, q in status.quotes.items():
+        theo = status.theo.get(m) if status.theo else None
+        bid, ask = q
+        lines.append(f"| {m} | {'—' if theo is None else f'{theo:.3f}'} | "
+                     f"{'—' if bid is None else f'{bid / 100:g}¢'} | "
+                     f"{'—' if ask is None else f'{ask / 100:g}¢'} | "
+                     f"{status.inventory.get(m, 0) / CONTRACT:+.0f} |")
+    if status.kill_reasons:
+        lines += ["", "kill switch: " + ", ".join(status.kill_reasons)]
+    return "\n".join(lines)
+
+
+async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
+                      show: Callable[[str], Awaitable[None]] | None) -> None:
+    s = settings()
+    while True:
+        now = time.time_ns()
+        write_lease(s.runs_dir, event_ticker, run_id, now)
+        if show is not None:
+            status = driver.status() if driver.worker is not None else None
+            await show(_fmt_status(event_ticker, status, driver.game.start_ns, now))
+        await asyncio.sleep(STATUS_EVERY_S)
+
+
+@task(name="quote-game-worker", retries=0)
+async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | None = None,
+                          show: Callable[[str], Awaitable[None]] | None = None,
+                          refresh: Callable[[], Awaitable[None]] | None = None) -> GameRunResult:
+    """Run the game's worker until its start (or ``until_ns``); raise :class:`CancelAllFailed`
+    when the verified cancel-all did not end with nothing resting."""
+    from mmcore.worker.venue import build_worker, rest_for, signer_for
+
+    s, log = settings(), logger()
+    signer = signer_for(s)
+    share = 1.0 / s.max_concurrent_games
+    async with rest_for(s, signer, rate_share=share) as rest:
+        start_ns = await rest.game_start_ns(event_ticker)
+        stop_before_ns = 60 * NS
+        now = time.time_ns()
+        if now >= start_ns - stop_before_ns:
+            log.warning("%s started %.0fs ago (or starts within a minute): not quoting; "
+                        "verifying nothing rests", event_ticker, (now - start_ns) / NS)
+            kill = await cancel_until_flat(rest, event_ticker)
+            return GameRunResult(event_ticker, "game already started", resting_after=len(kill.after))
+        kw: dict[str, Any] = {"worker_id": f"{event_ticker}--{run_id[:8]}"}
+        if refresh is not None:
+            kw["refresh"] = refresh
+        driver = await build_worker(s, rest, signer, event_ticker, until_ns=until_ns, **kw)
+        log.info("quoting %s (%s) until %s; rate share 1/%d of the %s tier", event_ticker,
+                 " ".join(driver.game.markets), time.strftime("%H:%M:%S", time.localtime(start_ns / NS)),
+                 s.max_concurrent_games, s.rate_tier)
+        keeper = asyncio.create_task(_keep_alive(driver, event_ticker, run_id, show))
+        try:
+            report = await driver.run()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            drop_lease(s.runs_dir, event_ticker, run_id)
+    result = GameRunResult(
+        event_ticker, report.exit_reason, report.final_state, report.actions, report.fills,
+        report.refusals, {m: q / CONTRACT for m, q in report.positions.items()},
+        report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
+        report.error)
+    if show is not None:
+        await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
+                   + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")
+    if report.kill is None or report.kill.after:
+        raise CancelAllFailed(f"{event_ticker}: the verified cancel-all did not end flat "
+                              f"({result.resting_after} resting)", list(report.kill.after) if report.kill else [])
+    return result
+
+
+async def cancel_verified(event_ticker: str | None, *, halt: bool, reason: str) -> dict[str, Any]:
+    """Cancel every resting order of the game (all games when None) until the exchange lists
+    none; with ``halt``, first drop the halt flag ``mm kill`` uses so no worker quotes again."""
+    from mmcore.worker.venue import rest_for
+
+    s = settings()
+    if halt:
+        s.halt_dir.mkdir(parents=True, exist_ok=True)
+        (s.halt_dir / (event_ticker or "ALL")).write_text(f"halted: {reason}\n")
+    async with rest_for(s) as rest:
+        report = await cancel_until_flat(rest, event_ticker)
+    return {"scope": report.scope, "resting_before": len(report.before),
+            "resting_after": len(report.after), "rounds": report.rounds,
+            "cancels_sent": report.cancels_sent, "elapsed_s": round(report.elapsed_s, 3),
+            "halted": halt, "reason": reason}
+
+
+@task(name="cancel-all-verified", retries=0)
+async def cancel_all_task(event_ticker: str | None, halt: bool, reason: str) -> dict[str, Any]:
+    return await cancel_verified(event_ticker, halt=halt, reason=reason)
+
+
+def cancel_game_blocking(event_ticker: str, reason: str) -> dict[str, Any] | str:
+    """The verified cancel-all from any thread (hooks may run inside a running loop): runs in
+    a fresh thread with its own loop and waits for it. Returns the report or the error text."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = asyncio.run(cancel_verified(event_ticker, halt=False, reason=reason))
+        except (MMError, OSError) as exc:
+            box["out"] = f"{type(exc).__name__}: {exc}"
+
+    t = threading.Thread(target=work, name=f"cancel-{event_ticker}", daemon=True)
+    t.start()
+    t.join()
+    return box.get("out", "no result")
