@@ -299,21 +299,27 @@ def resume(
 
 @app.command()
 def demo(
+    games: int = typer.Option(3, min=1, max=10, help="Games in the simulated slate."),
+    minutes: float = typer.Option(7.0, min=3.0, max=60.0, help="Minutes until the last game starts."),
     seed: int = typer.Option(7, help="Seed of the simulated slate."),
-    games: int = typer.Option(3, help="Number of simulated games."),
-    first_start_s: float = typer.Option(75.0, help="Seconds until the first game starts."),
-    spacing_s: float = typer.Option(45.0, help="Seconds between game starts."),
+    exit_after: bool = typer.Option(False, "--exit", help="End after the summary (default: keep the UI up until Ctrl-C)."),
+    in_process: bool = typer.Option(False, "--in-process", help="The older single-process demo (no Prefect, no DuckDB)."),
 ) -> None:
-    """The main job on the embedded default: local exchange + odds, theo, one worker per game,
-    live progress, each worker stopping at its game's start with nothing resting."""
-    from mmcore.demo import run_demo
+    """The main job on the embedded default, run through Prefect: a Prefect server, the local
+    exchange and odds server, mm serve; calendar, odds, one quote-game run per game, ingest and
+    audit; a summary from DuckDB; the UI stays up until Ctrl-C."""
+    if in_process:
+        from mmcore.demo import run_demo
 
-    try:
-        result = run_demo(seed=seed, n_games=games, first_start_s=first_start_s, spacing_s=spacing_s)
-    except MMError as exc:
-        _fail(exc, 1)
-    if result.resting_after:
-        raise typer.Exit(1)
+        try:
+            result = run_demo(seed=seed, n_games=games)
+        except MMError as exc:
+            _fail(exc, 1)
+        raise typer.Exit(1 if result.resting_after else 0)
+    from flows.demo import DemoConfig, run_demo_prefect
+
+    code = run_demo_prefect(DemoConfig(games=games, minutes=minutes, seed=seed, exit_after=exit_after))
+    raise typer.Exit(code)
 
 
 @app.command()
