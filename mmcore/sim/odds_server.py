@@ -1,7 +1,8 @@
 """A local HTTP server shaped like The Odds API v4, serving a seeded simulated slate.
 
 Endpoints (see reference/odds-api.md §1): ``GET /v4/sports`` (free), ``GET
-/v4/sports/{sport}/odds`` and ``GET /v4/sports/{sport}/events/{event_id}/odds``. Responses carry
+/v4/sports/{sport}/events`` (free: ids, teams, start times), ``GET /v4/sports/{sport}/odds`` and
+``GET /v4/sports/{sport}/events/{event_id}/odds``. Responses carry
 ``x-requests-remaining/used/last`` on every response, errors use the real body
 ``{"message", "error_code", "details_url"}``, and bodies over 500 bytes are gzipped when asked.
 
@@ -162,6 +163,7 @@ class OddsSim:
                 Route("/v4/sports", self._sports),
                 Route("/v4/sports/", self._sports),
                 Route("/v4/sports/{sport}/odds", self._odds),
+                Route("/v4/sports/{sport}/events", self._events),
                 Route("/v4/sports/{sport}/events/{event_id}/odds", self._event_odds),
             ],
             middleware=[Middleware(GZipMiddleware, minimum_size=500)],
@@ -323,24 +325,43 @@ class OddsSim:
                                f"Markets not supported by this endpoint: {','.join(bad)}")
             books, units = self._books_and_units(request)
             odds_format, date_format = self._formats(request)
-            ids = _csv(request.query_params.get("eventIds"))
-            if any(not _EVENT_ID.match(i) for i in ids):
-                raise _Refused(422, "INVALID_EVENT_IDS", "Invalid eventIds")
-            lo = self._time_bound(request, "commenceTimeFrom")
-            hi = self._time_bound(request, "commenceTimeTo")
-            if lo is not None and hi is not None and hi <= lo:
-                raise _Refused(422, "INVALID_COMMENCE_TIME_RANGE",
-                               "commenceTimeTo must be after commenceTimeFrom")
+            games = self._selected(request, sport)
             now = self.clock_ns()
-            games = [
-                g for g in self.slate
-                if (sport == "upcoming" or g.sport_key == sport) and (not ids or g.event_id in ids)
-                and (lo is None or g.commence_ns >= lo) and (hi is None or g.commence_ns <= hi)
-            ]
             out = [self.event_json(g, books, markets, now_ns=now, odds_format=odds_format,
                                    date_format=date_format) for g in games]
             return out, (len(set(markets)) * units if out else 0)
         return await self._handle(request, True, body)
+
+    def _selected(self, request: Request, sport: str) -> list[SimGame]:
+        """Slate games of ``sport`` passing ``eventIds`` and ``commenceTimeFrom/To``."""
+        ids = _csv(request.query_params.get("eventIds"))
+        if any(not _EVENT_ID.match(i) for i in ids):
+            raise _Refused(422, "INVALID_EVENT_IDS", "Invalid eventIds")
+        lo = self._time_bound(request, "commenceTimeFrom")
+        hi = self._time_bound(request, "commenceTimeTo")
+        if lo is not None and hi is not None and hi <= lo:
+            raise _Refused(422, "INVALID_COMMENCE_TIME_RANGE",
+                           "commenceTimeTo must be after commenceTimeFrom")
+        return [
+            g for g in self.slate
+            if (sport == "upcoming" or g.sport_key == sport) and (not ids or g.event_id in ids)
+            and (lo is None or g.commence_ns >= lo) and (hi is None or g.commence_ns <= hi)
+        ]
+
+    async def _events(self, request: Request) -> Response:
+        """The free event list: the v4 event shape without ``bookmakers``."""
+        def body() -> tuple[Any, int]:
+            sport = self._sport(request)
+            date_format = request.query_params.get("dateFormat", "iso")
+            if date_format not in ("iso", "unix"):
+                raise _Refused(422, "INVALID_DATE_FORMAT", f"Invalid dateFormat: {date_format}")
+            out = []
+            for g in self._selected(request, sport):
+                ev = self.event_json(g, (), (), now_ns=self.clock_ns(), date_format=date_format)
+                del ev["bookmakers"]
+                out.append(ev)
+            return out, 0
+        return await self._handle(request, False, body)
 
     async def _event_odds(self, request: Request) -> Response:
         def body() -> tuple[Any, int]:

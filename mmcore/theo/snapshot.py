@@ -57,14 +57,16 @@ def path_for(directory: Path, event_ticker: str) -> Path:
     return directory / f"{event_ticker}.json"
 
 
-def write_snapshot(directory: Path, snap: TheoSnapshot) -> Path:
-    """Publish atomically: temp file in the same directory, fsync, rename, fsync the directory."""
+def write_json_atomic(target: Path, data: Any) -> Path:
+    """Publish ``data`` as JSON at ``target``: a temp file in the same directory (dot-prefixed,
+    ``.tmp``), fsync, rename over ``target``, fsync the directory. Readers see the old file or
+    the new one, never half of one; a crash leaves at most a ``.tmp`` behind."""
+    directory = target.parent
     directory.mkdir(parents=True, exist_ok=True)
-    target = path_for(directory, snap.event_ticker)
-    fd, tmp = tempfile.mkstemp(prefix=f".{snap.event_ticker}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(snap.to_json(), fh, sort_keys=True)
+            json.dump(data, fh, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -78,6 +80,11 @@ def write_snapshot(directory: Path, snap: TheoSnapshot) -> Path:
             os.unlink(tmp)
         raise
     return target
+
+
+def write_snapshot(directory: Path, snap: TheoSnapshot) -> Path:
+    """Publish atomically (:func:`write_json_atomic`) as ``<directory>/<event_ticker>.json``."""
+    return write_json_atomic(path_for(directory, snap.event_ticker), snap.to_json())
 
 
 def read_snapshot(directory: Path, event_ticker: str) -> TheoSnapshot | None:

@@ -4,7 +4,8 @@ It returns raw decoded JSON (:class:`OddsPull`) checked only for its top-level t
 parser :func:`mmcore.odds.parse.parse_odds` turns that into events with per-event rejections.
 
 Calling order: ``async with OddsApiClient.from_settings(s) as api:`` then ``await api.sports()``
-(free; also refreshes :attr:`OddsApiClient.quota`) and ``await api.odds("basketball_nba")``.
+(free; also refreshes :attr:`OddsApiClient.quota`), ``await api.events("basketball_nba")`` (free:
+ids, teams and start times) and ``await api.odds("basketball_nba")`` (paid).
 
 Rules of this file:
 - every odds call sends ``apiKey``, ``bookmakers`` (≤ 10 keys, so one pull costs 1 credit per
@@ -267,6 +268,27 @@ class OddsApiClient:
         if commence_to_ns is not None:
             params["commenceTimeTo"] = ns_to_iso(commence_to_ns)
         return await self._get(f"/v4/sports/{_segment(sport)}/odds", params, paid=True,
+                               expect=list)
+
+    async def events(
+        self,
+        sport: str,
+        *,
+        event_ids: Sequence[str] | None = None,
+        commence_from_ns: int | None = None,
+        commence_to_ns: int | None = None,
+    ) -> OddsPull:
+        """``GET /v4/sports/{sport}/events`` (free): id, teams and ``commence_time`` of each
+        upcoming and live event, no odds. Payload: a list of events without ``bookmakers``.
+        Allowed even when the quota is exhausted or below the floor (it costs nothing)."""
+        params = {"dateFormat": "iso"}
+        if event_ids:
+            params["eventIds"] = ",".join(event_ids)
+        if commence_from_ns is not None:
+            params["commenceTimeFrom"] = ns_to_iso(commence_from_ns)
+        if commence_to_ns is not None:
+            params["commenceTimeTo"] = ns_to_iso(commence_to_ns)
+        return await self._get(f"/v4/sports/{_segment(sport)}/events", params, paid=False,
                                expect=list)
 
     async def event_odds(
