@@ -115,7 +115,7 @@ def runner_deployment(spec: DeploymentSpec, *, max_games: int | None = None) -> 
         limit=conc[0], collision_strategy=ConcurrencyLimitStrategy(conc[1]))
     return flow.to_deployment(name=spec.name, schedules=schedules or None, concurrency_limit=limit,
                               parameters=spec.parameters or None, description=spec.description,
-                              tags=spec.tags or None)
+                              tags=spec.tags or None, _sync=True)
 
 
 def runner_deployments(path: Path = PREFECT_YAML) -> list[Any]:

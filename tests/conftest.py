@@ -35,3 +35,15 @@ def odds_samples(shared_dir: Path) -> list[Path]:
     if not files:
         pytest.skip("no odds samples in shared/reference/odds-samples")
     return files
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the session, flow heartbeats off (design §5: a sync flow call
+    otherwise waits ~1 s on its heartbeat thread)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
