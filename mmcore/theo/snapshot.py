@@ -51,6 +51,14 @@ class TheoSnapshot:
                 "as_of_ns": self.as_of_ns, "source": self.source}
 
 
+THEO_DIRNAME = "theo"
+
+
+def theo_dir(data_dir: Path) -> Path:
+    """Where the pull publishes and workers read snapshots (``Settings.theo_dir``)."""
+    return data_dir / THEO_DIRNAME
+
+
 def path_for(directory: Path, event_ticker: str) -> Path:
     if not event_ticker or "/" in event_ticker or event_ticker.startswith("."):
         raise InputError(f"bad event ticker {event_ticker!r}")
