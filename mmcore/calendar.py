@@ -39,13 +39,14 @@ import datetime
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from mmcore.errors import InputError, MalformedPayloadError, MMError
+from mmcore.game import GameSpec
 from mmcore.models import OddsEvent, iso_to_ns
 from mmcore.odds.events import DRAW, EventOdds, Rejection
 from mmcore.odds.parse import clean_name
@@ -207,6 +208,30 @@ def read_calendar(data_dir: Path) -> Calendar | None:
 
 def _problem(exc: Exception) -> str:
     return f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+
+
+def game_from_spec(spec: GameSpec, title: str = "") -> CalendarGame:
+    """A calendar entry (not yet matched) for a game a worker loaded from the venue."""
+    series = parse_event_ticker(spec.event_ticker)[0]
+    return CalendarGame(spec.event_ticker, series, spec.sport_key, tuple(spec.markets),
+                        spec.start_ns, spec.fees.fee_type, float(spec.fees.fee_multiplier), None,
+                        "not matched yet", "milestone", title)
+
+
+async def match_one(odds: OddsApiClient, game: CalendarGame, *,
+                    window_s: float = 12 * 3600.0) -> CalendarGame:
+    """``game`` with its Odds API event id (or the reason there is none), from the free event
+    list of its sport around its start (± ``window_s``). For a worker running without a
+    published calendar; costs no credits."""
+    window_ns = int(window_s * NS)
+    pull = await odds.events(game.sport_key, commence_from_ns=game.start_ns - window_ns,
+                             commence_to_ns=game.start_ns + window_ns)
+    events, _ = parse_event_list(pull.payload)
+    result = match_games(events, [game.kalshi_game()], window_ns=window_ns)
+    if result.matched:
+        return replace(game, odds_event_id=result.matched[0].event_id, match_reason=MATCHED)
+    reasons = [u.reason for u in result.unmatched if u.event_ticker == game.event_ticker]
+    return replace(game, odds_event_id=None, match_reason=reasons[0] if reasons else "not matched")
 
 
 # --- the Odds API's free event list ----------------------------------------------------------

@@ -19,6 +19,10 @@ Lifecycle of :meth:`WorkerDriver.run`:
 
 Everything the worker saw and did goes to its own journal (:mod:`mmcore.worker.journal`); the driver
 never opens the DuckDB file.
+
+:meth:`WorkerDriver.status` says, cheaply and at any time, what the worker is doing and what it is
+waiting for (a theo snapshot, order books, ``mm resume`` after ``mm kill``, a fresh theo); each
+change of ``waiting_for`` is logged at INFO, so a silent ``mm quote`` explains itself.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from mmcore.fees import FeeSchedule
 from mmcore.game import GameSpec
 from mmcore.odds.teams import TIE_CODE, sport_for_series
 from mmcore.orders import Amend, Cancel, OrderAction, Place
-from mmcore.theo.snapshot import TheoSnapshot, read_snapshot
+from mmcore.risk.killswitch import Trigger
+from mmcore.theo.refresh import Refresher, write_request
+from mmcore.theo.snapshot import TheoSnapshot, path_for, read_snapshot
 from mmcore.units import CONTRACT
 from mmcore.venues.kalshi import ws as kws
 from mmcore.venues.kalshi.rest import KalshiRest
@@ -83,20 +89,121 @@ async def load_game(rest: KalshiRest, event_ticker: str) -> GameSpec:
                     start_ns)
 
 
-class FileTheoSource:
-    """The latest per-game snapshot the odds pull published (atomic files)."""
+PUBLISH_HINT = "the odds pull (`mm pull`, or the pull-odds flow; `mm demo` runs one itself)"
+"""How a newcomer gets a theo snapshot published, for the waiting message."""
 
-    def __init__(self, directory: Path, event_ticker: str,
-                 refresh: Callable[[], Awaitable[None]] | None = None) -> None:
+
+class FileTheoSource:
+    """The latest per-game snapshot the odds pull published (atomic files in ``directory``).
+
+    :meth:`refresh` (on ``RefreshTheo``) drops a request file ``<directory>/requests/<event>.json``
+    when ``request_files`` is set (an orchestrator serves it, :mod:`mmcore.theo.refresh`), then
+    awaits ``refresh`` — e.g. :func:`~mmcore.theo.refresh.make_local_refresher`, which pulls
+    in-process — when one is given."""
+
+    def __init__(self, directory: Path, event_ticker: str, refresh: Refresher | None = None, *,
+                 request_files: bool = False, clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.directory, self.event_ticker, self._refresh = directory, event_ticker, refresh
+        self.request_files, self._clock_ns = request_files, clock_ns
+
+    @property
+    def path(self) -> Path:
+        """Where this game's snapshot is published."""
+        return path_for(self.directory, self.event_ticker)
 
     def latest(self) -> TheoSnapshot | None:
         return read_snapshot(self.directory, self.event_ticker)
 
-    async def refresh(self) -> None:
-        """Ask for a fresh pull of this game (news risk); no-op without a puller."""
+    async def refresh(self, reason: str = "") -> None:
+        """Ask for a fresh pull of this game (news risk): request file and/or in-process pull."""
+        if self.request_files:
+            write_request(self.directory, self.event_ticker, self._clock_ns(), reason)
         if self._refresh is not None:
             await self._refresh()
+
+
+@dataclass(frozen=True, slots=True)
+class MarketQuotes:
+    """Our resting quote on one market: best bid and ask (price units, YES terms) with the size
+    resting at that price (centi-contracts); None/0 when that side has nothing."""
+
+    bid: int | None = None
+    bid_size: int = 0
+    ask: int | None = None
+    ask_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """A snapshot of one worker for progress displays (``mm quote``, the Prefect live artifact).
+
+    ``state``: ``STARTING`` before the first reconcile, then the kill switch state (``ACTIVE``,
+    ``REDUCING``, ``HALTED``), ``STOPPED`` once the run ended. ``waiting_for`` is None while the
+    worker quotes normally, else what it needs, in words a newcomer can act on."""
+
+    event_ticker: str
+    state: str
+    waiting_for: str | None
+    theo: dict[str, float] | None
+    """Probability per market, as the worker uses it."""
+    theo_as_of_ns: int | None
+    quotes: dict[str, MarketQuotes]
+    inventory: dict[str, int]
+    """Position per market, centi-contracts (YES positive)."""
+    fills: int
+    pnl_money: int
+    """Cash plus positions marked at theo, price units ($0.0001)."""
+    kill_reasons: tuple[str, ...]
+    """Kill-switch triggers in force, and the reason of the last transition out of ACTIVE."""
+    start_ns: int
+    now_ns: int
+    exit_reason: str = ""
+
+
+def describe_waiting(event_ticker: str, worker: GameWorker | None, now_ns: int, *,
+                     theo_path: Path, halt_flag: Path | None = None,
+                     theo_problem: str | None = None, finished: bool = False) -> str | None:
+    """What a worker waits for, most blocking first (None: quoting normally). Pure: the paths
+    are only named, never touched; O(markets)."""
+    event = event_ticker
+    if halt_flag is not None:
+        return (f"`mm resume {event if halt_flag.name != 'ALL' else '--all'}`: halted by "
+                f"`mm kill` (flag {halt_flag})")
+    if finished:
+        return None
+    if worker is None:
+        return "start-up: loading the game and reconciling with the exchange"
+    if worker.stopping is not None:
+        return f"shutdown ({worker.stopping}): cancelling every order and verifying"
+    if worker.theo is None:
+        if theo_problem:
+            return f"a usable theo snapshot: {theo_problem}"
+        return (f"a theo snapshot: none yet at {theo_path}; publish one with {PUBLISH_HINT}")
+    limit = worker.cfg.killswitch.stale_theo_ns
+    age = now_ns - (worker.last_theo_ns or now_ns)
+    if Trigger.STALE_THEO in worker.ks.active_triggers or age > limit:
+        return (f"a fresh theo: the snapshot at {theo_path} is {age / NS / 60:.0f} min old "
+                f"(limit {limit / NS / 60:.0f} min); is {PUBLISH_HINT} running?")
+    missing = [m for m in worker.game.markets if worker.books.get(m) is None or m in worker.stale]
+    if missing:
+        why = "WebSocket connecting" if not worker.ws_connected else "waiting for the snapshot"
+        return f"order books of {', '.join(missing)} ({why})"
+    if worker.ks.state == "HALTED":
+        last = worker.ks.history[-1].reason if worker.ks.history else "halted"
+        return f"nothing more: the kill switch HALTED this game ({last})"
+    return None
+
+
+def _quotes(worker: GameWorker) -> dict[str, MarketQuotes]:
+    out: dict[str, MarketQuotes] = {}
+    for m in worker.game.markets:
+        bids = [o for o in worker.live.values() if o.market == m and o.side == "bid"]
+        asks = [o for o in worker.live.values() if o.market == m and o.side == "ask"]
+        bid = max((o.price for o in bids), default=None)
+        ask = min((o.price for o in asks), default=None)
+        out[m] = MarketQuotes(bid, sum(o.remaining for o in bids if o.price == bid),
+                              ask, sum(o.remaining for o in asks if o.price == ask))
+    return out
 
 
 @dataclass
@@ -150,6 +257,10 @@ class WorkerDriver:
         self._exit = asyncio.Event()
         self._ws: kws.KalshiWs | None = None
         self._theo_seen: int | None = None
+        self._theo_problem: str | None = None
+        self._waiting: str | None = None
+        self._waiting_known = False
+        self._finished = False
 
     # --- main loop ---------------------------------------------------------------------------
 
@@ -184,6 +295,8 @@ class WorkerDriver:
             raise
         finally:
             await self._shutdown()
+            self._finished = True
+            self.status()  # logs the final waiting_for (e.g. the halt flag)
         return self.report
 
     async def _start(self, now: int) -> None:
@@ -191,10 +304,8 @@ class WorkerDriver:
             with contextlib.suppress(MMError):
                 self._group_id = await self.rest.create_order_group(self.order_group_contracts * CONTRACT)
         await self._reconcile(initial=True)
-        snap = self.theo.latest()
-        if snap is not None:
-            self._theo_seen = snap.as_of_ns
-            self._put(self._theo_event(snap))
+        self._read_theo()
+        self.status()  # logs what the worker waits for, if anything
         self._ws = self.ws_factory(list(self.game.markets))
         self._spawn(self._pump_ws())
         if self.journal is not None:
@@ -234,7 +345,7 @@ class WorkerDriver:
             elif isinstance(req, ReconcileNow):
                 self._spawn(self._reconcile())
             elif isinstance(req, RefreshTheo):
-                self._spawn(self._refresh_theo())
+                self._spawn(self._refresh_theo(req.reason))
         if self.on_output is not None:
             self.on_output(self.worker, out)
 
@@ -324,9 +435,12 @@ class WorkerDriver:
                 self.report.exit_reason = self.report.exit_reason or req.reason
                 self._exit.set()
 
-    async def _refresh_theo(self) -> None:
-        with contextlib.suppress(MMError):
-            await self.theo.refresh()
+    async def _refresh_theo(self, reason: str) -> None:
+        log.info("%s: asking for a fresh theo (%s)", self.game.event_ticker, reason)
+        try:
+            await self.theo.refresh(reason)
+        except MMError as exc:
+            log.warning("%s: theo refresh request failed: %s", self.game.event_ticker, exc)
 
     # --- feeds -------------------------------------------------------------------------------
 
@@ -340,17 +454,64 @@ class WorkerDriver:
                 self._put(mapped)
 
     async def _poll_theo(self) -> None:
-        """New theo snapshots, and ``mm kill``'s halt flags (``<halt_dir>/<event>`` or ``ALL``)."""
+        """New theo snapshots, and ``mm kill``'s halt flags (``<halt_dir>/<event>`` or ``ALL``),
+        checked at once and then every ``theo_poll_s``; logs changes of what the worker waits for."""
         while True:
-            await asyncio.sleep(self.theo_poll_s)
-            if self.halt_dir is not None and any(
-                    (self.halt_dir / name).exists() for name in (self.game.event_ticker, "ALL")):
+            if self._halt_flag() is not None:
                 self._put(StopEv("halt flag set by mm kill"))
-            with contextlib.suppress(MMError):
-                snap = self.theo.latest()
-                if snap is not None and snap.as_of_ns != self._theo_seen:
-                    self._theo_seen = snap.as_of_ns
-                    self._put(self._theo_event(snap))
+            self._read_theo()
+            self.status()
+            await asyncio.sleep(self.theo_poll_s)
+
+    def _read_theo(self) -> None:
+        """Queue the published snapshot when it is new; remember why it is unusable if it is."""
+        try:
+            snap = self.theo.latest()
+            if snap is not None and snap.as_of_ns != self._theo_seen:
+                ev = self._theo_event(snap)
+                self._theo_seen = snap.as_of_ns
+                self._put(ev)
+            self._theo_problem = None
+        except MMError as exc:
+            self._theo_problem = str(exc)
+
+    def _halt_flag(self) -> Path | None:
+        if self.halt_dir is None:
+            return None
+        for name in (self.game.event_ticker, "ALL"):
+            if (self.halt_dir / name).exists():
+                return self.halt_dir / name
+        return None
+
+    # --- status ------------------------------------------------------------------------------
+
+    def status(self) -> WorkerStatus:
+        """What the worker is doing and waiting for (cheap: O(markets + live orders), two
+        ``stat`` calls). Logs at INFO when ``waiting_for`` changed since the last call."""
+        now = self.clock_ns()
+        w = self.worker
+        waiting = describe_waiting(self.game.event_ticker, w, now, theo_path=self.theo.path,
+                                   halt_flag=self._halt_flag(), theo_problem=self._theo_problem,
+                                   finished=self._finished)
+        if not self._waiting_known or self._waiting != waiting:
+            self._waiting, self._waiting_known = waiting, True
+            if waiting is None:
+                log.info("%s: %s", self.game.event_ticker,
+                         "run ended" if self._finished else "quoting (nothing to wait for)")
+            else:
+                log.info("%s: waiting for %s", self.game.event_ticker, waiting)
+        if w is None:
+            return WorkerStatus(self.game.event_ticker, "STOPPED" if self._finished else "STARTING",
+                                waiting, None, None, {}, {}, self.report.fills, 0, (),
+                                self.game.start_ns, now, self.report.exit_reason)
+        reasons = tuple(sorted(t.value for t in w.ks.active_triggers))
+        if w.ks.state != "ACTIVE" and w.ks.history:
+            reasons += (w.ks.history[-1].reason,)
+        theo = dict(zip(self.game.markets, w.theo, strict=True)) if w.theo is not None else None
+        return WorkerStatus(self.game.event_ticker, "STOPPED" if self._finished else w.ks.state,
+                            waiting, theo, w.last_theo_ns if theo else None, _quotes(w),
+                            dict(w.positions), self.report.fills, w.pnl_money(), reasons,
+                            self.game.start_ns, now, self.report.exit_reason)
 
     async def _heartbeat(self) -> None:
         """The WS library answers the venue's pings and drops a dead connection; while the
