@@ -126,6 +126,53 @@ TABLES: dict[str, Schema] = {
 }
 """Every table of the record: directory name → columns (DuckDB types)."""
 
+# --- tables the nightly audit writes (mmcore.record.audit; one file per run, sql/audit/*.sql) ----
+
+_A = {"run_id": "VARCHAR", "run_ns": "BIGINT", "audit_day": "DATE"}
+AUDIT_TABLES: dict[str, Schema] = {
+    "audit_markouts": {**_A, "event_ticker": "VARCHAR", "market": "VARCHAR", "side": "VARCHAR",
+                       "hour": "TIMESTAMP", "fills": "BIGINT", "contracts": "DOUBLE",
+                       "edge_mid_c": "DOUBLE", "markout_mid_1s_c": "DOUBLE",
+                       "markout_mid_5s_c": "DOUBLE", "markout_mid_30s_c": "DOUBLE",
+                       "edge_theo_c": "DOUBLE", "markout_theo_1s_c": "DOUBLE",
+                       "markout_theo_5s_c": "DOUBLE", "markout_theo_30s_c": "DOUBLE",
+                       "flagged_fills": "BIGINT"},
+    "audit_markout_curve": {**_A, "side": "VARCHAR", "h_s": "INTEGER", "fills": "BIGINT",
+                            "contracts": "DOUBLE", "markout_mid_c": "DOUBLE",
+                            "markout_theo_c": "DOUBLE"},
+    "audit_flags": {**_A, "trade_id": "VARCHAR", "worker_id": "VARCHAR", "event_ticker": "VARCHAR",
+                    "market": "VARCHAR", "side": "VARCHAR", "price": "BIGINT", "count": "BIGINT",
+                    "fill_ns": "BIGINT", "quoted_spread": "BIGINT",
+                    "quoted_spread_source": "VARCHAR", "markout_mid_1s": "DOUBLE",
+                    "markout_mid_5s": "DOUBLE", "markout_mid_30s": "DOUBLE", "flag_1s": "BOOLEAN",
+                    "flag_5s": "BOOLEAN", "flag_30s": "BOOLEAN"},
+    "audit_fees": {**_A, "day": "DATE", "event_ticker": "VARCHAR", "market": "VARCHAR",
+                   "fee_type": "VARCHAR", "fills": "BIGINT", "orders": "BIGINT",
+                   "fee_charged": "BIGINT", "fee_schedule": "BIGINT", "fee_diff": "BIGINT",
+                   "fills_mismatched": "BIGINT", "orders_alert": "BIGINT",
+                   "fills_fee_unknown": "BIGINT"},
+    "audit_viability": {**_A, "day": "DATE", "event_ticker": "VARCHAR", "market": "VARCHAR",
+                        "fills": "BIGINT", "contracts": "DOUBLE", "fills_unmarked": "BIGINT",
+                        "flagged_fills": "BIGINT", "spread_capture": "DOUBLE",
+                        "adverse_selection": "DOUBLE", "fees": "BIGINT", "net": "DOUBLE",
+                        "net_theo": "DOUBLE", "spread_capture_c_per_contract": "DOUBLE",
+                        "adverse_selection_c_per_contract": "DOUBLE",
+                        "fees_c_per_contract": "DOUBLE", "net_c_per_contract": "DOUBLE",
+                        "viable": "BOOLEAN"},
+    "audit_pnl": {**_A, "event_ticker": "VARCHAR", "market": "VARCHAR", "fills": "BIGINT",
+                  "position": "BIGINT", "trading_cash": "DOUBLE", "fees": "BIGINT",
+                  "realised_cash": "DOUBLE", "mark": "DOUBLE", "mark_source": "VARCHAR",
+                  "settle_value": "DOUBLE", "theo_value": "DOUBLE", "mid_value": "DOUBLE",
+                  "position_value": "DOUBLE", "pnl": "DOUBLE", "pnl_theo": "DOUBLE",
+                  "pnl_settled": "DOUBLE", "spread_capture": "DOUBLE",
+                  "adverse_selection": "DOUBLE", "inventory_carry": "DOUBLE",
+                  "residual": "DOUBLE", "first_fill_ns": "BIGINT", "last_fill_ns": "BIGINT"},
+    "audit_pnl_curve": {**_A, "minute": "TIMESTAMP", "fills": "BIGINT", "pnl_cum": "DOUBLE",
+                        "net_markout_cum": "DOUBLE"},
+}
+"""The audit's result tables (``audit_<name>`` ← ``sql/audit/<name>.sql``): money in price units,
+``*_c`` in cents per contract, counts in centi-contracts (``contracts`` in contracts)."""
+
 
 def record_root(data_dir: Path) -> Path:
     return data_dir / RECORD_DIRNAME
