@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from mmcore.errors import InputError, MalformedPayloadError, MMError
 from mmcore.game import GameSpec
-from mmcore.models import OddsEvent, iso_to_ns
+from mmcore.models import OddsEvent, iso_to_ns, ns_to_iso
 from mmcore.odds.events import DRAW, EventOdds, Rejection
 from mmcore.odds.parse import clean_name
 from mmcore.odds.teams import (
@@ -292,6 +292,34 @@ class CalendarReport:
     @property
     def games(self) -> tuple[CalendarGame, ...]:
         return self.calendar.games if self.calendar is not None else ()
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly counts (a flow's return value)."""
+        return {"refresh_id": self.refresh_id, "games": len(self.games),
+                "matched": sum(g.matched for g in self.games), "unmatched": len(self.unmatched),
+                "events_seen": self.events_seen, "outside_horizon": self.outside_horizon,
+                "carried_over": list(self.carried_over), "errors": list(self.errors),
+                "path": str(self.path) if self.path is not None else None}
+
+    def lines(self) -> list[str]:
+        """For a log: one summary line, then every unmatched item and error with its reason."""
+        s = self.summary()
+        out = [f"calendar {self.refresh_id}: {s['games']} game(s) ahead, {s['matched']} matched "
+               f"to Odds API events; {self.events_seen} open event(s) seen, "
+               f"{self.outside_horizon} outside the horizon"]
+        out += [f"unmatched {u.event_ticker or u.event_id}: {u.reason}" for u in self.unmatched]
+        out += [f"error: {e}" for e in self.errors]
+        if self.carried_over:
+            out.append(f"kept from the previous calendar: {', '.join(self.carried_over)}")
+        return out
+
+    def game_rows(self) -> list[dict[str, Any]]:
+        """One row per game for a table (start as ISO UTC)."""
+        return [{"event_ticker": g.event_ticker, "sport": g.sport_key,
+                 "start": ns_to_iso(g.start_ns), "start_source": g.start_source,
+                 "markets": len(g.markets), "fee": f"{g.fee_type} x{g.fee_multiplier:g}",
+                 "odds_event_id": g.odds_event_id or "", "match": g.match_reason}
+                for g in self.games]
 
 
 @dataclass(frozen=True, slots=True)

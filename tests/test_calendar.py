@@ -84,6 +84,8 @@ async def test_calendar_from_the_local_exchange_matches_odds_events(stack, tmp_p
     assert "no Odds API icehockey_nhl event" in unmatched_nhl.match_reason
     assert [u.event_ticker for u in report.unmatched] == [nhl.event_ticker]
     assert st.odds.sim.used == credits_before  # the event list is free
+    assert report.summary()["matched"] == 2 and len(report.game_rows()) == 3
+    assert any(nhl.event_ticker in ln and "no Odds API" in ln for ln in report.lines())
 
     # the published file reads back equal; helpers for the pull and the launcher
     assert read_calendar(data_dir) == cal

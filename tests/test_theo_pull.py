@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import pytest
@@ -111,24 +112,31 @@ async def test_pull_odds_records_one_request_per_sport(odds_rig, tmp_path):
     for p in pulls:
         raw = json.loads((record_root(tmp_path) / p[5]).read_text())
         assert raw["pull_id"] == p[0] and len(raw["payload"]) == p[6] and "apiKey" not in raw["url"]
+        asked = parse_qs(urlsplit(raw["url"]).query)["bookmakers"][0].split(",")
+        assert "pinnacle" in asked and len(asked) <= 10
     books = _sql(tmp_path, "SELECT event_id, count(DISTINCT book), bool_or(book = 'pinnacle'), "
                            "bool_and(fair_prob BETWEEN 0 AND 1 OR NOT used) FROM book_prices "
                            "GROUP BY event_id")
-    assert len(books) == 3 and all(0 < n <= 10 and pin and ok for _, n, pin, ok in books)
+    assert len(books) == 3 and all(0 < n <= 10 and ok for _, n, _pin, ok in books)
+    assert any(pin for _, _n, pin, _ok in books)  # a book may skip an event, Pinnacle included
     used = _sql(tmp_path, "SELECT event_id, round(sum(fair_prob), 9) FROM book_prices "
                           "WHERE used AND book = 'pinnacle' GROUP BY event_id")
     assert all(total == 1.0 for _, total in used)
-    theos = _sql(tmp_path, "SELECT event_id, round(sum(theo), 9), max(mode) FROM theos GROUP BY event_id")
-    assert sorted(t[1:] for t in theos) == [(1.0, "anchored")] * 3
+    theos = _sql(tmp_path, "SELECT event_id, round(sum(theo), 9), max(mode), coalesce(bool_or(anchor = 'pinnacle'), false) "
+                           "FROM theos GROUP BY event_id")
+    assert all(total == 1.0 and (mode == "anchored") == anchored for _, total, mode, anchored in theos)
+    assert any(anchored for *_, anchored in theos)
     published = _sql(tmp_path, "SELECT count(*), count(DISTINCT event_ticker) FROM theo_snapshots")
     assert published == [(7, 3)]  # 2 + 2 + 3 (soccer has a TIE market)
+    assert len(report.snapshot_rows()) == 7 and report.summary()["requests"]["ok"] == 3
+    assert len(report.lines()) == 1 + 3 + len(report.unmatched)
 
 
 async def test_quota_floor_pauses_without_a_paid_request(odds_rig, tmp_path):
     sc, server, client, clock = odds_rig
     cal = _calendar(sc, clock())
     report = await pull_odds(client, cal, tmp_path, clock(), min_quota_remaining=501)
-    assert report.paused and not report.snapshots and "PAUSED" in report.summary()
+    assert report.paused and not report.snapshots and "PAUSED" in report.text()
     assert server.sim.used == 0 and server.sim.requests == 1  # only the free quota read
     requests_before = server.sim.requests
     clock.advance(1)

@@ -11,7 +11,7 @@ import pytest
 
 from clocks import ManualClock
 from mmcore.calendar import Calendar, CalendarGame, write_calendar
-from mmcore.settings import Settings
+from mmcore.settings import DEFAULT_BOOKMAKERS, Settings
 from mmcore.sim.odds_server import OddsServer, OddsServerConfig
 from mmcore.sim.scenario import default_scenario
 from mmcore.sim.server import SimStack
@@ -100,7 +100,7 @@ async def test_serve_pending_runs_the_per_game_pull_and_clears(odds, tmp_path):
     request_refresh(data, nba.event_ticker, clock(), "skewed")
     request_refresh(data, nhl.event_ticker, clock(), "skewed")
     request_refresh(data, "KXNBAGAME-26JAN01AAABBB", clock(), "unknown game")
-    async with OddsApiClient(server.url, server.config.api_key, bookmakers=("pinnacle", "draftkings"),
+    async with OddsApiClient(server.url, server.config.api_key, bookmakers=DEFAULT_BOOKMAKERS,
                              clock_ns=clock) as client:
         served = await serve_pending(client, data, clock(), min_quota_remaining=0)
     by_event = {s.request.event_ticker: s for s in served}

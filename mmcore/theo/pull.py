@@ -44,6 +44,7 @@ from typing import Any
 
 from mmcore.calendar import Calendar, CalendarGame
 from mmcore.errors import InputError, MMError, QuotaExhaustedError
+from mmcore.models import ns_to_iso
 from mmcore.odds.consensus import ConsensusParams, EventTheo, consensus_theo
 from mmcore.odds.events import EventOdds, Rejection
 from mmcore.odds.parse import parse_odds
@@ -110,7 +111,34 @@ class PullReport:
         """Every request made succeeded and none was paused."""
         return not self.paused and not self.errors
 
-    def summary(self) -> str:
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly counts (a flow's return value)."""
+        return {"run_id": self.run_id, "sports": list(self.sports),
+                "requests": {s: sum(r.status == s for r in self.requests)
+                             for s in ("ok", "paused", "error")},
+                "events": self.events, "priced": self.priced, "snapshots": len(self.snapshots),
+                "unmatched": len(self.unmatched), "credits_remaining": self.credits_remaining,
+                "paused": self.paused, "errors": list(self.errors)}
+
+    def lines(self) -> list[str]:
+        """For a log: the one-line text, then each request, then each unmatched item."""
+        out = [self.text()]
+        out += [f"{r.pull_id}: {r.status} {r.sport_key}{'/' + r.event_id if r.event_id else ''}: "
+                f"{r.events} event(s), {r.snapshots} snapshot(s), credits last={r.credits_last} "
+                f"left={r.credits_remaining}" + (f" ({r.detail})" if r.detail else "")
+                for r in self.requests]
+        out += [f"unmatched {u}" for u in self.unmatched]
+        return out
+
+    def snapshot_rows(self) -> list[dict[str, Any]]:
+        """One row per published market theo (probabilities; ``as_of`` ISO UTC)."""
+        return [{"event_ticker": s.event_ticker, "market": m, "theo": round(p, 4),
+                 "uncertainty": round(s.uncertainty.get(m, 0.0), 4),
+                 "confidence": round(s.confidence, 3), "as_of": ns_to_iso(s.as_of_ns),
+                 "source": s.source}
+                for s in self.snapshots for m, p in sorted(s.markets.items())]
+
+    def text(self) -> str:
         credits = "?" if self.credits_remaining is None else str(self.credits_remaining)
         text = (f"{len(self.requests)} request(s) for {', '.join(self.sports) or 'nothing'}: "
                 f"{self.events} event(s), {self.priced} priced, {len(self.snapshots)} snapshot(s), "
@@ -247,7 +275,7 @@ async def pull_odds(
             first_error = first_error or error
     report.credits_remaining = odds.quota.remaining
     _write_record(data_dir, run_id, report, rows)
-    log.info("odds pull %s: %s", run_id, report.summary())
+    log.info("odds pull %s: %s", run_id, report.text())
     attempted = [r for r in report.requests if r.status != "paused"]
     if first_error is not None and all(r.status == "error" for r in attempted):
         raise first_error

@@ -185,7 +185,7 @@ async def serve_pending(odds: OddsApiClient, data_dir: Path, now_ns: int, *,
             continue
         cleared = not report.paused and clear_request(data_dir, req.event_ticker,
                                                       served_up_to_ns=req.requested_ns)
-        out.append(Served(req, report, report.summary(), cleared))
+        out.append(Served(req, report, report.text(), cleared))
     return out
 
 
@@ -229,7 +229,7 @@ def make_local_refresher(
             except MMError as exc:
                 log.warning("theo refresh of %s failed: %s", event_ticker, exc)
                 return
-            log.info("theo refresh of %s: %s", event_ticker, report.summary())
+            log.info("theo refresh of %s: %s", event_ticker, report.text())
 
     return refresh
 

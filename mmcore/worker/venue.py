@@ -48,20 +48,20 @@ def rest_for(settings: Settings, signer: Signer | None = None, *, rate_share: fl
 async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, event_ticker: str, *,
                        until_ns: int | None = None, cfg: WorkerConfig | None = None,
                        worker_id: str | None = None, local_refresh: bool = False,
-                       refresher: Refresher | None = None) -> WorkerDriver:
+                       refresh: Refresher | None = None) -> WorkerDriver:
     """A worker driver for one game on the configured venue, journaling under the data dir.
 
     Theo comes from ``settings.theo_dir``. On ``RefreshTheo`` the worker always drops a request
-    file there (``requests/<event>.json``, served by an orchestrator) and, when given, also runs
-    ``refresher`` — or, with ``local_refresh``, an in-process per-game odds pull
+    file there (``requests/<event>.json``, served by an orchestrator) and, when given, also awaits
+    ``refresh`` — or, with ``local_refresh``, an in-process per-game odds pull
     (:func:`~mmcore.theo.refresh.make_local_refresher`: at most one a minute; the game's Odds API
     event from the published calendar, else from the free event list)."""
     game = await load_game(rest, event_ticker)
     wid = worker_id or event_ticker
-    if refresher is None and local_refresh:
-        refresher = make_local_refresher(settings, event_ticker, game=game_from_spec(game))
+    if refresh is None and local_refresh:
+        refresh = make_local_refresher(settings, event_ticker, game=game_from_spec(game))
     journal = Journal.open(JournalConfig(settings.journal_dir, wid), time.time_ns())
-    theo = FileTheoSource(settings.theo_dir, event_ticker, refresher, request_files=True)
+    theo = FileTheoSource(settings.theo_dir, event_ticker, refresh, request_files=True)
     return WorkerDriver(
         rest, lambda markets: KalshiWs(settings.kalshi_ws_url, signer, markets=markets),
         game, cfg or WorkerConfig(wid), theo,
