@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     """The launcher starts a game's quoting run when the game starts within this many seconds."""
     launch_max_theo_age_s: float = Field(default=3 * 3600, gt=0)
     """…and its theo snapshot is at most this old."""
-    max_concurrent_games: int = Field(default=10, ge=1, le=200)
+    max_concurrent_games: int = Field(default=5, ge=1, le=200)
     """Games quoted at once (the quote-game deployment's concurrency limit); each run's share
-    of the account's rate budget is 1 / this."""
+    of the account's rate budget is 1 / this (basic tier: at most 9 games, each then holding
+    one order's worth of write tokens)."""
     quote_lease_timeout_s: float = Field(default=45.0, gt=0)
     """A RUNNING quote-game run whose lease is older than this is treated as dead (hard kill)."""
     quote_max_attempts: int = Field(default=5, ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -56,13 +57,14 @@ def _fmt_status(event_ticker: str, status: Any, start_ns: int, now_ns: int) -> s
              f"starts in {max(0, start_ns - now_ns) / NS / 60:.1f} min · fills {status.fills} · "
              f"P&L at theo ${status.pnl_money / PRICE_ONE:+.2f}", "",
              "| market | theo | our bid | our ask | inventory |", "|---|---|---|---|---|"]
+
+    def px(price: int | None, size: int) -> str:
+        return "—" if price is None else f"{price / 100:g}¢ × {size / CONTRACT:g}"
+
     for m, q in status.quotes.items():
         theo = status.theo.get(m) if status.theo else None
-        bid, ask = q
-        lines.append(f"| {m} | {'—' if theo is None else f'{theo:.3f}'} | "
-                     f"{'—' if bid is None else f'{bid / 100:g}¢'} | "
-                     f"{'—' if ask is None else f'{ask / 100:g}¢'} | "
-                     f"{status.inventory.get(m, 0) / CONTRACT:+.0f} |")
+        lines.append(f"| {m} | {'—' if theo is None else f'{theo:.3f}'} | {px(q.bid, q.bid_size)} | "
+                     f"{px(q.ask, q.ask_size)} | {status.inventory.get(m, 0) / CONTRACT:+.0f} |")
     if status.kill_reasons:
         lines += ["", "kill switch: " + ", ".join(status.kill_reasons)]
     return "\n".join(lines)
@@ -75,7 +77,7 @@ async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
         now = time.time_ns()
         write_lease(s.runs_dir, event_ticker, run_id, now)
         if show is not None:
-            status = driver.status() if driver.worker is not None else None
+            status = driver.status() if driver.worker is not None and hasattr(driver, "status") else None
             await show(_fmt_status(event_ticker, status, driver.game.start_ns, now))
         await asyncio.sleep(STATUS_EVERY_S)
 
@@ -101,7 +103,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
             kill = await cancel_until_flat(rest, event_ticker)
             return GameRunResult(event_ticker, "game already started", resting_after=len(kill.after))
         kw: dict[str, Any] = {"worker_id": f"{event_ticker}--{run_id[:8]}"}
-        if refresh is not None:
+        if refresh is not None and "refresh" in inspect.signature(build_worker).parameters:
             kw["refresh"] = refresh
         driver = await build_worker(s, rest, signer, event_ticker, until_ns=until_ns, **kw)
         log.info("quoting %s (%s) until %s; rate share 1/%d of the %s tier", event_ticker,
@@ -121,7 +123,8 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
         report.error)
     if show is not None:
-        await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
+        await show(_fmt_status(event_ticker, driver.status() if hasattr(driver, "status") else None,
+                               start_ns, time.time_ns())
                    + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")
     if report.kill is None or report.kill.after:
         raise CancelAllFailed(f"{event_ticker}: the verified cancel-all did not end flat "

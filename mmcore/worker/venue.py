@@ -15,7 +15,7 @@ from mmcore.errors import ConfigError
 from mmcore.settings import Settings
 from mmcore.theo.refresh import Refresher, make_local_refresher
 from mmcore.venues.kalshi.auth import Signer, load_private_key
-from mmcore.venues.kalshi.ratelimit import RateLimiter
+from mmcore.venues.kalshi.ratelimit import COST_BATCH_CREATE_PER_ITEM, RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
 from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
@@ -41,8 +41,13 @@ def rest_for(settings: Settings, signer: Signer | None = None, *, rate_share: fl
     inside its budget together (0 < rate_share <= 1)."""
     if not 0 < rate_share <= 1:
         raise ConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
-    return KalshiRest(settings.kalshi_url, signer or signer_for(settings),
-                      limiter=RateLimiter.for_tier(settings.rate_tier, safety=0.9 * rate_share), **kw)
+    limiter = RateLimiter.for_tier(settings.rate_tier, safety=0.9 * rate_share)
+    if limiter.buckets["write"].capacity < COST_BATCH_CREATE_PER_ITEM:
+        raise ConfigError(
+            f"a {rate_share:.3g} share of the {settings.rate_tier} tier holds "
+            f"{limiter.buckets['write'].capacity:.1f} write tokens, less than one order "
+            f"({COST_BATCH_CREATE_PER_ITEM}): lower MM_MAX_CONCURRENT_GAMES or raise MM_RATE_TIER")
+    return KalshiRest(settings.kalshi_url, signer or signer_for(settings), limiter=limiter, **kw)
 
 
 async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, event_ticker: str, *,

@@ -1,0 +1,107 @@
+"""quote-game and cancel-all under a real Prefect (test harness + a Runner), against a real
+`mm sim` process: a cancelled or crashed run leaves zero resting orders at the exchange, a run
+that starts after its game began exits at once, cancel-all verifies on the exchange."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from flows.cancel_all import cancel_all
+from flows.quote_game import quote_game
+from mmcore.odds.teams import game_from_markets
+from mmcore.theo.pull import pull_theos
+from mmcore.venues.oddsapi import OddsApiClient
+from tests.prefectkit import RunnerThread, mm_env, resting, scenario, sim_process, wait_state, wait_until
+
+NS = 1_000_000_000
+
+
+async def _publish_theo(sim) -> str:
+    """A theo snapshot for the sim's first game, as pull-odds would publish it."""
+    from mmcore.worker.driver import load_game
+
+    s = sim.settings()
+    ev = sim.event_tickers()[0]
+    async with sim.rest() as rest:
+        game = await load_game(rest, ev)
+    async with OddsApiClient(s.odds_url, "sim-odds-api-key", bookmakers=("pinnacle", "draftkings", "fanduel")) as odds:
+        await pull_theos(odds, [game.sport_key], [game_from_markets(ev, game.markets, game.start_ns)],
+                         s.theo_dir)
+    return ev
+
+
+async def _place_resting(sim, event_ticker: str, n: int = 3) -> None:
+    from mmcore.orders import Quote
+    from mmcore.worker.driver import load_game
+
+    async with sim.rest() as rest:
+        game = await load_game(rest, event_ticker)
+        for i in range(n):  # far below the book: they rest
+            await rest.create_order(Quote(game.markets[0], "bid", 100 + i * 100, 100), f"t-{i}")
+    assert len(await resting(sim, event_ticker)) == n
+
+
+async def test_cancel_all_flow_halts_and_verifies_nothing_rests(prefect_harness, tmp_path) -> None:
+    with sim_process(tmp_path, scenario(5, [600.0])) as sim, mm_env(sim):
+        ev = sim.event_tickers()[0]
+        await _place_resting(sim, ev)
+        out = await cancel_all(event_ticker=ev, reason="test")
+        assert out["resting_before"] == 3 and out["resting_after"] == 0
+        assert await resting(sim, ev) == []
+        assert (sim.data_dir / "halt" / ev).is_file()
+
+
+async def test_a_run_that_starts_after_its_game_began_exits_at_once(prefect_harness, tmp_path) -> None:
+    with sim_process(tmp_path, scenario(6, [30.0])) as sim, mm_env(sim):
+        ev = sim.event_tickers()[0]
+        out = await quote_game(event_ticker=ev)
+        assert out["exit_reason"] == "game already started"
+        assert out["resting_after"] == 0 and out["fills"] == 0
+
+
+async def _running_quote_game(sim, runner_env_ok=True):
+    from prefect.deployments import run_deployment
+
+    ev = await _publish_theo(sim)
+    run = await run_deployment("quote-game/quote-game", parameters={"event_ticker": ev},
+                               as_subflow=False, timeout=0)
+    await wait_state(run.id, {"RUNNING"}, 60)
+    await wait_until(lambda: resting(sim, ev), 60, "the worker's quotes to rest on the exchange")
+    return ev, run
+
+
+async def test_cancelling_a_quote_game_run_leaves_nothing_resting(prefect_harness, tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    with sim_process(tmp_path, scenario(8, [240.0])) as sim, mm_env(sim), RunnerThread((quote_game, "quote-game")):
+        ev, run = await _running_quote_game(sim)
+        async with get_client() as client:
+            await client.set_flow_run_state(run.id, Cancelling(), force=True)
+        assert await wait_state(run.id, {"CANCELLED", "CRASHED", "FAILED"}, 60) == "CANCELLED"
+        await wait_until(lambda: _none_resting(sim, ev), 30, "nothing resting after the cancellation")
+
+
+async def _none_resting(sim, ev) -> bool:
+    return await resting(sim, ev) == []
+
+
+async def test_a_crashed_quote_game_run_leaves_nothing_resting(prefect_harness, tmp_path) -> None:
+    from mmcore.ops.lease import read_leases
+
+    with sim_process(tmp_path, scenario(9, [240.0])) as sim, mm_env(sim), RunnerThread((quote_game, "quote-game")):
+        ev, run = await _running_quote_game(sim)
+        lease = await wait_until(lambda: _lease(sim, ev), 30, "the run's lease")
+        pid = __import__("json").loads((sim.data_dir / "runs" / f"{ev}.json").read_text())["pid"]
+        assert lease.run_id == str(run.id)
+        os.kill(pid, signal.SIGKILL)  # a hard crash of the flow process: no finally, no cleanup
+        assert await wait_state(run.id, {"CRASHED", "FAILED", "CANCELLED"}, 60) == "CRASHED"
+        await wait_until(lambda: _none_resting(sim, ev), 30, "on_crashed to cancel everything")
+        assert read_leases(sim.data_dir / "runs")[ev].run_id == str(run.id)  # left behind, stale
+
+
+async def _lease(sim, ev):
+    from mmcore.ops.lease import read_leases
+
+    return read_leases(sim.data_dir / "runs").get(ev)
