@@ -266,7 +266,7 @@ def write_rows(root: Path, table: str, name: str, rows: Iterable[Mapping[str, An
                 cols = ", ".join(f'"{c}"' for c in schema)
                 select = (f"SELECT {cols} FROM read_json('{src}', format='newline_delimited', "
                           f"columns={_columns_sql(schema)})") if prepared else \
-                    f"SELECT {', '.join(f'CAST(NULL AS {t}) AS {chr(34)}{c}{chr(34)}' for c, t in schema.items())} LIMIT 0"
+                    _empty_select(schema)
                 copy_to_parquet(con, select, tmp)
             finally:
                 con.close()
@@ -276,8 +276,24 @@ def write_rows(root: Path, table: str, name: str, rows: Iterable[Mapping[str, An
     return target if publish_parquet(target, write) else None
 
 
+def _empty_select(schema: Schema) -> str:
+    cols = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in schema.items())
+    return f"SELECT {cols} LIMIT 0"
+
+
 def ensure_seeds(root: Path, tables: Mapping[str, Schema] = TABLES) -> None:
     """A typed, empty ``_empty.parquet`` in every table directory, so views bind before the first
-    real file arrives (``read_parquet`` of an empty glob is an error)."""
-    for table, schema in tables.items():
-        write_rows(root, table, EMPTY_NAME, (), schema)
+    real file arrives (``read_parquet`` of an empty glob is an error). Only missing seeds are
+    written, all through one DuckDB connection."""
+    missing = {t: s for t, s in tables.items()
+               if not (table_dir(root, t) / f"{EMPTY_NAME}.parquet").exists()}
+    if not missing:
+        return
+    con = duckdb.connect(":memory:")
+    try:
+        for table, schema in missing.items():
+            select = _empty_select(schema)
+            publish_parquet(table_dir(root, table) / f"{EMPTY_NAME}.parquet",
+                            lambda tmp, sel=select: copy_to_parquet(con, sel, tmp))
+    finally:
+        con.close()
