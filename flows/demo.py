@@ -36,6 +36,13 @@ from rich.table import Table
 NS = 1_000_000_000
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SQL_EXAMPLES = (
+    "SELECT market, side, count(*) AS fills, round(avg(markout_mid_1s_c), 2) AS m1s_c, "
+    "round(avg(markout_mid_5s_c), 2) AS m5s_c, round(avg(markout_mid_30s_c), 2) AS m30s_c "
+    "FROM v_markouts GROUP BY ALL ORDER BY ALL",
+    "SELECT day, market, fills, spread_capture, adverse_selection, fees, viable FROM v_viability",
+    "SELECT trade_id, market, side, price, count, fee, schedule_fee, fee_diff FROM v_fees LIMIT 10",
+)
 
 
 def free_port() -> int:
@@ -339,8 +346,8 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
     state = await stack.sim_state()
     limited = state.get("rest", {}).get("rate_limited", 0)
 
-    def show(title: str, sql: str) -> None:
-        rel = con.execute(sql)
+    def show(title: str, name: str) -> None:
+        rel = con.execute((REPO_ROOT / "sql" / "demo" / f"{name}.sql").read_text())
         cols = [d[0] for d in rel.description]
         table = Table(title=title)
         for c in cols:
@@ -349,10 +356,11 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
             table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
         console.print(table)
 
-    show("P&L by game ($) and its attribution", "SELECT * FROM v_pnl_summary")
-    show("markouts (cents per contract, + = good for us)", "SELECT * FROM v_markout_summary")
-    show("fees", "SELECT * FROM v_fee_summary")
-    show("kill-switch events", "SELECT * FROM v_kill_events LIMIT 20")
+    show("P&L by game ($) and its attribution (pnl = spread capture + adverse selection + fees + carry)",
+         "pnl_by_game")
+    show("markouts per fill (cents per contract; + = good for us)", "markouts_by_side")
+    show("fees: charged vs the schedule", "fees")
+    show("kill-switch and trading-state events", "kill_events")
     ok = not failed and not resting and db_fills == len(exch_fills) and limited == 0
     console.print(f"fills: exchange {len(exch_fills)} · DuckDB {db_fills}"
                   f"{'' if db_fills == len(exch_fills) else ' [red](MISMATCH)[/]'} · "
@@ -360,9 +368,7 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
                   f"quote-game runs not Completed: {failed or 'none'}")
     env = f"MM_DATA_DIR={stack.data_dir}"
     console.print("[bold]query the record[/] (DuckDB views over Parquet; never blocks the ingest):")
-    for q in ("SELECT market, side, n, markout_1s_c, markout_5s_c, markout_30s_c FROM v_markout_summary",
-              "SELECT * FROM v_viability",
-              "SELECT worker_id, count(*) AS fills, sum(fee)/1e4 AS fees_usd FROM fills GROUP BY 1"):
+    for q in SQL_EXAMPLES:
         console.print(f"  {env} .venv/bin/mm sql \"{q}\"")
     console.print(f"[bold]Prefect UI[/] {stack.ui_url}  (deployments, runs per game, artifacts)")
     return 0 if ok else 1
