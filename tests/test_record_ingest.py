@@ -118,11 +118,11 @@ def test_ingest_races_a_live_writer_while_a_reader_holds_the_database_file(tmp_p
     it starts; a read-only connection to mm.duckdb stays open throughout. Nothing is lost and
     nothing fails: the reader's views end with every record written."""
     cfg = JournalConfig(root=journal_root(tmp_path), worker_id="live", segment_max_bytes=1_500,
-                        fsync_every_records=5)
+                        fsync_every_records=50)
     journal = Journal.open(cfg, T0)
     ingest(tmp_path, now_ns=T0)  # writes mm.duckdb
     reader = duckdb.connect(str(db.database_path(tmp_path)), read_only=True)
-    batches, per_batch = 12, 10
+    batches, per_batch = 8, 10
     go = threading.Semaphore(0)
     written: Counter[str] = Counter()
     errors: list[BaseException] = []
@@ -134,7 +134,7 @@ def test_ingest_races_a_live_writer_while_a_reader_holds_the_database_file(tmp_p
                 for now_ns, rec in some_records(per_batch, f"b{b}", start=b * per_batch):
                     journal.append(rec, now_ns)
                     written[rec["kind"]] += 1
-                if b % 4 == 3:
+                if b % 3 == 2:
                     journal.rotate(T0)
             journal.close()
         except BaseException as exc:  # surfaced by the assertion below

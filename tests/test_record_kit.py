@@ -29,8 +29,11 @@ def journal_root(data_dir: Path) -> Path:
 def write_journal(data_dir: Path, worker_id: str, records: Iterable[tuple[int, Mapping[str, Any]]],
                   **config: int) -> None:
     """Append ``(now_ns, record)`` pairs to ``worker_id``'s journal and close it (publishing the
-    last segment). ``config``: JournalConfig overrides (segment_max_bytes, …)."""
+    last segment). ``config``: JournalConfig overrides (segment_max_bytes, …); records are
+    fsync'd at rotation only unless ``fsync_every_records`` says otherwise (tests need no
+    per-record durability, and fsyncs are most of their time)."""
     items = list(records)
+    config.setdefault("fsync_every_records", 1_000_000)
     cfg = JournalConfig(root=journal_root(data_dir), worker_id=worker_id, **config)
     with Journal.open(cfg, items[0][0] if items else 0) as j:
         for now_ns, rec in items:

@@ -19,7 +19,6 @@ Units: money in price units ($0.0001; the markdown shows dollars or cents, sayin
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,13 +30,12 @@ import duckdb
 from mmcore.errors import InputError, MMError
 from mmcore.record import db, store
 from mmcore.record.plots import write_plot
-from mmcore.record.sqlfiles import read_sql, sql_dir
+from mmcore.record.sqlfiles import params_for, read_sql, sql_dir
 
 PREPARE_STEPS = ("000_game_fills", "001_day_fills", "002_fee_fills")
 RESULTS = ("markouts", "markout_curve", "flags", "fees", "viability", "pnl", "pnl_curve")
 """Result queries, in run order; each writes table ``audit_<name>``."""
 MARKDOWN_ROWS = 40
-_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 Row = dict[str, Any]
 
@@ -96,21 +94,11 @@ def _check_day(day: str | None) -> None:
         raise InputError(f"audit day must be YYYY-MM-DD, got {day!r}") from None
 
 
-def _used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters ``sql`` names (outside ``--`` comments): DuckDB refuses extra ones."""
-    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    names = set(_PARAM_RE.findall(code))
-    missing = names - set(params)
-    if missing:
-        raise InputError(f"audit SQL needs parameters {sorted(missing)}")
-    return {k: v for k, v in params.items() if k in names}
-
-
 def _execute(con: duckdb.DuckDBPyConnection, relative: str,
              params: Mapping[str, Any]) -> duckdb.DuckDBPyConnection:
     sql = read_sql(relative)
     try:
-        return con.execute(sql, _used_params(sql, params))
+        return con.execute(sql, params_for(sql, params))
     except duckdb.Error as exc:
         raise MMError(f"{sql_dir() / relative}: {exc}") from exc
 

@@ -14,12 +14,16 @@ the repository root for a source checkout or an editable install.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from mmcore.errors import ConfigError, InputError
 
 RECORD_VAR = "${RECORD}"
 _GLOB_CHARS = frozenset("*?[]{}")
+_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def sql_dir() -> Path:
@@ -62,3 +66,14 @@ def render(text: str, record_root: Path) -> str:
 def select_body(text: str) -> str:
     """A single SELECT statement's text without its trailing ``;`` (for ``COPY (…) TO``)."""
     return text.strip().rstrip(";").strip()
+
+
+def params_for(text: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The named parameters (``$name``) that ``text`` uses outside ``--`` comments, taken from
+    ``params`` (DuckDB refuses extra ones); InputError naming any that ``params`` lacks."""
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    names = {n for n in _PARAM_RE.findall(code) if n != "RECORD"}
+    missing = names - set(params)
+    if missing:
+        raise InputError(f"SQL needs parameters {sorted(missing)}")
+    return {k: v for k, v in params.items() if k in names}
