@@ -257,7 +257,8 @@ def runs_table(runs: list[Any], games: list[tuple[str, int]], now_ns: int) -> Ta
     table = Table(title="Prefect flow runs (watch them live in the UI)")
     for col in ("flow", "run", "state", "started", "ended"):
         table.add_column(col)
-    for r in runs[-24:]:
+    shown = [r for r in runs if not r.state or r.state.type.value != "SCHEDULED"]
+    for r in shown[-24:]:
         table.add_row(r.__dict__.get("flow_name_", "?"), r.name, r.state.name if r.state else "?",
                       r.start_time.strftime("%H:%M:%S") if r.start_time else "",
                       r.end_time.strftime("%H:%M:%S") if r.end_time else "")
@@ -268,8 +269,11 @@ def runs_table(runs: list[Any], games: list[tuple[str, int]], now_ns: int) -> Ta
 
 
 def compact_line(runs: list[Any]) -> str:
+    """One line for a non-terminal: runs per flow and state (future scheduled runs left out)."""
     counts: dict[str, int] = {}
     for r in runs:
+        if r.state and r.state.type.value == "SCHEDULED":
+            continue
         key = f"{r.__dict__.get('flow_name_', '?')}:{r.state.name if r.state else '?'}"
         counts[key] = counts.get(key, 0) + 1
     return time.strftime("%H:%M:%S ") + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
@@ -279,7 +283,7 @@ def compact_line(runs: list[Any]) -> str:
 
 
 async def _run(stack: DemoStack) -> int:
-    console, cfg = stack.console, stack.cfg
+    console = stack.console
     t0 = time.time()
     console.print(f"[bold]data dir[/] {stack.data_dir}   (logs in {stack.data_dir / 'logs'})")
     with console.status("starting the Prefect server, the local exchange and odds server, mm serve…"):
@@ -308,8 +312,9 @@ async def _run(stack: DemoStack) -> int:
 
     last_line = 0.0
     runs: list[Any] = []
-    with Live(runs_table([], games, time.time_ns()), console=console, refresh_per_second=1,
-              transient=False, auto_refresh=console.is_terminal) as live:
+    live_ctx = (Live(runs_table([], games, time.time_ns()), console=console, refresh_per_second=1,
+                     transient=False) if console.is_terminal else contextlib.nullcontext())
+    with live_ctx as live:
         while True:
             stack.check_alive()
             runs = await runs_since(t0 - 5)
@@ -327,9 +332,12 @@ async def _run(stack: DemoStack) -> int:
                 raise RuntimeError("quote-game runs did not end within 4 min of the last start")
             await asyncio.sleep(2.0)
     with console.status("ingest, then nightly-audit…"):
-        console.print(f"ingest: {await wait_run(await trigger('ingest/ingest'), stack)}")
-        console.print(f"nightly-audit: {await wait_run(await trigger('nightly-audit/nightly-audit'), stack, 600)}")
-    return await summary(stack, runs)
+        ends = {"ingest": await wait_run(await trigger("ingest/ingest"), stack),
+                "nightly-audit": await wait_run(await trigger("nightly-audit/nightly-audit"), stack, 600)}
+    for name, end in ends.items():
+        console.print(f"{name}: {end}")
+    code = await summary(stack, runs)
+    return code if all(e == "COMPLETED" for e in ends.values()) else 1
 
 
 async def summary(stack: DemoStack, runs: list[Any]) -> int:

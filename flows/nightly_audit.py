@@ -4,6 +4,8 @@ with its attribution — published as keyed table and markdown artifacts."""
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -25,5 +27,20 @@ async def nightly_audit(day: str | None = None) -> dict[str, Any]:
     result = call(audit_task, day)
     for name, rows in result.tables.items():
         table_artifact(artifact_key("audit", name), rows, f"nightly audit: {name}")
-    markdown_artifact("audit-summary", result.markdown, "nightly audit summary")
-    return result.summary()
+    markdown_artifact("audit-summary", result.markdown + plot_markdown(result.plot),
+                      "nightly audit summary")
+    return {"run_id": result.run_id, "day": result.day,
+            "rows": {name: len(rows) for name, rows in result.tables.items()},
+            "plot": str(result.plot) if result.plot else None, "elapsed_s": round(result.elapsed_s, 3)}
+
+
+def plot_markdown(plot: Path | None) -> str:
+    """The markout-curve and cumulative-P&L plot inline (a data URI: the UI shows images by URL
+    only, and the file lives on this machine), with its path."""
+    if plot is None or not plot.is_file():
+        return ""
+    mime = {".png": "image/png", ".svg": "image/svg+xml"}.get(plot.suffix)
+    if mime is None:
+        return f"\n\nplot: `{plot}`\n"
+    data = base64.b64encode(plot.read_bytes()).decode()
+    return f"\n\n![markouts and P&L](data:{mime};base64,{data})\n\nplot: `{plot}`\n"

@@ -45,7 +45,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mmcore.errors import InputError, MalformedPayloadError, MMError
+from mmcore.errors import InputError, MalformedPayloadError, MMError, NotFoundError
 from mmcore.game import GameSpec
 from mmcore.models import OddsEvent, iso_to_ns, ns_to_iso
 from mmcore.odds.events import DRAW, EventOdds, Rejection
@@ -288,6 +288,8 @@ class CalendarReport:
     errors: list[str] = field(default_factory=list)
     carried_over: list[str] = field(default_factory=list)
     """Sports whose games were kept from the previous calendar (their listing failed)."""
+    absent: list[str] = field(default_factory=list)
+    """Sports whose game series this exchange does not list (404): no games, not an error."""
 
     @property
     def games(self) -> tuple[CalendarGame, ...]:
@@ -299,6 +301,7 @@ class CalendarReport:
                 "matched": sum(g.matched for g in self.games), "unmatched": len(self.unmatched),
                 "events_seen": self.events_seen, "outside_horizon": self.outside_horizon,
                 "carried_over": list(self.carried_over), "errors": list(self.errors),
+                "absent": list(self.absent),
                 "path": str(self.path) if self.path is not None else None}
 
     def lines(self) -> list[str]:
@@ -309,6 +312,7 @@ class CalendarReport:
                f"{self.outside_horizon} outside the horizon"]
         out += [f"unmatched {u.event_ticker or u.event_id}: {u.reason}" for u in self.unmatched]
         out += [f"error: {e}" for e in self.errors]
+        out += [f"not listed on this exchange: {a}" for a in self.absent]
         if self.carried_over:
             out.append(f"kept from the previous calendar: {', '.join(self.carried_over)}")
         return out
@@ -358,6 +362,10 @@ async def refresh_calendar(
     for sport in dict.fromkeys(sports):
         try:
             got, seen, outside = await _list_sport(rest, sport, now_ns, hi_ns)
+        except NotFoundError as exc:  # e.g. the local exchange lists only some sports
+            report.absent.append(f"{sport}: {exc}")
+            log.info("calendar: %s has no series on this exchange: %s", sport, exc)
+            continue
         except MMError as exc:
             failed[sport] = exc
             report.errors.append(f"{sport}: Kalshi listing failed: {exc}")

@@ -89,7 +89,8 @@ async def load_game(rest: KalshiRest, event_ticker: str) -> GameSpec:
                     start_ns)
 
 
-PUBLISH_HINT = "the odds pull (`mm pull`, or the pull-odds flow; `mm demo` runs one itself)"
+PUBLISH_HINT = ("the odds pull (`mm run refresh-calendar` then `mm run pull-odds`, or the pull-odds "
+                "deployment under `mm serve`; `mm demo` runs both itself)")
 """How a newcomer gets a theo snapshot published, for the waiting message."""
 
 
