@@ -12,13 +12,14 @@ from test_record_kit import DAY, MA, T0, tiny_dataset, write_journal
 
 from mmcore.record import db, store
 from mmcore.record.ingest import ingest
-from mmcore.record.sqlfiles import params_for, render, schema_files, sql_dir
+from mmcore.record.sqlfiles import params_for, render, schema_files, select_body, sql_dir
 from mmcore.worker import journal as jr
 
 SQL = sql_dir()
 FILES = sorted(p.relative_to(SQL).as_posix() for p in SQL.rglob("*.sql"))
 PARAMS = {"day": DAY, "run_id": "test-run", "run_ns": T0, "schema_version": "test",
-          "record_root": "/nowhere", "built_ns": T0}
+          "record_root": "/nowhere", "built_ns": T0,
+          "n": 2_000, "markets": 4, "seed": 1, "t0": T0, "span_ns": 600 * 1_000_000_000}
 
 
 def one_of_each() -> list[tuple[int, dict]]:
@@ -46,17 +47,35 @@ def data_dir(tmp_path_factory) -> Path:
     return d
 
 
-def run(con: duckdb.DuckDBPyConnection, relative: str, data_dir: Path, extra: dict | None = None):
-    text = render((SQL / relative).read_text(), store.record_root(data_dir))
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory) -> Path:
+    """bench/audit.py's synthetic fills.parquet and tops.parquet, small."""
+    d = tmp_path_factory.mktemp("bench")
+    con = duckdb.connect()
+    for name in ("tops", "fills"):
+        sql = (SQL / f"bench/generate_{name}.sql").read_text()
+        store.copy_to_parquet(con, select_body(sql), d / f"{name}.parquet", params_for(sql, PARAMS))
+    con.close()
+    return d
+
+
+def run(con: duckdb.DuckDBPyConnection, relative: str, data_dir: Path, extra: dict | None = None,
+        record: Path | None = None):
+    """Execute ``sql/<relative>`` with ``${RECORD}`` = ``record`` (default the data dir's record)."""
+    text = render((SQL / relative).read_text(), record or store.record_root(data_dir))
     return con.execute(text, params_for(text, {**PARAMS, **(extra or {})}))
 
 
-def prepare(con: duckdb.DuckDBPyConnection, relative: str, data_dir: Path) -> None:
+def prepare(con: duckdb.DuckDBPyConnection, relative: str, data_dir: Path, bench: Path) -> None:
     """Run what ``relative`` depends on: earlier schema files; for audit queries the whole schema
-    and the audit's numbered steps before it; for ingest queries the segment's lines."""
+    and the audit's numbered steps before it; for ingest queries the segment's lines; for the
+    benchmark's queries its loaded data."""
     folder, name = relative.split("/", 1)
     schema = [p.relative_to(SQL).as_posix() for p in schema_files()]
-    if folder == "schema":
+    if folder == "bench" and name != "markouts_view.sql":
+        if not name.startswith("generate_") and name != "load.sql":
+            run(con, "bench/load.sql", data_dir, record=bench)
+    elif folder == "schema":
         for dep in schema:
             if dep < relative:
                 run(con, dep, data_dir)
@@ -84,12 +103,13 @@ def test_every_file_is_covered():
 
 
 @pytest.mark.parametrize("relative", FILES)
-def test_sql_file_runs_against_a_real_duckdb(relative, data_dir, tmp_path):
+def test_sql_file_runs_against_a_real_duckdb(relative, data_dir, bench_dir, tmp_path):
     con = duckdb.connect(str(tmp_path / "t.duckdb"))
     try:
-        prepare(con, relative, data_dir)
+        prepare(con, relative, data_dir, bench_dir)
         extra = segment_params(data_dir) if relative == "ingest/000_segment_lines.sql" else {}
-        cur = run(con, relative, data_dir, extra)
+        cur = run(con, relative, data_dir, extra,
+                  record=bench_dir if relative.startswith("bench/") else None)
         folder, name = relative.split("/", 1)
         stem = name.removesuffix(".sql")
         text = (SQL / relative).read_text()
@@ -113,5 +133,11 @@ def test_sql_file_runs_against_a_real_duckdb(relative, data_dir, tmp_path):
             assert types == list(store.AUDIT_TABLES[f"audit_{stem}"].values())
         elif relative == "db/read_meta.sql":
             assert cur.fetchall() == [("test",)]
+        elif relative in ("bench/markouts.sql", "bench/markouts_view.sql"):
+            assert [r[0] for r in cur.fetchall()] == [1, 5, 30]
+        elif relative.startswith("bench/record_"):
+            table = {"fills": "fill", "tops": "book_top"}[stem.removeprefix("record_")]
+            assert [d[0] for d in cur.description] == list(store.JOURNAL_TABLES[table])
+            assert len(cur.fetchall()) == PARAMS["n"]
     finally:
         con.close()

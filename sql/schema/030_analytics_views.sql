@@ -25,7 +25,8 @@ FROM seen GROUP BY worker_id;
 -- Each fill's markouts (quoting-math §5.3): markout(h) = s × (m(t + h) − price), m the Kalshi
 -- mid at the last book update at or before fill time + h (ASOF JOIN per market on
 -- COALESCE(exchange_ns, receipt_ns)), h = 1 / 5 / 30 s; the same against the theo the workers
--- used (prob × 10000, ASOF on the time they took it). edge_* = the markout at h = 0 (half-spread
+-- used (prob × 10000, ASOF on the time they took it). Mids come from book_mids (book_tops
+-- without its dedupe, see there). edge_* = the markout at h = 0 (half-spread
 -- captured against the reference at the fill). Price units per contract; _c = cents per
 -- contract. quoted_spread: our own ask − bid on that market in the worker's latest quote
 -- decision at or before the fill (both sides quoted), else the book's spread at the fill.
@@ -40,7 +41,7 @@ WITH f AS (
     FROM f CROSS JOIN markout_horizons h
 ), at_mid AS (
     SELECT p.trade_id, p.h_s, b.mid, b.spread
-    FROM probes p ASOF LEFT JOIN (SELECT market, t_ns, mid, spread FROM book_tops) b
+    FROM probes p ASOF LEFT JOIN book_mids b
       ON p.market = b.market AND p.probe_ns >= b.t_ns
 ), at_theo AS (
     SELECT p.trade_id, p.h_s, round(t.prob * 10000, 6) AS theo
@@ -240,10 +241,8 @@ WITH f AS (
     SELECT market, arg_max(theo, as_of_ns) AS prob FROM theo_snapshots
     WHERE theo IS NOT NULL GROUP BY market
 ), last_mid AS (
-    SELECT market, arg_max((bid + ask) / 2.0, COALESCE(exchange_ns, receipt_ns)) AS mid
-    FROM read_parquet('${RECORD}/j_book_top/*.parquet', union_by_name = true)
-    WHERE bid IS NOT NULL AND ask IS NOT NULL AND market IN (SELECT market FROM f)
-    GROUP BY market
+    SELECT market, arg_max(mid, t_ns) AS mid FROM book_mids
+    WHERE mid IS NOT NULL AND market IN (SELECT market FROM f) GROUP BY market
 ), results AS (
     SELECT mk0.market, lower(COALESCE(st.result, mk.result)) AS result
     FROM (SELECT DISTINCT market FROM f) mk0
