@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ class DemoConfig:
     exit_after: bool = False
     data_dir: Path | None = None
     prefect_port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for every process (e.g. ``MM_QUOTE_STOP_BEFORE_START_S`` in tests)."""
+    noise_rate_per_s: float = 0.4
+    """Noise takers' arrival rate per market (a busier market than the default slate)."""
+    first_start_s: float | None = None
+    """Seconds from now to the first game start (default: spread the slate over ``minutes``)."""
 
 
 @dataclass
@@ -103,7 +110,8 @@ class DemoStack:
                     "MM_SIM_ODDS_PORT": str(self.odds_port),
                     "MM_MAX_CONCURRENT_GAMES": str(max(1, self.cfg.games)),
                     "MM_LAUNCH_WINDOW_S": str(int(self.cfg.minutes * 60) + 600),
-                    "PYTHONUNBUFFERED": "1"}
+                    "PREFECT_RUNNER_POLL_FREQUENCY": "2",  # runs start within ~2 s of a trigger
+                    "PYTHONUNBUFFERED": "1", **self.cfg.env}
         (self.data_dir / "prefect").mkdir(exist_ok=True)
 
     # --- processes -------------------------------------------------------------------------
@@ -158,10 +166,13 @@ class DemoStack:
 
         spec = default_scenario_dict(self.cfg.seed, self.cfg.games)
         last = self.cfg.minutes * 60
+        if self.cfg.first_start_s is not None:
+            last = self.cfg.first_start_s + 30.0 * (self.cfg.games - 1)
         spacing = min(90.0, max(20.0, (last - 150.0) / max(1, self.cfg.games - 1))) if self.cfg.games > 1 else 0
         for i, game in enumerate(spec["games"]):
             game["start_in_s"] = last - (self.cfg.games - 1 - i) * spacing
-        spec["participants"]["noise_takers"][0].update(rate_per_s=0.4, size_contracts_max=15)
+        spec["participants"]["noise_takers"][0].update(rate_per_s=self.cfg.noise_rate_per_s,
+                                                       size_contracts_max=15)
         spec["participants"]["informed_takers"][0].update(rate_per_s=0.1)
         path = self.data_dir / "scenario.json"
         path.write_text(json.dumps(spec, indent=1))
@@ -370,6 +381,10 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
     show("fees: charged vs the schedule", "fees")
     show("kill-switch and trading-state events", "kill_events")
     ok = not failed and not resting and db_fills == len(exch_fills) and limited == 0
+    (stack.data_dir / "summary.json").write_text(json.dumps({
+        "exchange_fills": len(exch_fills), "duckdb_fills": db_fills, "resting_after": len(resting),
+        "rate_limited": limited, "quote_runs_not_completed": failed,
+        "quote_runs": sum(1 for r in runs if r.__dict__.get("flow_name_") == "quote-game")}, indent=1))
     console.print(f"fills: exchange {len(exch_fills)} · DuckDB {db_fills}"
                   f"{'' if db_fills == len(exch_fills) else ' [red](MISMATCH)[/]'} · "
                   f"resting after: {len(resting)} · HTTP 429 from the local exchange: {limited} · "
@@ -382,12 +397,16 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
     return 0 if ok else 1
 
 
-def run_demo_prefect(cfg: DemoConfig, console: Console | None = None) -> int:
+def run_demo_prefect(cfg: DemoConfig, console: Console | None = None,
+                     after_summary: Callable[[DemoStack], None] | None = None) -> int:
+    """``after_summary`` (e.g. tools/ui_shots.py) runs after the summary, while every process is up."""
     console = console or Console(width=max(Console().width, 120))
     stack = DemoStack(cfg, console)
     code = 1
     try:
         code = asyncio.run(_with_env(stack, _run(stack)))
+        if after_summary is not None:
+            after_summary(stack)
         if not cfg.exit_after:
             console.print("UI stays up: Ctrl-C to shut everything down")
             with contextlib.suppress(KeyboardInterrupt):

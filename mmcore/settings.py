@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     rate_tier: Literal["basic", "advanced", "premier", "prime", "prestige"] = "basic"
     """The account's Kalshi rate tier (the local exchange runs basic)."""
 
+    quote_stop_before_start_s: float = Field(default=60.0, ge=0)
+    """Workers stop quoting (cancel everything, verified) this long before the game starts."""
     launch_window_s: float = Field(default=6 * 3600, gt=0)
     """The launcher starts a game's quoting run when the game starts within this many seconds."""
     launch_max_theo_age_s: float = Field(default=3 * 3600, gt=0)

@@ -68,7 +68,8 @@ async def plan_launches(window_s: float | None = None) -> LaunchPlan:
     halted = [p.name for p in s.halt_dir.iterdir()] if s.halt_dir.is_dir() else []
     runs = await quote_game_runs() if in_flow_run() else []
     params = LaunchParams(int((window_s or s.launch_window_s) * NS), int(s.launch_max_theo_age_s * NS),
-                          int(s.quote_lease_timeout_s * NS), max_attempts=s.quote_max_attempts,
+                          int(s.quote_lease_timeout_s * NS),
+                          stop_before_ns=int(s.quote_stop_before_start_s * NS), max_attempts=s.quote_max_attempts,
                           deployment=QUOTE_DEPLOYMENT)
     if cal is None:
         logger().warning("no calendar yet (%s): refresh-calendar writes it", s.calendar_path)

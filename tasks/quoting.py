@@ -95,7 +95,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
     share = 1.0 / s.max_concurrent_games
     async with rest_for(s, signer, rate_share=share) as rest:
         start_ns = await rest.game_start_ns(event_ticker)
-        stop_before_ns = 60 * NS
+        stop_before_ns = int(s.quote_stop_before_start_s * NS)
         now = time.time_ns()
         if now >= start_ns - stop_before_ns:
             log.warning("%s started %.0fs ago (or starts within a minute): not quoting; "

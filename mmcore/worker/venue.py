@@ -7,11 +7,13 @@ or, for the local exchange, from the key ``mm sim`` keeps in ``<data_dir>/sim/``
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from mmcore.calendar import game_from_spec
 from mmcore.errors import ConfigError
+from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.settings import Settings
 from mmcore.theo.refresh import Refresher, make_local_refresher
 from mmcore.venues.kalshi.auth import Signer, load_private_key
@@ -50,6 +52,13 @@ def rest_for(settings: Settings, signer: Signer | None = None, *, rate_share: fl
     return KalshiRest(settings.kalshi_url, signer or signer_for(settings), limiter=limiter, **kw)
 
 
+def default_worker_config(settings: Settings, worker_id: str) -> WorkerConfig:
+    """The worker's configuration from settings (``MM_QUOTE_STOP_BEFORE_START_S``)."""
+    quote = dataclasses.replace(DEFAULT_QUOTE_PARAMS,
+                                stop_before_start_ns=int(settings.quote_stop_before_start_s * 1e9))
+    return WorkerConfig(worker_id, quote=quote)
+
+
 async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, event_ticker: str, *,
                        until_ns: int | None = None, cfg: WorkerConfig | None = None,
                        worker_id: str | None = None, local_refresh: bool = False,
@@ -69,5 +78,5 @@ async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, eve
     theo = FileTheoSource(settings.theo_dir, event_ticker, refresh, request_files=True)
     return WorkerDriver(
         rest, lambda markets: KalshiWs(settings.kalshi_ws_url, signer, markets=markets),
-        game, cfg or WorkerConfig(wid), theo,
+        game, cfg or default_worker_config(settings, wid), theo,
         journal=journal, until_ns=until_ns, halt_dir=settings.halt_dir)
