@@ -145,7 +145,7 @@ def summary_markdown(run_id: str, day: str | None, tables: Mapping[str, list[Row
     net = sum(r["net"] for r in via)
     out = [f"# Audit {run_id}", "",
            f"Day: {day or 'all days'} (UTC). {fills} fill(s) in {len(via)} market-day(s); "
-           f"net after fees at +30 s: ${_dollars(net)}; "
+           f"net after fees at +30 s: {_dollars(net)} $; "
            f"{sum(1 for r in via if not r['viable'])} market-day(s) not viable; "
            f"{len(flags)} fill(s) flagged (markout worse than half the quoted spread).", "",
            "## Viability at h* = 30 s (¢ per contract; net in $)", ""]

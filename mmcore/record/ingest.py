@@ -39,6 +39,7 @@ from pathlib import Path
 import duckdb
 
 from mmcore.record import store
+from mmcore.record.db import refresh_database_file
 from mmcore.record.sqlfiles import read_sql, select_body
 from mmcore.worker import journal as jr
 from mmcore.worker.journal import InvalidLine
@@ -136,10 +137,7 @@ def ingest(data_dir: Path, *, now_ns: int | None = None, database: bool = True) 
                 _ingest_segment(con, data_dir, segment, stamp, tally)
         finally:
             con.close()
-    note = ""
-    if database:
-        from mmcore.record.db import refresh_database_file
-        note = refresh_database_file(data_dir).message
+    note = refresh_database_file(data_dir).message if database else ""
     report = IngestReport(
         segments_seen=len(segments), segments_ingested=len(todo),
         segments_skipped=len(segments) - len(todo), rows=tally.rows,

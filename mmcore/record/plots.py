@@ -20,6 +20,8 @@ Row = dict[str, Any]
 W, H, PAD = 900, 360, 50
 PANEL_W = (W - 3 * PAD) / 2
 COLORS = {"bid": "#1f77b4", "ask": "#d62728", "pnl": "#2ca02c", "net": "#9467bd"}
+MARKERS_MAX = 60
+"""Points are also drawn as dots when a line has at most this many (one point is no line)."""
 
 
 def write_plot(directory: Path, run_id: str, curve: Sequence[Row], pnl: Sequence[Row]) -> Path:
@@ -69,9 +71,10 @@ def _png(path: Path, run_id: str, curve: Sequence[Row], pnl: Sequence[Row]) -> N
     left.set(title="Markout per side", xlabel="horizon (s)", ylabel="¢ per contract")
     left.legend(fontsize=8)
     times = [r["minute"] for r in pnl]
-    right.plot(times, [r["pnl_cum"] / 10_000 for r in pnl], color=COLORS["pnl"], label="P&L (marked)")
+    right.plot(times, [r["pnl_cum"] / 10_000 for r in pnl], color=COLORS["pnl"], marker=".",
+               label="P&L (marked)")
     right.plot(times, [r["net_markout_cum"] / 10_000 for r in pnl], color=COLORS["net"], ls="--",
-               label="net markout +30 s")
+               marker=".", label="net markout +30 s")
     right.axhline(0, color="grey", lw=0.8)
     right.set(title="Cumulative P&L", xlabel="time (UTC)", ylabel="$")
     right.legend(fontsize=8)
@@ -113,7 +116,10 @@ def _panel(x0: float, title: str, ylabel: str, lines: list[tuple[str, str, bool,
         out.append(f'<text x="{x0 + fx * PANEL_W:.1f}" y="{bottom + 14}" text-anchor="middle" '
                    f'font-size="10">{escape(label)}</text>')
     for i, (label, color, dashed, pts) in enumerate(lines):
-        out.append(_polyline([(x0 + fx * PANEL_W, to_px(y)) for fx, y in pts], color, dashed))
+        px = [(x0 + fx * PANEL_W, to_px(y)) for fx, y in pts]
+        out.append(_polyline(px, color, dashed))
+        if len(px) <= MARKERS_MAX:
+            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>' for x, y in px]
         out.append(f'<text x="{x0 + 6}" y="{top + 14 + 12 * i}" font-size="10" fill="{color}">'
                    f'{escape(label)}</text>')
     if not any(pts for *_, pts in lines):
@@ -139,7 +145,7 @@ def svg_plot(run_id: str, curve: Sequence[Row], pnl: Sequence[Row]) -> str:
              ("net markout +30 s ($)", COLORS["net"], True,
               [(x, r["net_markout_cum"] / 10_000) for x, r in zip(fx, pnl)
                if r["net_markout_cum"] is not None])]
-    ends = [(fx[0], str(pnl[0]["minute"])[:16]), (fx[-1], str(pnl[-1]["minute"])[:16])] if pnl else []
+    ends = [(fx[i], str(pnl[i]["minute"])[:16]) for i in sorted({0, n - 1})] if pnl else []
     body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
             f'viewBox="0 0 {W} {H}" font-family="sans-serif">',
             f'<rect width="{W}" height="{H}" fill="white"/>',
