@@ -232,11 +232,49 @@ async def _run_quote(settings: Any, event_ticker: str, until_ns: Optional[int]):
 
     signer = signer_for(settings)
     async with rest_for(settings, signer) as rest:
-        driver = await build_worker(settings, rest, signer, event_ticker, until_ns=until_ns)
+        driver = await build_worker(settings, rest, signer, event_ticker, until_ns=until_ns,
+                                    local_refresh=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, driver.stop, f"signal {sig.name}")
-        return await driver.run()
+        progress = asyncio.create_task(_quote_progress(driver))
+        try:
+            return await driver.run()
+        finally:
+            progress.cancel()
+
+
+def status_line(st: Any) -> str:
+    """One compact progress line (prices in cents, inventory in contracts, P&L at theo in $)."""
+    from mmcore.units import CONTRACT, PRICE_ONE
+
+    def px(p: Optional[int]) -> str:
+        return "-" if p is None else f"{p / 100:g}"
+
+    quotes = " ".join(f"{m.rsplit('-', 1)[-1]} {px(q.bid)}/{px(q.ask)}" for m, q in st.quotes.items())
+    inv = " ".join(f"{m.rsplit('-', 1)[-1]} {v / CONTRACT:+g}" for m, v in st.inventory.items())
+    starts = (st.start_ns - st.now_ns) / 1e9
+    head = f"{st.event_ticker} {st.state} starts in {starts:.0f}s"
+    if st.waiting_for:
+        return f"{head} | waiting for {st.waiting_for}"
+    return (f"{head} | quotes {quotes or '-'} | inv {inv or '-'} | fills {st.fills} | "
+            f"P&L ${st.pnl_money / PRICE_ONE:+.2f}" + (f" | {', '.join(st.kill_reasons)}" if st.kill_reasons else ""))
+
+
+async def _quote_progress(driver: Any, every_s: float = 5.0) -> None:
+    """``mm quote`` says what it is doing: a compact line every few seconds, at once when what
+    it waits for changes."""
+    last, last_t = "", 0.0
+    while True:
+        await asyncio.sleep(0.5)
+        if driver.worker is None:
+            continue
+        st = driver.status()
+        line = status_line(st)
+        now = asyncio.get_running_loop().time()
+        if (st.waiting_for or "") != last or now - last_t >= every_s:
+            last, last_t = st.waiting_for or "", now
+            typer.echo(line)
 
 
 @app.command()
