@@ -9,7 +9,18 @@ from typing import Any
 
 import duckdb
 import pytest
-from test_record_kit import DAY, EV, MA, MS, S, T0, tiny_dataset, top, write_journal, write_table
+from test_record_kit import (
+    DAY,
+    EV,
+    MA,
+    MS,
+    T0,
+    S,
+    tiny_dataset,
+    top,
+    write_journal,
+    write_table,
+)
 
 from mmcore import fees
 from mmcore.record import db

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
-from test_record_kit import MA, S, T0, journal_root, write_journal
+from test_record_kit import MA, T0, S, journal_root, write_journal
 
 from mmcore.record import db, store
 from mmcore.record.ingest import ingest, marker_dir, segment_key

@@ -12,7 +12,13 @@ from test_record_kit import DAY, MA, T0, tiny_dataset, write_journal
 
 from mmcore.record import db, store
 from mmcore.record.ingest import ingest
-from mmcore.record.sqlfiles import params_for, render, schema_files, select_body, sql_dir
+from mmcore.record.sqlfiles import (
+    params_for,
+    render,
+    schema_files,
+    select_body,
+    sql_dir,
+)
 from mmcore.worker import journal as jr
 
 SQL = sql_dir()

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import duckdb
 
+from mmcore.errors import MMError
 from mmcore.record import store
 from mmcore.record.db import refresh_database_file
 from mmcore.record.sqlfiles import read_sql, select_body
@@ -120,7 +121,8 @@ def ingest(data_dir: Path, *, now_ns: int | None = None, database: bool = True) 
     """Turn every published, not yet ingested journal segment under ``data_dir/journal`` into
     Parquet files of the record (see the module docstring). ``now_ns`` (ns since the epoch) is
     written into each marker; default the wall clock. With ``database`` (default), finish with
-    :func:`mmcore.record.db.ensure_database_file` (never blocks; its answer is in the report)."""
+    :func:`mmcore.record.db.refresh_database_file` (never blocks; its answer, or why it failed,
+    is in the report: the Parquet record is the ingest's job, the file a convenience)."""
     started = time.perf_counter()
     stamp = time.time_ns() if now_ns is None else now_ns
     root = store.record_root(data_dir)
@@ -137,7 +139,7 @@ def ingest(data_dir: Path, *, now_ns: int | None = None, database: bool = True) 
                 _ingest_segment(con, data_dir, segment, stamp, tally)
         finally:
             con.close()
-    note = refresh_database_file(data_dir).message if database else ""
+    note = _refresh_database(data_dir) if database else ""
     report = IngestReport(
         segments_seen=len(segments), segments_ingested=len(todo),
         segments_skipped=len(segments) - len(todo), rows=tally.rows,
@@ -178,6 +180,14 @@ def _ingest_segment(con: duckdb.DuckDBPyConnection, data_dir: Path, segment: Pat
         written[table] = n
     _write_marker(marker_dir(data_dir) / key, {
         "segment": str(segment), "rows": written, "invalid_lines": invalid, "ingested_ns": now_ns})
+
+
+def _refresh_database(data_dir: Path) -> str:
+    try:
+        return refresh_database_file(data_dir).message
+    except (MMError, duckdb.Error, OSError) as exc:
+        log.warning("ingest: %s not refreshed: %s", data_dir / "mm.duckdb", exc)
+        return f"not refreshed: {exc}"
 
 
 def _write_marker(path: Path, content: Mapping[str, object]) -> None:
