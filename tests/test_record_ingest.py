@@ -59,8 +59,11 @@ def test_ingest_twice_gives_the_same_rows_and_skips_done_segments(tmp_path):
     assert first.invalid_lines == 0
     before = table_rows(tmp_path)
     files = sorted(p.name for p in store.record_root(tmp_path).rglob("*.parquet"))
+    # done segments are not even opened again: garbage in one would otherwise be counted
+    jr.published_segments(journal_root(tmp_path))[0].write_text("not json\n")
     second = ingest(tmp_path, now_ns=T0 + S, database=False)
     assert second.segments_ingested == 0 and second.segments_skipped == first.segments_seen
+    assert second.invalid_lines == 0
     assert second.rows == {} and second.files_written == 0
     assert table_rows(tmp_path) == before
     assert sorted(p.name for p in store.record_root(tmp_path).rglob("*.parquet")) == files
