@@ -59,9 +59,24 @@ def _print(title: str, body: str) -> None:
     print(f"--- artifact {title} ---\n{body}")
 
 
+def _jsonable(value: Any) -> Any:
+    """Table cells the artifact API can carry: dates and times as ISO text, Decimals and other
+    objects as text, NaN/inf as empty."""
+    import datetime
+    import math
+
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    return str(value)
+
+
 def table_artifact(key: str, rows: Sequence[Mapping[str, Any]], description: str = "") -> UUID | None:
     """A keyed table artifact (one version per call) or, outside Prefect, a printed table."""
-    rows = [dict(r) for r in rows]
+    rows = [{str(k): _jsonable(v) for k, v in r.items()} for r in rows]
     if not in_flow_run():
         cols = list(rows[0]) if rows else []
         _print(key, "\n".join([" | ".join(cols)] + [" | ".join(str(r.get(c, "")) for c in cols)
@@ -69,7 +84,8 @@ def table_artifact(key: str, rows: Sequence[Mapping[str, Any]], description: str
         return None
     from prefect.artifacts import create_table_artifact
 
-    return create_table_artifact(rows or [{"(no rows)": ""}], key=key, description=description)
+    return create_table_artifact(rows or [{"(no rows)": ""}], key=key, description=description,
+                                 _sync=True)  # type: ignore[call-arg]
 
 
 def markdown_artifact(key: str | None, markdown: str, description: str = "") -> UUID | None:
@@ -78,7 +94,8 @@ def markdown_artifact(key: str | None, markdown: str, description: str = "") -> 
         return None
     from prefect.artifacts import create_markdown_artifact
 
-    return create_markdown_artifact(markdown, key=key, description=description)
+    return create_markdown_artifact(markdown, key=key, description=description,
+                                    _sync=True)  # type: ignore[call-arg]
 
 
 class LiveArtifact:
