@@ -176,6 +176,8 @@ class DemoStack:
         spec["participants"]["informed_takers"][0].update(rate_per_s=0.1)
         path = self.data_dir / "scenario.json"
         path.write_text(json.dumps(spec, indent=1))
+        # the flows pull odds and list Kalshi series for exactly the slate's sports
+        self.env["MM_ODDS_SPORTS"] = ",".join(sorted({g["sport_key"] for g in spec["games"]}))
         return path
 
     async def up(self) -> None:
@@ -400,7 +402,7 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
 def run_demo_prefect(cfg: DemoConfig, console: Console | None = None,
                      after_summary: Callable[[DemoStack], None] | None = None) -> int:
     """``after_summary`` (e.g. tools/ui_shots.py) runs after the summary, while every process is up."""
-    console = console or Console(width=max(Console().width, 120))
+    console = console or Console(width=max(Console().width, 160))
     stack = DemoStack(cfg, console)
     code = 1
     try:
