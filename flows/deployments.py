@@ -56,6 +56,16 @@ class DeploymentSpec(BaseModel):
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     concurrency_limit: int | ConcurrencySpec | None = None
     work_pool: WorkPoolSpec | None = None
+    triggers: list[dict[str, Any]] = Field(default_factory=list)
+    """Deployment triggers (automations), validated by Prefect's own schema in :meth:`trigger_objects`."""
+
+    def trigger_objects(self) -> list[Any]:
+        from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+        try:
+            return [DeploymentEventTrigger.model_validate(t) for t in self.triggers]
+        except ValidationError as exc:
+            raise ConfigError(f"prefect.yaml deployment {self.name!r}: bad trigger: {exc}") from exc
 
     @property
     def flow_name(self) -> str:
@@ -115,7 +125,8 @@ def runner_deployment(spec: DeploymentSpec, *, max_games: int | None = None) -> 
         limit=conc[0], collision_strategy=ConcurrencyLimitStrategy(conc[1]))
     return flow.to_deployment(name=spec.name, schedules=schedules or None, concurrency_limit=limit,
                               parameters=spec.parameters or None, description=spec.description,
-                              tags=spec.tags or None, _sync=True)
+                              tags=spec.tags or None, triggers=spec.trigger_objects() or None,
+                              _sync=True)
 
 
 def runner_deployments(path: Path = PREFECT_YAML) -> list[Any]:

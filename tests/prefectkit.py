@@ -129,8 +129,10 @@ def mm_env(sim: SimProc, **extra: str) -> Iterator[None]:
 class RunnerThread:
     """A Prefect Runner serving ``deployments`` from a thread with its own loop."""
 
-    def __init__(self, *flows_and_names: tuple[Any, str], **deploy_kw: Any) -> None:
+    def __init__(self, *flows_and_names: tuple[Any, str], deployments: tuple[Any, ...] = (),
+                 **deploy_kw: Any) -> None:
         self.flows_and_names, self.deploy_kw = flows_and_names, deploy_kw
+        self.deployments = deployments
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -149,6 +151,8 @@ class RunnerThread:
             async def go() -> None:
                 for flow, name in self.flows_and_names:
                     await self.runner.add_flow(flow, name=name, **self.deploy_kw.get(name, {}))
+                for deployment in self.deployments:
+                    await self.runner.add_deployment(deployment)
                 self._ready.set()
                 await self.runner.start()
 

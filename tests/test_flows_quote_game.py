@@ -105,3 +105,27 @@ async def _lease(sim, ev):
     from mmcore.ops.lease import read_leases
 
     return read_leases(sim.data_dir / "runs").get(ev)
+
+
+async def test_the_automation_cancels_a_crashed_runs_orders_even_without_its_hook(prefect_harness, tmp_path) -> None:
+    """prefect.yaml's trigger on cancel-all: a quote-game run that ends Crashed (here by the API,
+    so no process and no hook) gets its game's orders cancelled by a cancel-all run."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Crashed, Running
+
+    from flows.deployments import load_specs, runner_deployment
+
+    spec = next(s for s in load_specs() if s.name == "cancel-all")
+    with sim_process(tmp_path, scenario(10, [600.0])) as sim, mm_env(sim), \
+            RunnerThread(deployments=(runner_deployment(spec),)):
+        await (await quote_game.to_deployment(name="quote-game")).apply()  # no runner: never executes
+        ev = sim.event_tickers()[0]
+        await _place_resting(sim, ev)
+        run = await run_deployment("quote-game/quote-game", parameters={"event_ticker": ev},
+                                   as_subflow=False, timeout=0)
+        async with get_client() as client:
+            await client.set_flow_run_state(run.id, Running(), force=True)
+            await client.set_flow_run_state(run.id, Crashed(message="test crash"), force=True)
+        await wait_until(lambda: _none_resting(sim, ev), 60, "the automation's cancel-all")
+        assert not (sim.data_dir / "halt" / ev).exists()  # not halted: the launcher may relaunch

@@ -37,6 +37,27 @@ def _conc(limit) -> tuple | None:
     return (limit.limit, getattr(strategy, "value", strategy) or "ENQUEUE")
 
 
+def _trigger_key(expect, match_related, parameters) -> tuple:
+    related = match_related.root if hasattr(match_related, "root") else match_related
+    related = related[0].root if isinstance(related, list) and related and hasattr(related[0], "root") else related
+    return (tuple(sorted(expect)), str(sorted(dict(related).items())), str(sorted((parameters or {}).items())))
+
+
+async def _automations_by_deployment() -> dict:
+    """What `prefect deploy --all` created: deployment id → its triggers (expect, related, params)."""
+    from prefect.client.orchestration import get_client
+
+    out: dict = {}
+    async with get_client() as client:
+        for a in await client.read_automations():
+            for action in a.actions:
+                dep = getattr(action, "deployment_id", None)
+                if dep is not None:
+                    out.setdefault(dep, []).append(_trigger_key(a.trigger.expect, a.trigger.match_related,
+                                                                getattr(action, "parameters", None)))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def test_every_flow_is_deployed_and_every_entrypoint_is_the_flow_of_that_name() -> None:
     specs = load_specs()
     assert sorted(s.name for s in specs) == sorted(FLOW_MODULES)
@@ -70,9 +91,10 @@ async def test_prefect_deploy_all_and_serve_agree(prefect_harness, tmp_path: Pat
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     specs = {s.name: s for s in load_specs()}
     async with get_client() as client:
-        deployed = {}
+        deployed, deployed_ids = {}, {}
         for name in specs:
             d = await client.read_deployment_by_name(f"{name}/{name}")
+            deployed_ids[name] = d.id
             deployed[name] = (d.entrypoint, d.parameters or {}, _schedules(d.schedules),
                               _conc(d.global_concurrency_limit and d.global_concurrency_limit.limit
                                     and d.concurrency_options and type("L", (), {
@@ -80,8 +102,11 @@ async def test_prefect_deploy_all_and_serve_agree(prefect_harness, tmp_path: Pat
                                         "collision_strategy": d.concurrency_options.collision_strategy})()
                                     or (d.global_concurrency_limit.limit if d.global_concurrency_limit else None)),
                               d.work_pool_name)
+    deployed_triggers = await _automations_by_deployment()
     for name, spec in specs.items():
         rd = runner_deployment(spec)
+        served_triggers = sorted(_trigger_key(t.expect, t.match_related, t.parameters) for t in rd.triggers or [])
+        assert deployed_triggers.get(deployed_ids[name], []) == served_triggers, name
         served = (rd.entrypoint, rd.parameters or {}, _schedules(rd.schedules or []),
                   _conc(rd.concurrency_limit))
         entry, params, scheds, conc, pool = deployed[name]
