@@ -45,17 +45,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mmcore.atomicfile import read_json, write_json_atomic
 from mmcore.errors import InputError, MalformedPayloadError, MMError, NotFoundError
 from mmcore.game import GameSpec
 from mmcore.models import OddsEvent, iso_to_ns, ns_to_iso
 from mmcore.odds.events import DRAW, EventOdds, Rejection
 from mmcore.odds.parse import clean_name
 from mmcore.odds.teams import (
-    EASTERN, KalshiGame, MatchReport, Unmatched, game_from_markets, match_games,
-    parse_event_ticker, series_for_sport,
+    EASTERN,
+    KalshiGame,
+    MatchReport,
+    Unmatched,
+    game_from_markets,
+    match_games,
+    parse_event_ticker,
+    series_for_sport,
 )
 from mmcore.record.store import record_root, write_rows
-from mmcore.theo.snapshot import write_json_atomic
 from mmcore.venues.kalshi import schema as s
 from mmcore.venues.kalshi.rest import KalshiRest, game_length_s, start_from_milestones
 from mmcore.venues.oddsapi import OddsApiClient
@@ -178,12 +184,9 @@ def read_calendar(data_dir: Path) -> Calendar | None:
     """The published calendar, or None when none was published yet. A file that is not a
     calendar raises :class:`InputError` naming the file and the problem."""
     path = calendar_path(data_dir)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_json(path, "calendar")
+    if raw is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable calendar {path}: {exc}") from exc
     try:
         if not isinstance(raw, dict):
             raise TypeError(f"expected a JSON object, got {type(raw).__name__}")

@@ -20,18 +20,11 @@ from typing import Any
 
 import httpx
 
+from flows.demo import free_port
 from mmcore.sim.scenario import default_scenario_dict
 
 REPO = Path(__file__).resolve().parent.parent
 MM = str(Path(sys.executable).with_name("mm"))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

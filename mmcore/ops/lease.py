@@ -12,27 +12,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 from pathlib import Path
 
+from mmcore.atomicfile import write_json_atomic
 from mmcore.ops.launch import Lease
 from mmcore.theo.snapshot import path_for
 
 
 def write_lease(runs_dir: Path, event_ticker: str, run_id: str, now_ns: int) -> None:
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    target = path_for(runs_dir, event_ticker)
-    body = {"event_ticker": event_ticker, "run_id": run_id, "pid": os.getpid(),
-            "host": socket.gethostname(), "updated_ns": now_ns}
-    fd, tmp = tempfile.mkstemp(prefix=f".{event_ticker}.", suffix=".tmp", dir=runs_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_json_atomic(path_for(runs_dir, event_ticker),
+                      {"event_ticker": event_ticker, "run_id": run_id, "pid": os.getpid(),
+                       "host": socket.gethostname(), "updated_ns": now_ns})
 
 
 def read_leases(runs_dir: Path) -> dict[str, Lease]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from mmcore.atomicfile import fsync_dir
 from mmcore.errors import InputError
 
 RECORD_DIRNAME = "record"
@@ -189,14 +190,6 @@ def _check_name(name: str) -> None:
         raise InputError(f"bad record file name {name!r}: letters, digits, _ . : = + -")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _columns_sql(schema: Schema) -> str:
     return "{" + ", ".join(f"'{c}': '{t}'" for c, t in schema.items()) + "}"
 
@@ -227,7 +220,7 @@ def publish_parquet(target: Path, write: Any) -> bool:
         finally:
             os.close(fd)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mmcore.atomicfile import write_json_atomic
 from mmcore.calendar import Calendar, CalendarGame
 from mmcore.errors import InputError, MMError, QuotaExhaustedError
 from mmcore.models import ns_to_iso
@@ -51,7 +52,7 @@ from mmcore.odds.parse import parse_odds
 from mmcore.odds.teams import KalshiGame, MatchReport, match_games
 from mmcore.record.store import record_root, write_rows
 from mmcore.theo import rows as R
-from mmcore.theo.snapshot import TheoSnapshot, snapshots_from, theo_dir, write_json_atomic, write_snapshot
+from mmcore.theo.snapshot import TheoSnapshot, snapshots_from, theo_dir, write_snapshot
 from mmcore.venues.oddsapi import OddsApiClient, OddsPull, Quota
 
 log = logging.getLogger(__name__)

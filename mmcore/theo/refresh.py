@@ -31,7 +31,6 @@ Times are integer ns since the epoch; intervals are seconds (``_s``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,11 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmcore.atomicfile import read_json, write_json_atomic
 from mmcore.calendar import Calendar, CalendarGame, match_one, read_calendar
 from mmcore.errors import InputError, MMError
 from mmcore.odds.consensus import ConsensusParams
 from mmcore.theo.pull import PullReport, pull_odds
-from mmcore.theo.snapshot import path_for, theo_dir, write_json_atomic
+from mmcore.theo.snapshot import path_for, theo_dir
 from mmcore.venues.oddsapi import OddsApiClient
 
 if TYPE_CHECKING:
@@ -76,12 +76,9 @@ def requests_dir(theo_directory: Path) -> Path:
 
 def _read(path: Path) -> RefreshRequest | None:
     """The request in ``path``; None if it is gone; InputError if it is not a request."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_json(path, "refresh request")
+    if raw is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable refresh request {path}: {exc}") from exc
     try:
         return RefreshRequest(str(raw["event_ticker"]), int(raw["requested_ns"]),
                               int(raw.get("first_requested_ns", raw["requested_ns"])),

@@ -13,14 +13,12 @@ File shape (probabilities per Kalshi **market ticker**, so orientation is fixed 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmcore.atomicfile import read_json, write_json_atomic
 from mmcore.errors import InputError
 from mmcore.odds.consensus import EventTheo
 from mmcore.odds.teams import GameMatch
@@ -65,31 +63,6 @@ def path_for(directory: Path, event_ticker: str) -> Path:
     return directory / f"{event_ticker}.json"
 
 
-def write_json_atomic(target: Path, data: Any) -> Path:
-    """Publish ``data`` as JSON at ``target``: a temp file in the same directory (dot-prefixed,
-    ``.tmp``), fsync, rename over ``target``, fsync the directory. Readers see the old file or
-    the new one, never half of one; a crash leaves at most a ``.tmp`` behind."""
-    directory = target.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
 def write_snapshot(directory: Path, snap: TheoSnapshot) -> Path:
     """Publish atomically (:func:`write_json_atomic`) as ``<directory>/<event_ticker>.json``."""
     return write_json_atomic(path_for(directory, snap.event_ticker), snap.to_json())
@@ -98,12 +71,9 @@ def write_snapshot(directory: Path, snap: TheoSnapshot) -> Path:
 def read_snapshot(directory: Path, event_ticker: str) -> TheoSnapshot | None:
     """The latest published snapshot, or None when there is none yet."""
     path = path_for(directory, event_ticker)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_json(path, "theo snapshot")
+    if raw is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable theo snapshot {path}: {exc}") from exc
     try:
         return TheoSnapshot(raw["event_ticker"], dict(raw["markets"]), dict(raw.get("uncertainty", {})),
                             float(raw.get("confidence", 0.0)), int(raw["as_of_ns"]), str(raw.get("source", "")))

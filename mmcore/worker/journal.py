@@ -48,6 +48,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
+from mmcore.atomicfile import fsync_dir
 from mmcore.errors import ConfigError, MMError
 
 log = logging.getLogger(__name__)
@@ -106,14 +107,6 @@ def _fail(what: str, path: Path, exc: OSError) -> JournalError:
                         f"[errno {exc.errno}]{full}")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _try_lock(worker_dir: Path) -> int | None:
     """flock ``.lock`` without blocking: the fd if we now hold it, None if a live writer does."""
     fd = os.open(worker_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -160,7 +153,7 @@ def _publish_parts(worker_dir: Path) -> list[Path]:
                 os.close(fd)
             published.append(part.with_suffix(""))
             os.rename(part, published[-1])
-        _fsync_dir(worker_dir)
+        fsync_dir(worker_dir)
     return published
 
 
@@ -193,7 +186,7 @@ class Journal:
         worker_dir = config.root / config.worker_id
         try:
             worker_dir.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(config.root)
+            fsync_dir(config.root)
             lock_fd = _try_lock(worker_dir)
             if lock_fd is None:
                 holder = (worker_dir / LOCK_NAME).read_text(errors="replace").strip()
@@ -290,7 +283,7 @@ class Journal:
         try:
             os.close(fd)
             os.rename(self._part, done)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except OSError as exc:
             raise _fail("publish", self._part, exc) from exc
         return done
@@ -322,7 +315,7 @@ class Journal:
         part = self.dir / f"seg-{now_ns:020d}-{self._next_n:06d}.jsonl.part"
         try:
             self._fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-            _fsync_dir(self.dir)  # the new name is durable before any record counts as synced
+            fsync_dir(self.dir)  # the new name is durable before any record counts as synced
         except OSError as exc:
             raise _fail("segment create", part, exc) from exc
         self._part, self._start_ns, self._size = part, now_ns, 0
