@@ -127,9 +127,11 @@ class DemoStack:
         self.procs.append(proc)
         return proc
 
-    def stop_all(self, timeout_s: float = 40.0) -> None:
-        """SIGTERM in reverse start order (serve first: it cancels in-flight runs), then wait."""
+    def stop_all(self, timeout_s: float = 40.0, *, only: tuple[str, ...] = ()) -> None:
+        """SIGTERM in reverse start order (or just the processes named in ``only``), then wait."""
         for proc in reversed(self.procs):
+            if only and proc.name not in only:
+                continue
             if proc.popen.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.popen.pid, signal.SIGTERM)
@@ -419,18 +421,14 @@ def run_demo_prefect(cfg: DemoConfig, console: Console | None = None,
         console.print("interrupted: shutting down")
     finally:
         with console.status("shutting down (serve cancels in-flight runs; verified cancel-all)…"):
-            serve = [p for p in stack.procs if p.name == "serve"]
-            stack.procs = [p for p in stack.procs if p.name != "serve"]
-            stack.procs, rest_procs = serve, stack.procs
-            stack.stop_all()  # serve first: SIGTERM cancels in-flight runs, their hooks cancel
-            stack.procs = rest_procs
+            stack.stop_all(only=("serve",))  # first: SIGTERM cancels in-flight runs, hooks cancel
             resting = None
             with contextlib.suppress(Exception):
                 resting = asyncio.run(_verify_flat(stack))
             stack.stop_all()
             console.print(f"all processes stopped; resting orders at the exchange before it "
-                          f"stopped: {'unknown' if resting is None else resting}")
-            if resting:
+                          f"stopped: {'unknown (could not list them)' if resting is None else resting}")
+            if resting is None or resting:
                 code = 1
     return code
 
