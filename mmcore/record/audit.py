@@ -1,18 +1,26 @@
 """The nightly audit: markouts, markout flags, fee audit, viability and P&L with attribution.
 
 Calling order (quoting-math §5.4, design §2 "nightly_audit"): :func:`run_audit` opens an
-in-memory DuckDB with the record's views (:func:`mmcore.record.db.connect`, no file lock), runs
-``sql/audit/0*.sql`` (materialise the audited fills once: ``audit_game_fills``, ``audit_fills``,
-``audit_fee_fills``), then each result query ``sql/audit/<name>.sql``; each result is checked
-against :data:`mmcore.record.store.AUDIT_TABLES` and published as
+in-memory DuckDB with the record's views (:func:`mmcore.record.db.connect`, no file lock), puts
+the per-fill markouts on it as ``audit_markouts_input`` (step 0, by ``engine``), runs
+``sql/audit/00[1-3]_*.sql`` (materialise the audited fills once: ``audit_game_fills``,
+``audit_fills``, ``audit_fee_fills``), then each result query ``sql/audit/<name>.sql``; each
+result is checked against :data:`mmcore.record.store.AUDIT_TABLES` and published as
 ``record/audit_<name>/<run_id>.parquet`` (so the ``audit_<name>`` views show every run). It
 returns the tables as lists of dicts, a markdown summary and one plot (markout curve per side and
 cumulative P&L): PNG with matplotlib when importable, else an SVG drawn here.
 
-Markouts use DuckDB's ASOF JOIN (``v_markouts``), chosen by ``bench/audit.py`` (1 M fills ×
-20 M book tops, 3 horizons, 2 vCPUs): DuckDB 5.7 s, polars ``join_asof`` 3.8 s, pandas
-``merge_asof`` 12.7 s, all ~3 GB peak; the whole ``v_markouts`` view 11.4 s. polars is not a
-dependency and the view is shared with ``mm sql`` and the ``duckdb`` shell (bench/README.md).
+Step 0, the markouts (``engine``):
+
+- ``"polars"`` (default): :mod:`mmcore.record.markouts_polars` reads the fills, book mids, theos
+  and quote decisions through Arrow, computes with polars ``join_asof`` and registers the result;
+- ``"duckdb"``: ``sql/audit/000_markouts_duckdb.sql``, a view of ``v_markouts`` (DuckDB ASOF JOIN).
+
+Both give the same tables (tests/test_record_markouts_polars.py). polars is the default because
+``bench/audit.py`` measured it fastest (1 M fills × 20 M book tops, 3 horizons, 2 vCPUs: polars
+``join_asof`` 3.8 s, DuckDB ASOF JOIN 5.7 s, pandas ``merge_asof`` 12.7 s; the whole
+``v_markouts`` view 11.4 s; bench/README.md has the audit's own path). ``v_markouts`` stays the
+view ``mm sql`` and the ``duckdb`` shell query.
 
 Units: money in price units ($0.0001; the markdown shows dollars or cents, saying which),
 ``*_c`` columns in cents per contract, counts in centi-contracts, times ns since the epoch (UTC).
@@ -25,16 +33,20 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
 from mmcore.errors import InputError, MMError
-from mmcore.record import db, store
+from mmcore.record import db, markouts_polars, store
 from mmcore.record.plots import write_plot
 from mmcore.record.sqlfiles import params_for, read_sql, sql_dir
 
-PREPARE_STEPS = ("000_game_fills", "001_day_fills", "002_fee_fills")
+Engine = Literal["polars", "duckdb"]
+ENGINES: tuple[Engine, ...] = ("polars", "duckdb")
+DUCKDB_MARKOUTS_STEP = "000_markouts_duckdb"
+"""Step 0 for engine ``"duckdb"``: ``audit_markouts_input`` = ``v_markouts``."""
+PREPARE_STEPS = ("001_game_fills", "002_day_fills", "003_fee_fills")
 RESULTS = ("markouts", "markout_curve", "flags", "fees", "viability", "pnl", "pnl_curve")
 """Result queries, in run order; each writes table ``audit_<name>``."""
 MARKDOWN_ROWS = 40
@@ -60,17 +72,25 @@ def run_id_for(day: str | None, now_ns: int) -> str:
     return f"{day or 'all'}--{now_ns}"
 
 
-def run_audit(data_dir: Path, *, day: str | None = None, now_ns: int) -> AuditResult:
+def run_audit(data_dir: Path, *, day: str | None = None, now_ns: int,
+              engine: Engine = "polars") -> AuditResult:
     """Audit the fills of UTC day ``day`` (``YYYY-MM-DD``; None = every day recorded); P&L covers
     the games traded that day. ``now_ns`` (ns since the epoch) names the run and stamps its rows.
+    ``engine`` computes the markouts (module docstring); the tables do not depend on it.
     Idempotent for the same (day, now_ns): files that exist are kept."""
     started = time.perf_counter()
     _check_day(day)
+    if engine not in ENGINES:
+        raise InputError(f"audit engine must be one of {ENGINES}, got {engine!r}")
     run_id = run_id_for(day, now_ns)
     params = {"day": day, "run_id": run_id, "run_ns": now_ns}
     root = store.record_root(data_dir)
     con = db.connect(data_dir)
     try:
+        if engine == "polars":
+            markouts_polars.register(con, markouts_polars.markouts(con, day=day))
+        else:
+            _execute(con, f"audit/{DUCKDB_MARKOUTS_STEP}.sql", params)
         for step in PREPARE_STEPS:
             _execute(con, f"audit/{step}.sql", params)
         tables = {name: _result(con, name, params) for name in RESULTS}
