@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -298,3 +300,20 @@ def test_the_audit_reads_the_markouts_the_polars_engine_registers(tiny_dir, monk
 def test_an_unknown_engine_is_refused(tiny_dir):
     with pytest.raises(InputError):
         run_audit(tiny_dir, day=DAY, now_ns=T0, engine="pandas")  # type: ignore[arg-type]
+
+
+# --- the benchmark's row ---------------------------------------------------------------------------
+
+
+def test_bench_audit_polars_row_gives_the_checksums_of_the_view() -> None:
+    """bench/audit.py's audit-polars row (markouts_polars over a record) matches the others."""
+    bench = Path(__file__).resolve().parent.parent / "bench" / "audit.py"
+    proc = subprocess.run([sys.executable, str(bench), "--fills", "2000", "--tops", "40000",
+                           "--engines", "duckdb,duckdb-view,audit-polars"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    rows = {ln.split()[0]: ln.split() for ln in proc.stdout.splitlines()
+            if ln.split()[:1] and ln.split()[0] in ("duckdb", "duckdb-view", "audit-polars")}
+    assert sorted(rows) == ["audit-polars", "duckdb", "duckdb-view"], proc.stdout
+    for cells in rows.values():
+        assert cells[-2:] == ["6,000", "yes"], cells  # 2,000 fills × 3 horizons, same checksums

@@ -38,6 +38,7 @@ since the epoch, ``fill_ts`` / ``hour`` / ``day`` in UTC.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import duckdb
@@ -74,8 +75,9 @@ def markouts(con: duckdb.DuckDBPyConnection, *, day: str | None = None) -> pl.Da
     params = {"day": day}
     _run(con, "audit/000_markouts_polars_fills.sql", params)
     fills = con.table(FILLS_TABLE).pl()
-    mids = _read(con, "audit/000_markouts_polars_mids.sql", params)
-    theos = _read(con, "audit/000_markouts_polars_theos.sql", params)
+    # sorted as read, so the unsorted copy is freed at once (compute's own sort is then a no-op)
+    mids = _read(con, "audit/000_markouts_polars_mids.sql", params).sort("t_ns")
+    theos = _read(con, "audit/000_markouts_polars_theos.sql", params).sort("used_ns")
     quotes = _read(con, "audit/000_markouts_polars_quotes.sql", params)
     return compute(fills, mids, theos, quotes)
 
@@ -88,18 +90,28 @@ def register(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
 def compute(fills: pl.DataFrame, mids: pl.DataFrame, theos: pl.DataFrame,
             quotes: pl.DataFrame) -> pl.DataFrame:
     """The pure part of :func:`markouts`, on the frames its SQL inputs give (see there)."""
+    with warnings.catch_warnings():
+        # join_asof cannot check sortedness within ``by`` groups and says so on every call; the
+        # inputs are sorted on the time key here (polars >= 1.19 has check_sortedness=False).
+        warnings.filterwarnings("ignore", "Sortedness of columns cannot be checked",
+                                UserWarning)
+        return _compute(fills, mids, theos, quotes)
+
+
+def _compute(fills: pl.DataFrame, mids: pl.DataFrame, theos: pl.DataFrame,
+             quotes: pl.DataFrame) -> pl.DataFrame:
     n = fills.height
     fills = fills.with_row_index("_i")
     probes = pl.concat([
-        fills.select("_i", "market",
+        fills.select("_i", "market_id",
                      (pl.col("fill_ns") + h * _NS_PER_S).alias("probe_ns"),
                      pl.lit(k, pl.Int8).alias("_h"))
         for k, h in enumerate(HORIZONS_S)]).sort("probe_ns")
     at = (probes
-          .join_asof(mids.sort("t_ns"), left_on="probe_ns", right_on="t_ns", by="market",
-                     strategy="backward", check_sortedness=False)
-          .join_asof(theos.sort("used_ns"), left_on="probe_ns", right_on="used_ns", by="market",
-                     strategy="backward", check_sortedness=False)
+          .join_asof(mids.sort("t_ns"), left_on="probe_ns", right_on="t_ns", by="market_id",
+                     strategy="backward")
+          .join_asof(theos.sort("used_ns"), left_on="probe_ns", right_on="used_ns", by="market_id",
+                     strategy="backward")
           .sort("_h", "_i"))
     wide = {}
     for k, h in enumerate(HORIZONS_S):
@@ -111,14 +123,14 @@ def compute(fills: pl.DataFrame, mids: pl.DataFrame, theos: pl.DataFrame,
     out = fills.with_columns(**wide).drop("_i")
 
     quoted = (quotes
-              .group_by("worker_id", "market", "decision_id", "decided_ns")
+              .group_by("worker_id", "market_id", "decision_id", "decided_ns")
               .agg((pl.col("price").filter(pl.col("side") == "ask").min()
                     - pl.col("price").filter(pl.col("side") == "bid").max())
                    .alias("_quoted"))
-              .select("worker_id", "market", "decided_ns", "_quoted")
+              .select("worker_id", "market_id", "decided_ns", "_quoted")
               .sort("decided_ns"))
     out = out.join_asof(quoted, left_on="fill_ns", right_on="decided_ns",
-                        by=["worker_id", "market"], strategy="backward", check_sortedness=False)
+                        by=["worker_id", "market_id"], strategy="backward")
 
     s, price = pl.col("sign"), pl.col("price")
     names = dict(zip(MARKOUT_COLUMNS, MID_COLUMNS))
