@@ -18,9 +18,10 @@ Step 0, the markouts (``engine``):
 
 Both give the same tables (tests/test_record_markouts_polars.py). polars is the default because
 ``bench/audit.py`` measured it fastest (1 M fills × 20 M book tops, 3 horizons, 2 vCPUs: polars
-``join_asof`` 3.8 s, DuckDB ASOF JOIN 5.7 s, pandas ``merge_asof`` 12.7 s; the whole
-``v_markouts`` view 11.4 s; bench/README.md has the audit's own path). ``v_markouts`` stays the
-view ``mm sql`` and the ``duckdb`` shell query.
+``join_asof`` 3.3–3.8 s, DuckDB ASOF JOIN 4.8–5.7 s, pandas ``merge_asof`` 9.6–12.7 s); the
+audit's own path (every column, 4 horizons) took 3.8 s and 2.5 GB against 6.8 s and 3.4 GB for
+the ``v_markouts`` view in the same run (bench/README.md). ``v_markouts`` stays the view
+``mm sql`` and the ``duckdb`` shell query.
 
 Units: money in price units ($0.0001; the markdown shows dollars or cents, saying which),
 ``*_c`` columns in cents per contract, counts in centi-contracts, times ns since the epoch (UTC).
