@@ -74,7 +74,7 @@ def test_order_roundtrip_runs_every_mode() -> None:
 def test_audit_bench_runs_every_engine_and_they_agree() -> None:
     out = run_bench("audit.py", "--fills", "2000", "--tops", "40000")
     rows = [ln for ln in out.splitlines() if ln.split()[:1] and ln.split()[0] in
-            ("duckdb", "polars", "pandas", "duckdb-view")]
-    assert [r.split()[0] for r in rows] == ["duckdb", "polars", "pandas", "duckdb-view"], out
+            ("duckdb", "polars", "pandas", "duckdb-view", "audit-polars")]
+    assert [r.split()[0] for r in rows] == ["duckdb", "polars", "pandas", "duckdb-view", "audit-polars"], out
     for r in rows:
         assert r.split()[-2] == "6,000" and r.split()[-1] == "yes", r  # 2,000 fills × 3 horizons matched
