@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean ui-shots
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do [ "$$b" = bench/benchkit.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Screenshots of the Prefect UI in headless Chromium after a short demo (not part of `make test`):
+# PNGs in <data dir>/ui-shots/. Installs Debian's chromium + chromium-driver (apt-get) when missing
+# and selenium into the venv only (not a project dependency). UI_SHOTS_ARGS="--games 1 --minutes 3".
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
+
+ui-shots: $(STAMP)
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+	@$(BIN)/python -c 'import selenium' 2>/dev/null || $(BIN)/python -m pip install --quiet selenium
+	$(BIN)/python tools/ui_shots.py $(UI_SHOTS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
