@@ -604,7 +604,7 @@ async def test_http_5xx_outage_halts_cancels_and_still_exits_on_stop(tmp_path):
 
 @bounded
 async def test_game_start_with_lying_cancel_acks_leaves_nothing_resting_within_10s(tmp_path):
-    async with running(tmp_path, seed=18, start_in_s=9.0) as run:
+    async with running(tmp_path, seed=18, start_in_s=14.0) as run:
         await run.quoting(per_market=2)
         start_ns = run.driver.game.start_ns
         assert run.now() < start_ns - 4 * NS, "quoting began too late for this test"
