@@ -91,6 +91,10 @@ def write_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     for row in rows[:TABLE_MAX_ROWS]:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
     console = Console(file=sys.stdout)
+    if not console.is_terminal:  # piped or captured: no terminal width to fit, don't cut cells
+        console = Console(file=sys.stdout, width=max(120, min(400, 4 + sum(
+            3 + max([len(str(c))] + [len("NULL" if v is None else str(v)) for v in col])
+            for c, col in zip(columns, zip(*rows[:TABLE_MAX_ROWS]) if rows else [()] * len(columns))))))
     console.print(table)
     if len(rows) > TABLE_MAX_ROWS:
         print(f"({len(rows) - TABLE_MAX_ROWS} more rows; use --csv or --json for all)",
