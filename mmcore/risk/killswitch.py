@@ -51,6 +51,7 @@ from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 from mmcore.errors import ConfigError
+from mmcore.models import ns_to_iso
 from mmcore.orders import Cancel, OrderAction
 from mmcore.units import CONTRACT
 
@@ -261,7 +262,7 @@ def detect(m: RiskMetrics, now_ns: int, cfg: KillSwitchConfig, peak_pnl_money: i
     if m.jump:
         fire(Trigger.JUMP, "jump detector says pull")
     if m.game_start_ns is not None and now_ns >= m.game_start_ns:
-        fire(Trigger.GAME_START, f"game started at {m.game_start_ns}")
+        fire(Trigger.GAME_START, f"game started at {ns_to_iso(m.game_start_ns)}")
     return out
 
 

@@ -507,7 +507,8 @@ class WorkerDriver:
                                 self.game.start_ns, now, self.report.exit_reason)
         reasons = tuple(sorted(t.value for t in w.ks.active_triggers))
         if w.ks.state != "ACTIVE" and w.ks.history:
-            reasons += (w.ks.history[-1].reason,)
+            last = w.ks.history[-1].reason  # "TRIGGER: why" replaces the bare trigger name
+            reasons = tuple(r for r in reasons if not last.startswith(f"{r}:")) + (last,)
         theo = dict(zip(self.game.markets, w.theo, strict=True)) if w.theo is not None else None
         return WorkerStatus(self.game.event_ticker, "STOPPED" if self._finished else w.ks.state,
                             waiting, theo, w.last_theo_ns if theo else None, _quotes(w),
