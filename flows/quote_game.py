@@ -38,14 +38,17 @@ def cancel_game_on_exit(flow: Any, flow_run: Any, state: Any) -> None:
         log.critical("quote-game %s %s: CANCEL-ALL NOT VERIFIED: %s", event, name, out)
 
 
-async def _refresh_via_deployment(event_ticker: str) -> None:
-    """The worker asks for a fresh theo (news risk): run the per-game pull-odds now."""
+async def _refresh_via_deployment(event_ticker: str) -> str:
+    """The worker asks for a fresh theo (news risk): run the per-game pull-odds now; the
+    pull's flow run id."""
     from prefect.deployments import run_deployment
 
     bucket = time.time_ns() // (60 * 1_000_000_000)  # at most one per game per minute
-    await run_deployment("pull-odds/pull-odds", parameters={"event_ticker": event_ticker},
-                         as_subflow=False, timeout=0, idempotency_key=f"refresh/{event_ticker}/{bucket}",
-                         flow_run_name=f"refresh-{event_ticker}")
+    run = await run_deployment("pull-odds/pull-odds", parameters={"event_ticker": event_ticker},
+                               as_subflow=False, timeout=0,
+                               idempotency_key=f"refresh/{event_ticker}/{bucket}",
+                               flow_run_name=f"refresh-{event_ticker}")
+    return str(run.id)
 
 
 @flow(name="quote-game", on_crashed=[cancel_game_on_exit], on_cancellation=[cancel_game_on_exit],

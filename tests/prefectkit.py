@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +53,18 @@ class SimProc:
 
         return rest_for(self.settings())
 
-    def event_tickers(self) -> list[str]:
+    def _markets(self) -> list[dict[str, Any]]:
         with httpx.Client(timeout=5) as c:
-            markets = c.get(self.state_url).json()["markets"]
-        return sorted({m["event_ticker"] for m in markets})
+            return c.get(self.state_url).json()["markets"]
+
+    def event_tickers(self) -> list[str]:
+        return sorted({m["event_ticker"] for m in self._markets()})
+
+    def markets(self, event_ticker: str) -> list[str]:
+        return sorted(m["ticker"] for m in self._markets() if m["event_ticker"] == event_ticker)
+
+    def watch(self, event_ticker: str) -> OrderWatch:
+        return OrderWatch(self, self.markets(event_ticker))
 
 
 def scenario(seed: int, starts_in_s: list[float], **busy: Any) -> dict[str, Any]:
@@ -69,29 +76,40 @@ def scenario(seed: int, starts_in_s: list[float], **busy: Any) -> dict[str, Any]
     return spec
 
 
+READY_LINE = "running; Ctrl-C to stop"
+"""What ``mm sim`` prints once both servers listen."""
+
+
 @contextlib.contextmanager
 def sim_process(tmp_path: Path, spec: dict[str, Any]) -> Iterator[SimProc]:
+    """``mm sim`` with ``spec``; ready when it prints :data:`READY_LINE` (its output goes on to
+    ``sim.log``)."""
     data_dir = tmp_path / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(spec))
     ex, od = free_port(), free_port()
-    log = open(tmp_path / "sim.log", "ab")  # noqa: SIM115
     popen = subprocess.Popen([MM, "sim", "--scenario", str(path), "--exchange-port", str(ex),
-                              "--odds-port", str(od)], stdout=log, stderr=subprocess.STDOUT,
+                              "--odds-port", str(od)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              env={**os.environ, "MM_DATA_DIR": str(data_dir)}, cwd=REPO,
                              start_new_session=True)
-    log.close()
+    ready = threading.Event()
+
+    def pump() -> None:  # copy the output to the log; flag the ready line
+        assert popen.stdout is not None
+        with open(tmp_path / "sim.log", "ab") as log:
+            for line in popen.stdout:
+                log.write(line)
+                log.flush()
+                if READY_LINE.encode() in line:
+                    ready.set()
+        ready.set()  # EOF: the process ended (checked below)
+
+    threading.Thread(target=pump, name="sim-output", daemon=True).start()
     sim = SimProc(data_dir, ex, od, popen, spec)
     try:
-        deadline = time.monotonic() + 30
-        while True:  # bounded poll: the process is ready when its port answers
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(sim.state_url, timeout=1).status_code == 200:
-                    break
-            if popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mm sim did not start: {(tmp_path / 'sim.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+        if not ready.wait(30) or popen.poll() is not None:
+            raise RuntimeError(f"mm sim did not start: {(tmp_path / 'sim.log').read_text()[-2000:]}")
         yield sim
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -172,19 +190,31 @@ class RunnerThread:
 
 
 async def wait_state(run_id: Any, states: set[str], timeout_s: float = 90.0) -> str:
-    """Poll the server until the run reaches one of ``states`` (bounded)."""
+    """The run's state type once it is one of ``states``: re-read on every event the server
+    emits for the run (subscribed before the first read, so no transition is missed)."""
     from prefect.client.orchestration import get_client
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventResourceFilter
 
-    deadline = time.monotonic() + timeout_s
-    async with get_client() as client:
-        while True:
+    filt = EventFilter(resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]))
+    st = "?"
+    async with get_client() as client, get_events_subscriber(filter=filt) as events:
+        async def state() -> str:
             run = await client.read_flow_run(run_id)
-            st = run.state.type.value if run.state else "?"
-            if st in states:
-                return st
-            if time.monotonic() > deadline:
-                raise AssertionError(f"run {run_id} is {st}, not {states}, after {timeout_s}s")
-            await asyncio.sleep(0.5)
+            return run.state.type.value if run.state else "?"
+
+        try:
+            async with asyncio.timeout(timeout_s):
+                st = await state()
+                if st in states:
+                    return st
+                async for _ in events:
+                    st = await state()
+                    if st in states:
+                        return st
+        except TimeoutError:
+            pass
+    raise AssertionError(f"run {run_id} is {st}, not {states}, after {timeout_s}s")
 
 
 async def resting(sim: SimProc, event_ticker: str | None = None) -> list[Any]:
@@ -192,14 +222,62 @@ async def resting(sim: SimProc, event_ticker: str | None = None) -> list[Any]:
         return await rest.get_orders(event_ticker=event_ticker, status="resting")
 
 
-async def wait_until(pred: Any, timeout_s: float, what: str, every_s: float = 0.25) -> Any:
-    """Await ``pred()`` (async) until truthy; fail after ``timeout_s`` (bounded poll of a remote
-    state that emits no event we could await)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(every_s)
+class OrderWatch:
+    """mm's resting orders in one game, kept from the exchange's own ``user_orders`` stream
+    (seeded from REST once the subscription is live): tests await a condition on them instead
+    of polling."""
+
+    def __init__(self, sim: SimProc, markets: list[str]) -> None:
+        self.sim, self.markets = sim, markets
+        self.resting: set[str] = set()
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._ws: Any = None
+
+    async def __aenter__(self) -> OrderWatch:
+        from mmcore.venues.kalshi import ws as kws
+        from mmcore.worker.venue import signer_for
+
+        s = self.sim.settings()
+        self._ws = kws.KalshiWs(s.kalshi_ws_url, signer_for(s), markets=self.markets)
+        live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        seen: set[str] = set()
+
+        async def pump() -> None:
+            async for ev in self._ws.events():
+                if isinstance(ev, kws.BookUpdated) and not live.done():
+                    seen.add(ev.market)  # a snapshot per market: the subscriptions are live
+                    if seen >= set(self.markets):
+                        live.set_result(None)
+                elif isinstance(ev, kws.OrderUpdate) and ev.market in self.markets:
+                    async with self._changed:
+                        if ev.status == "resting" and ev.remaining > 0:
+                            self.resting.add(ev.order_id)
+                        else:
+                            self.resting.discard(ev.order_id)
+                        self._changed.notify_all()
+
+        self._task = asyncio.create_task(pump())
+        await asyncio.wait_for(live, 30)
+        async with self.sim.rest() as rest:
+            orders = [o for m in self.markets for o in await rest.get_orders(ticker=m, status="resting")]
+        async with self._changed:
+            self.resting = {o.order_id for o in orders}
+            self._changed.notify_all()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def until(self, pred: Any, timeout_s: float, what: str) -> None:
+        """Wait until ``pred(resting order ids)`` holds, woken by each order update."""
+        try:
+            async with asyncio.timeout(timeout_s), self._changed:
+                await self._changed.wait_for(lambda: pred(self.resting))
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} "
+                                 f"({len(self.resting)} resting)") from None

@@ -4,6 +4,7 @@ that starts after its game began exits at once, cancel-all verifies on the excha
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -12,7 +13,7 @@ from flows.quote_game import quote_game
 from mmcore.odds.teams import game_from_markets
 from mmcore.theo.pull import pull_theos
 from mmcore.venues.oddsapi import OddsApiClient
-from tests.prefectkit import RunnerThread, mm_env, resting, scenario, sim_process, wait_state, wait_until
+from tests.prefectkit import RunnerThread, mm_env, resting, scenario, sim_process, wait_state
 
 NS = 1_000_000_000
 
@@ -60,14 +61,14 @@ async def test_a_run_that_starts_after_its_game_began_exits_at_once(prefect_harn
         assert out["resting_after"] == 0 and out["fills"] == 0
 
 
-async def _running_quote_game(sim, runner_env_ok=True):
+async def _running_quote_game(sim, watch):
     from prefect.deployments import run_deployment
 
     ev = await _publish_theo(sim)
     run = await run_deployment("quote-game/quote-game", parameters={"event_ticker": ev},
                                as_subflow=False, timeout=0)
     await wait_state(run.id, {"RUNNING"}, 60)
-    await wait_until(lambda: resting(sim, ev), 60, "the worker's quotes to rest on the exchange")
+    await watch.until(bool, 60, "the worker's quotes to rest on the exchange")
     return ev, run
 
 
@@ -76,35 +77,30 @@ async def test_cancelling_a_quote_game_run_leaves_nothing_resting(prefect_harnes
     from prefect.states import Cancelling
 
     with sim_process(tmp_path, scenario(8, [240.0])) as sim, mm_env(sim), RunnerThread((quote_game, "quote-game")):
-        ev, run = await _running_quote_game(sim)
-        async with get_client() as client:
-            await client.set_flow_run_state(run.id, Cancelling(), force=True)
-        assert await wait_state(run.id, {"CANCELLED", "CRASHED", "FAILED"}, 60) == "CANCELLED"
-        await wait_until(lambda: _none_resting(sim, ev), 30, "nothing resting after the cancellation")
-
-
-async def _none_resting(sim, ev) -> bool:
-    return await resting(sim, ev) == []
+        async with sim.watch(sim.event_tickers()[0]) as watch:
+            ev, run = await _running_quote_game(sim, watch)
+            async with get_client() as client:
+                await client.set_flow_run_state(run.id, Cancelling(), force=True)
+            assert await wait_state(run.id, {"CANCELLED", "CRASHED", "FAILED"}, 60) == "CANCELLED"
+            await watch.until(lambda ids: not ids, 30, "nothing resting after the cancellation")
+        assert await resting(sim, ev) == []  # the exchange's own list agrees
 
 
 async def test_a_crashed_quote_game_run_leaves_nothing_resting(prefect_harness, tmp_path) -> None:
     from mmcore.ops.lease import read_leases
 
     with sim_process(tmp_path, scenario(9, [240.0])) as sim, mm_env(sim), RunnerThread((quote_game, "quote-game")):
-        ev, run = await _running_quote_game(sim)
-        lease = await wait_until(lambda: _lease(sim, ev), 30, "the run's lease")
-        pid = __import__("json").loads((sim.data_dir / "runs" / f"{ev}.json").read_text())["pid"]
-        assert lease.run_id == str(run.id)
-        os.kill(pid, signal.SIGKILL)  # a hard crash of the flow process: no finally, no cleanup
-        assert await wait_state(run.id, {"CRASHED", "FAILED", "CANCELLED"}, 60) == "CRASHED"
-        await wait_until(lambda: _none_resting(sim, ev), 30, "on_crashed to cancel everything")
+        async with sim.watch(sim.event_tickers()[0]) as watch:
+            ev, run = await _running_quote_game(sim, watch)
+            # the lease is written before the worker starts, so it exists once orders rest
+            lease = read_leases(sim.data_dir / "runs")[ev]
+            pid = json.loads((sim.data_dir / "runs" / f"{ev}.json").read_text())["pid"]
+            assert lease.run_id == str(run.id)
+            os.kill(pid, signal.SIGKILL)  # a hard crash of the flow process: no finally, no cleanup
+            assert await wait_state(run.id, {"CRASHED", "FAILED", "CANCELLED"}, 60) == "CRASHED"
+            await watch.until(lambda ids: not ids, 30, "on_crashed to cancel everything")
+        assert await resting(sim, ev) == []
         assert read_leases(sim.data_dir / "runs")[ev].run_id == str(run.id)  # left behind, stale
-
-
-async def _lease(sim, ev):
-    from mmcore.ops.lease import read_leases
-
-    return read_leases(sim.data_dir / "runs").get(ev)
 
 
 async def test_the_automation_cancels_a_crashed_runs_orders_even_without_its_hook(prefect_harness, tmp_path) -> None:
@@ -121,11 +117,14 @@ async def test_the_automation_cancels_a_crashed_runs_orders_even_without_its_hoo
             RunnerThread(deployments=(runner_deployment(spec),)):
         await (await quote_game.to_deployment(name="quote-game")).apply()  # no runner: never executes
         ev = sim.event_tickers()[0]
-        await _place_resting(sim, ev)
-        run = await run_deployment("quote-game/quote-game", parameters={"event_ticker": ev},
-                                   as_subflow=False, timeout=0)
-        async with get_client() as client:
-            await client.set_flow_run_state(run.id, Running(), force=True)
-            await client.set_flow_run_state(run.id, Crashed(message="test crash"), force=True)
-        await wait_until(lambda: _none_resting(sim, ev), 60, "the automation's cancel-all")
+        async with sim.watch(ev) as watch:
+            await _place_resting(sim, ev)
+            await watch.until(lambda ids: len(ids) == 3, 30, "the orders to rest")
+            run = await run_deployment("quote-game/quote-game", parameters={"event_ticker": ev},
+                                       as_subflow=False, timeout=0)
+            async with get_client() as client:
+                await client.set_flow_run_state(run.id, Running(), force=True)
+                await client.set_flow_run_state(run.id, Crashed(message="test crash"), force=True)
+            await watch.until(lambda ids: not ids, 60, "the automation's cancel-all")
+        assert await resting(sim, ev) == []
         assert not (sim.data_dir / "halt" / ev).exists()  # not halted: the launcher may relaunch

@@ -10,7 +10,7 @@ from flows.pull_odds import pull_odds
 from flows.quote_game import _refresh_via_deployment
 from flows.refresh_calendar import refresh_calendar
 from mmcore.theo.snapshot import read_snapshot
-from tests.prefectkit import RunnerThread, mm_env, scenario, sim_process, wait_until
+from tests.prefectkit import RunnerThread, mm_env, scenario, sim_process, wait_state
 
 
 async def test_a_worker_refresh_reaches_its_snapshot_within_a_minute(prefect_harness, tmp_path) -> None:
@@ -23,11 +23,8 @@ async def test_a_worker_refresh_reaches_its_snapshot_within_a_minute(prefect_har
         before = read_snapshot(theo_dir, ev).as_of_ns
         other_before = read_snapshot(theo_dir, other).as_of_ns
         t0 = time.monotonic()
-        await _refresh_via_deployment(ev)
-
-        async def fresher() -> bool:
-            return read_snapshot(theo_dir, ev).as_of_ns > before
-
-        await wait_until(fresher, 60, f"a new theo snapshot for {ev}", every_s=0.5)
+        run_id = await _refresh_via_deployment(ev)
+        assert await wait_state(run_id, {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}, 60) == "COMPLETED"
         assert time.monotonic() - t0 < 60
+        assert read_snapshot(theo_dir, ev).as_of_ns > before
         assert read_snapshot(theo_dir, other).as_of_ns == other_before  # one game's pull only
