@@ -14,5 +14,7 @@ from tasks.runtime import call, logger
 @flow(name="ingest")
 def ingest() -> dict[str, Any]:
     report = call(ingest_task)
-    logger().info("ingest: %s", report.summary() if hasattr(report, "summary") else report)
-    return report.summary() if hasattr(report, "summary") else dict(vars(report))
+    logger().info(report.summary())
+    return {"segments_ingested": report.segments_ingested, "segments_seen": report.segments_seen,
+            "rows": dict(report.rows), "invalid_lines": report.invalid_lines,
+            "database": report.database, "elapsed_s": round(report.elapsed_s, 3)}

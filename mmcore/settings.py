@@ -187,10 +187,6 @@ class Settings(BaseSettings):
         return self.data_dir / "runs"
 
     @property
-    def record_dir(self) -> Path:
-        return self.data_dir / "record"
-
-    @property
     def halt_dir(self) -> Path:
         """``mm kill`` drops a flag file here; running workers halt when they see theirs."""
         return self.data_dir / "halt"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from prefect import task
 from mmcore.errors import MMError
 from mmcore.ops.lease import drop_lease, write_lease
 from mmcore.units import CONTRACT, PRICE_ONE
+from mmcore.worker.driver import WorkerStatus
 from mmcore.worker.killall import CancelAllFailed, cancel_until_flat
 from tasks.runtime import logger, settings
 
@@ -48,7 +48,7 @@ class GameRunResult:
         return asdict(self)
 
 
-def _fmt_status(event_ticker: str, status: Any, start_ns: int, now_ns: int) -> str:
+def _fmt_status(event_ticker: str, status: WorkerStatus | None, start_ns: int, now_ns: int) -> str:
     """Markdown for the live status artifact (prices in cents, inventory in contracts)."""
     if status is None:
         return f"### {event_ticker}\nstarting…"
@@ -77,7 +77,7 @@ async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
         now = time.time_ns()
         write_lease(s.runs_dir, event_ticker, run_id, now)
         if show is not None:
-            status = driver.status() if driver.worker is not None and hasattr(driver, "status") else None
+            status = driver.status() if driver.worker is not None else None
             await show(_fmt_status(event_ticker, status, driver.game.start_ns, now))
         await asyncio.sleep(STATUS_EVERY_S)
 
@@ -98,14 +98,13 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         stop_before_ns = int(s.quote_stop_before_start_s * NS)
         now = time.time_ns()
         if now >= start_ns - stop_before_ns:
-            log.warning("%s started %.0fs ago (or starts within a minute): not quoting; "
-                        "verifying nothing rests", event_ticker, (now - start_ns) / NS)
+            log.warning("%s starts in %.0fs, within MM_QUOTE_STOP_BEFORE_START_S (%.0fs): not "
+                        "quoting; verifying nothing rests", event_ticker, (start_ns - now) / NS,
+                        s.quote_stop_before_start_s)
             kill = await cancel_until_flat(rest, event_ticker)
             return GameRunResult(event_ticker, "game already started", resting_after=len(kill.after))
-        kw: dict[str, Any] = {"worker_id": f"{event_ticker}--{run_id[:8]}"}
-        if refresh is not None and "refresh" in inspect.signature(build_worker).parameters:
-            kw["refresh"] = refresh
-        driver = await build_worker(s, rest, signer, event_ticker, until_ns=until_ns, **kw)
+        driver = await build_worker(s, rest, signer, event_ticker, until_ns=until_ns,
+                                    refresh=refresh, worker_id=f"{event_ticker}--{run_id[:8]}")
         log.info("quoting %s (%s) until %s; rate share 1/%d of the %s tier", event_ticker,
                  " ".join(driver.game.markets), time.strftime("%H:%M:%S", time.localtime(start_ns / NS)),
                  s.max_concurrent_games, s.rate_tier)
@@ -123,8 +122,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
         report.error)
     if show is not None:
-        await show(_fmt_status(event_ticker, driver.status() if hasattr(driver, "status") else None,
-                               start_ns, time.time_ns())
+        await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
                    + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")
     if report.kill is None or report.kill.after:
         raise CancelAllFailed(f"{event_ticker}: the verified cancel-all did not end flat "

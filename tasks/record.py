@@ -12,13 +12,9 @@ from tasks.runtime import settings
 
 @task(name="ingest-journals")
 def ingest_task() -> Any:
-    from mmcore.record.db import ensure_database_file
     from mmcore.record.ingest import ingest
 
-    s = settings()
-    report = ingest(s.data_dir)
-    ensure_database_file(s.data_dir)
-    return report
+    return ingest(settings().data_dir)  # also refreshes <data_dir>/mm.duckdb (views only)
 
 
 @task(name="fetch-settlements")

@@ -29,12 +29,18 @@ async def refresh_calendar_task(horizon_s: float | None = None) -> Any:
 async def pull_odds_task(event_ticker: str | None = None) -> Any:
     from mmcore.calendar import read_calendar
     from mmcore.theo.pull import pull_odds
+    from mmcore.theo.refresh import clear_request
     from mmcore.venues.oddsapi import OddsApiClient
 
     s = settings()
     cal = read_calendar(s.data_dir)
     if cal is None:
         raise MMError(f"no calendar at {s.calendar_path}: run refresh-calendar first")
+    now = time.time_ns()
     async with OddsApiClient.from_settings(s) as odds:
-        return await pull_odds(odds, cal, s.data_dir, time.time_ns(), event_ticker=event_ticker,
-                               min_quota_remaining=s.odds_min_quota_remaining)
+        report = await pull_odds(odds, cal, s.data_dir, now, event_ticker=event_ticker,
+                                 min_quota_remaining=s.odds_min_quota_remaining)
+    # a worker's refresh request (theo/requests/) is served by any pull that published its game
+    for snap in report.snapshots:
+        clear_request(s.data_dir, snap.event_ticker, served_up_to_ns=now)
+    return report
