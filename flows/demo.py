@@ -250,7 +250,20 @@ async def wait_run(run_id: str, stack: DemoStack, timeout_s: float = 300.0) -> s
             await asyncio.sleep(1.0)
 
 
-async def runs_since(since: float) -> list[Any]:
+@dataclass(frozen=True)
+class RunView:
+    """A flow run as the progress display needs it: its flow's name, its name, its state."""
+
+    flow: str
+    name: str
+    state: str
+    """State type (RUNNING, COMPLETED, …; ``?`` when unknown)."""
+    state_name: str
+    started: Any
+    ended: Any
+
+
+async def runs_since(since: float) -> list[RunView]:
     from datetime import datetime, timezone
 
     from prefect.client.orchestration import get_client
@@ -263,33 +276,32 @@ async def runs_since(since: float) -> list[Any]:
             flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=after)),
             sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)
         flows = {f.id: f.name for f in await client.read_flows()}
-    for r in runs:
-        r.__dict__["flow_name_"] = flows.get(r.flow_id, "?")
-    return runs
+    return [RunView(flows.get(r.flow_id, "?"), r.name, r.state.type.value if r.state else "?",
+                    r.state.name if r.state else "?", r.start_time, r.end_time) for r in runs]
 
 
-def runs_table(runs: list[Any], games: list[tuple[str, int]], now_ns: int) -> Table:
+def runs_table(runs: list[RunView], games: list[tuple[str, int]], now_ns: int) -> Table:
     table = Table(title="Prefect flow runs (watch them live in the UI)")
     for col in ("flow", "run", "state", "started", "ended"):
         table.add_column(col)
-    shown = [r for r in runs if not r.state or r.state.type.value != "SCHEDULED"]
+    shown = [r for r in runs if r.state != "SCHEDULED"]
     for r in shown[-24:]:
-        table.add_row(r.__dict__.get("flow_name_", "?"), r.name, r.state.name if r.state else "?",
-                      r.start_time.strftime("%H:%M:%S") if r.start_time else "",
-                      r.end_time.strftime("%H:%M:%S") if r.end_time else "")
+        table.add_row(r.flow, r.name, r.state_name,
+                      r.started.strftime("%H:%M:%S") if r.started else "",
+                      r.ended.strftime("%H:%M:%S") if r.ended else "")
     starts = "  ".join(f"{ev.rsplit('-', 1)[-1]} {'started' if st <= now_ns else f'in {(st - now_ns) / NS:.0f}s'}"
                        for ev, st in games)
     table.caption = f"games: {starts}"
     return table
 
 
-def compact_line(runs: list[Any]) -> str:
+def compact_line(runs: list[RunView]) -> str:
     """One line for a non-terminal: runs per flow and state (future scheduled runs left out)."""
     counts: dict[str, int] = {}
     for r in runs:
-        if r.state and r.state.type.value == "SCHEDULED":
+        if r.state == "SCHEDULED":
             continue
-        key = f"{r.__dict__.get('flow_name_', '?')}:{r.state.name if r.state else '?'}"
+        key = f"{r.flow}:{r.state_name}"
         counts[key] = counts.get(key, 0) + 1
     return time.strftime("%H:%M:%S ") + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
 
@@ -326,16 +338,16 @@ async def _run(stack: DemoStack) -> int:
     from rich.live import Live
 
     last_line = 0.0
-    runs: list[Any] = []
+    runs: list[RunView] = []
     live_ctx = (Live(runs_table([], games, time.time_ns()), console=console, refresh_per_second=1,
                      transient=False) if console.is_terminal else contextlib.nullcontext())
     with live_ctx as live:
         while True:
             stack.check_alive()
             runs = await runs_since(t0 - 5)
-            quote_runs = [r for r in runs if r.__dict__.get("flow_name_") == "quote-game"]
+            quote_runs = [r for r in runs if r.flow == "quote-game"]
             done = time.time_ns() > last_start and quote_runs and all(
-                r.state and r.state.type.value in FINAL for r in quote_runs)
+                r.state in FINAL for r in quote_runs)
             if console.is_terminal:
                 live.update(runs_table(runs, games, time.time_ns()))
             elif time.monotonic() - last_line > 10:
@@ -355,13 +367,12 @@ async def _run(stack: DemoStack) -> int:
     return code if all(e == "COMPLETED" for e in ends.values()) else 1
 
 
-async def summary(stack: DemoStack, runs: list[Any]) -> int:
+async def summary(stack: DemoStack, runs: list[RunView]) -> int:
     from mmcore.record.db import connect
 
     console = stack.console
     con = connect(stack.data_dir)
-    failed = [r.name for r in runs if r.__dict__.get("flow_name_") == "quote-game"
-              and (not r.state or r.state.type.value != "COMPLETED")]
+    failed = [r.name for r in runs if r.flow == "quote-game" and r.state != "COMPLETED"]
     async with await stack.rest_client() as rest:
         exch_fills = await rest.get_fills()
         resting = await rest.get_orders(status="resting")
@@ -388,7 +399,7 @@ async def summary(stack: DemoStack, runs: list[Any]) -> int:
     (stack.data_dir / "summary.json").write_text(json.dumps({
         "exchange_fills": len(exch_fills), "duckdb_fills": db_fills, "resting_after": len(resting),
         "rate_limited": limited, "quote_runs_not_completed": failed,
-        "quote_runs": sum(1 for r in runs if r.__dict__.get("flow_name_") == "quote-game")}, indent=1))
+        "quote_runs": sum(1 for r in runs if r.flow == "quote-game")}, indent=1))
     console.print(f"fills: exchange {len(exch_fills)} · DuckDB {db_fills}"
                   f"{'' if db_fills == len(exch_fills) else ' [red](MISMATCH)[/]'} · "
                   f"resting after: {len(resting)} · HTTP 429 from the local exchange: {limited} · "
