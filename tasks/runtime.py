@@ -11,10 +11,9 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
-T = TypeVar("T")
 log = logging.getLogger("mm.flows")
 
 
