@@ -32,17 +32,30 @@ MM_USER = "mm"
 
 @dataclass
 class RateTier:
-    """Kalshi token buckets (kalshi.md §5): tokens per second and bucket capacity, per kind."""
+    """Kalshi token buckets (kalshi.md §5): tokens per second and bucket capacity, per kind.
+    ``name`` is what ``GET /account/limits`` reports as ``usage_tier``."""
 
     read_per_s: float = 200.0
     read_capacity: float = 400.0
     write_per_s: float = 100.0
     write_capacity: float = 100.0
+    name: str = "basic"
 
 
 BASIC = RateTier()
-ADVANCED = RateTier(300.0, 600.0, 300.0, 600.0)
-PREMIER = RateTier(1000.0, 1000.0, 1000.0, 2000.0)
+ADVANCED = RateTier(300.0, 600.0, 300.0, 600.0, "advanced")
+PREMIER = RateTier(1000.0, 1000.0, 1000.0, 2000.0, "premier")
+RATE_TIERS: dict[str, RateTier] = {
+    # Write buckets above Basic and Basic/Advanced read buckets hold 2 s; the rest 1 s (§5).
+    "basic": BASIC,
+    "advanced": ADVANCED,
+    "expert": RateTier(600.0, 600.0, 600.0, 1200.0, "expert"),
+    "premier": PREMIER,
+    "paragon": RateTier(2000.0, 2000.0, 2000.0, 4000.0, "paragon"),
+    "prime": RateTier(4000.0, 4000.0, 4000.0, 8000.0, "prime"),
+    "prestige": RateTier(10000.0, 10000.0, 8000.0, 16000.0, "prestige"),
+}
+"""The public Predictions tiers by ``usage_tier`` name (a scenario's ``rate_tier`` picks one)."""
 
 
 @dataclass
@@ -123,7 +136,9 @@ class LocalExchange:
     def from_scenario(
         cls, scenario: ResolvedScenario, *, clock_ns: ClockNs = time.time_ns, **kw: Any
     ) -> LocalExchange:
-        """An exchange listing every game of the scenario, with its users funded."""
+        """An exchange listing every game of the scenario, with its users funded, metering
+        REST at the scenario's ``rate_tier`` (unless ``tier=`` is given)."""
+        kw.setdefault("tier", RATE_TIERS[scenario.rate_tier])
         ex = cls(clock_ns=clock_ns, scenario=scenario, **kw)
         ex.list_games(scenario)
         for user, balance in scenario.users.items():

@@ -22,6 +22,9 @@ Every trade-API request goes through one dispatcher, in this order:
 5. a ``slow_replies`` fault sleeps ``delay_s`` (real time) **after** the work is done, before
    the reply goes out — so a client that times out may still have placed its order.
 
+``GET /account/limits`` reports the tier step 3 enforces (``ex.tier``: the scenario's
+``rate_tier``, basic by default).
+
 Listings: ``/series``, ``/events``, ``/markets`` by ticker; ``/markets/trades`` newest first;
 ``/milestones`` by start time. Cursors are opaque; ``""`` marks the last page.
 """
@@ -191,6 +194,21 @@ def exchange_status(ctx: Ctx) -> tuple[int, Any]:
 def user_data_timestamp(ctx: Ctx) -> tuple[int, Any]:
     """How fresh portfolio reads are: now, or now − lag under ``positions_lag``."""
     return 200, {"as_of_time": iso(ctx.now_ns - positions_lag_ns(ctx.ex, ctx.now_ns))}
+
+
+def account_limits(ctx: Ctx) -> tuple[int, Any]:
+    """``GET /account/limits``: the tier whose buckets :meth:`RestState.charge` enforces right
+    now (``ex.tier``), in the spec's ``GetAccountApiLimitsResponse`` shape. Tiers above
+    Advanced are volume-earned or assigned on Kalshi: reported with a permanent manual grant."""
+    tier = ctx.ex.tier
+    grants = ([] if tier.name in ("basic", "advanced") else
+              [{"exchange_instance": "event_contract", "level": tier.name, "source": "manual"}])
+    return 200, {
+        "usage_tier": tier.name,
+        "read": {"refill_rate": round(tier.read_per_s), "bucket_capacity": round(tier.read_capacity)},
+        "write": {"refill_rate": round(tier.write_per_s),
+                  "bucket_capacity": round(tier.write_capacity)},
+        "grants": grants}
 
 
 def list_series(ctx: Ctx) -> tuple[int, Any]:
@@ -372,6 +390,7 @@ def list_milestones(ctx: Ctx) -> tuple[int, Any]:
 _TABLE: tuple[tuple[str, str, _Op, Handler], ...] = (
     ("GET", "/exchange/status", PUBLIC, exchange_status),
     ("GET", "/exchange/user_data_timestamp", PUBLIC, user_data_timestamp),
+    ("GET", "/account/limits", READ, account_limits),
     ("GET", "/series", PUBLIC, list_series),
     ("GET", "/series/{series_ticker}", PUBLIC, get_series),
     ("GET", "/events", PUBLIC, list_events),

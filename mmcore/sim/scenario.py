@@ -47,6 +47,7 @@ from mmcore.ticks import TickGrid
 from mmcore.units import parse_dollars
 
 PriceStructure = Literal["linear_cent", "deci_cent", "tapered_deci_cent"]
+RateTierName = Literal["basic", "advanced", "expert", "premier", "paragon", "prime", "prestige"]
 FaultKind = Literal[
     "ws_disconnect", "seq_gap", "duplicate_delta", "rate_limit_storm", "http_5xx", "slow_replies",
     "cancel_ack_not_applied", "positions_lag", "pause", "reactivate", "early_close",
@@ -175,6 +176,9 @@ class Scenario(BaseModel):
     faults: list[FaultIn] = Field(default_factory=list)
     users: dict[str, UserIn] = Field(
         default_factory=lambda: {MM_USER: UserIn(balance_dollars=DEFAULT_MM_BALANCE_DOLLARS)})
+    rate_tier: RateTierName = "basic"
+    """The account's API usage tier: the buckets the exchange enforces and reports at
+    ``GET /account/limits``."""
 
 
 # --- resolved ---------------------------------------------------------------------------------
@@ -242,6 +246,8 @@ class ResolvedScenario:
     """Sorted by ``at_ns``."""
     users: Mapping[str, int]
     """User id → starting balance (price units): ``mm`` and every participant."""
+    rate_tier: str = "basic"
+    """The API usage tier the exchange meters (and reports) REST requests with."""
 
     def slate(self) -> list[SimGame]:
         """The games for :class:`~mmcore.sim.odds_server.OddsSim` (``slate=``)."""
@@ -432,7 +438,8 @@ def resolve(sc: Scenario, now_ns: int) -> ResolvedScenario:
     users.setdefault(MM_USER, parse_dollars(DEFAULT_MM_BALANCE_DOLLARS))
     for user, spec in sc.users.items():
         users[user] = parse_dollars(spec.balance_dollars, rounding="down")
-    return ResolvedScenario(sc.seed, t0_ns, max(g.settle_ns for g in games), games, faults, users)
+    return ResolvedScenario(sc.seed, t0_ns, max(g.settle_ns for g in games), games, faults, users,
+                            rate_tier=sc.rate_tier)
 
 
 def load_scenario(source: str | Path | Mapping[str, Any] | Scenario,

@@ -1212,6 +1212,14 @@ class KalshiRest:
         r, _ = await self._get(s.GetBalanceResponse, "/portfolio/balance")
         return r.available()
 
+    async def get_account_limits(self) -> s.GetAccountApiLimitsResponse:
+        """``GET /account/limits``: the account's usage tier and the read/write token buckets
+        the exchange meters every key of the account with (tokens/s, tokens). Costs 10 read
+        tokens; the client's own limiter is resized from it by
+        :func:`mmcore.worker.venue.sync_account_tier`."""
+        r, _ = await self._get(s.GetAccountApiLimitsResponse, "/account/limits")
+        return r
+
     # --- order groups -------------------------------------------------------------------------
 
     async def create_order_group(self, contracts_limit: int) -> str:

@@ -47,6 +47,9 @@ settlements) · :mod:`.order_groups` order groups · :mod:`.orders` V2 order wri
 
 from __future__ import annotations
 
+from mmcore.venues.kalshi.schema.account import (
+    ApiUsageLevelGrant, BucketLimit, GetAccountApiLimitsResponse,
+)
 from mmcore.venues.kalshi.schema.common import (
     BookSide, CountFp, CountReq, CountReqOrZero, Dollars, ExchangeIndexReq, FeeType, ListOrNull,
     MarketResult, MarketStatus, MarketType, OrderAction, OrderStatus, OrderType, OutcomeSide,
@@ -99,6 +102,8 @@ __all__ = [
     "CountReq", "CountReqOrZero", "BookSide", "OutcomeSide", "OrderAction", "OrderStatus",
     "OrderType", "TimeInForce", "SelfTradePreventionType", "FeeType", "MarketType", "MarketStatus",
     "MarketResult", "SettlementResult", "StrikeType", "Subaccount", "ExchangeIndexReq", "PriceLevel",
+    # account
+    "BucketLimit", "ApiUsageLevelGrant", "GetAccountApiLimitsResponse",
     # errors
     "ErrorResponse", "parse_error", "parse_error_body",
     # markets: exchange, series, events, markets, milestones, trades
