@@ -191,3 +191,111 @@ def test_bounds_contain_every_subset_of_fills(orders, mask, positions) -> None:
     assert all(p >= w for p, w in zip(pnl, wc.pnl_by_outcome))
     after = exposure_vector_bounds(SOCCER, filled, [])
     assert all(lo <= d <= hi for lo, d, hi in zip(mins, after[0], maxs))
+
+
+# --- ties and voids (issue 10 item 8) ---------------------------------------------------------
+
+DRAWABLE = GameBook(("A", "B"), ((0, 0),))
+"""A 2-way soccer listing: a draw settles both markets NO."""
+VOIDABLE = GameBook(("A", "B"), ((5000, 5000),))
+"""A cancelled game settles each market at $0.50."""
+
+
+def test_both_yes_is_not_riskless_when_neither_can_win() -> None:
+    # Long 10 YES A + 10 YES B bought at 0.48 each: riskless in a plain game, −$9.60 in a draw.
+    pos = GamePosition({"A": 10 * CONTRACT, "B": 10 * CONTRACT}, cash=-2 * 10 * 4800)
+    assert worst_case(GAME, pos, []).worst_pnl == 10 * USD - 9 * USD - 6000  # +$0.40 either way
+    wc = worst_case(DRAWABLE, pos, [])
+    assert wc.pnl_by_outcome == (4000, 4000, -96_000)
+    assert (wc.worst_loss, wc.worst_outcome) == (96_000, 2)
+    # A void at $0.50 pays $10 on the 20 contracts: the same +$0.40.
+    assert outcome_pnl(VOIDABLE, pos) == (4000, 4000, 4000)
+
+
+def test_directional_exposure_counts_the_draw() -> None:
+    from mmcore.game import directional_inventory
+
+    both = {"A": 10 * CONTRACT, "B": 10 * CONTRACT}
+    assert directional_inventory(GAME, both) == (0, 0)
+    # d_o = payoff_o − mean of the others: (10 − 5, 10 − 5, 0 − 10) contracts.
+    assert directional_inventory(DRAWABLE, both) == (5 * CONTRACT, 5 * CONTRACT, -10 * CONTRACT)
+    assert directional_inventory(VOIDABLE, both) == (0, 0, 0)
+    mins, maxs = exposure_vector_bounds(DRAWABLE, {}, [live("A", "bid", 48, 10), live("B", "bid", 48, 10)])
+    assert mins[2] == -10 * CONTRACT and maxs[:2] == (10 * CONTRACT, 10 * CONTRACT)
+    with pytest.raises(InputError, match="two-outcome"):
+        signed_inventory(DRAWABLE, both)  # q_E = pos_A − pos_B no longer says it all
+
+
+def test_order_pnl_settles_at_the_extra_outcomes_values() -> None:
+    assert order_pnl(DRAWABLE, "A", "bid", 48 * CENT, 10 * CONTRACT) == (52_000, -48_000, -48_000)
+    assert order_pnl(DRAWABLE, "B", "ask", 48 * CENT, 10 * CONTRACT) == (48_000, -52_000, 48_000)
+    assert order_pnl(VOIDABLE, "A", "bid", 48 * CENT, 10 * CONTRACT) == (52_000, -48_000, 2_000)
+    assert net_exposure(DRAWABLE, {"A": 10 * CONTRACT, "B": -4 * CONTRACT}) == (
+        14 * CONTRACT, 0, 4 * CONTRACT)
+
+
+def test_cap_size_keeps_the_draw_loss_inside_max_loss() -> None:
+    from mmcore.risk.limits import GameLimit, cap_size
+
+    limit = GameLimit(hard_contracts=500 * CONTRACT, soft_contracts=250 * CONTRACT, max_loss_money=5 * USD)
+    pos = GamePosition({"A": 8 * CONTRACT}, cash=-8 * 4800)  # $3.84 lost in a draw already
+    bid_b = Quote("B", "bid", 48 * CENT, 10 * CONTRACT)
+    assert cap_size(GAME, pos, [], bid_b, limit) == (10 * CONTRACT, None)  # today's view: riskless
+    count, why = cap_size(DRAWABLE, pos, [], bid_b, limit)
+    assert count == 2 * CONTRACT  # 2 × 0.48 = $0.96 more: $4.80 ≤ $5; 3 would be $5.28
+    assert why is not None and "none of the markets wins" in why
+
+
+def test_extra_outcomes_from_rules() -> None:
+    from mmcore.game import extra_outcomes_from_rules
+
+    two = ["E-A", "E-B"]
+    assert extra_outcomes_from_rules("basketball_nba", two, ["If A wins …, resolves to Yes."]) == ()
+    assert extra_outcomes_from_rules("soccer_epl", two, []) == ((0, 0),)  # no tie market listed
+    assert extra_outcomes_from_rules("soccer_epl", [*two, "E-TIE"], []) == ()
+    assert extra_outcomes_from_rules(
+        "americanfootball_nfl", two, ["If the game ends in a tie, the market resolves to No."]) == ((0, 0),)
+    assert extra_outcomes_from_rules(
+        "basketball_nba", two,
+        ["If the game is postponed or canceled, the market resolves per the contract terms."]) == ()
+    assert extra_outcomes_from_rules(
+        "basketball_nba", two, ["If the game is canceled, the market resolves to $0.50."]) == ((5000, 5000),)
+    with pytest.raises(InputError):
+        GameBook(("A", "B"), ((0,),))
+
+
+books_st = st.sampled_from((GAME, DRAWABLE, VOIDABLE, GameBook(("A", "B"), ((0, 0), (2500, 2500)))))
+two_orders_st = st.lists(
+    st.tuples(st.sampled_from(("A", "B")), st.sampled_from(("bid", "ask")),
+              st.integers(1, 99), st.integers(0, 20)),
+    max_size=6,
+)
+
+
+@given(books_st, two_orders_st, st.lists(st.booleans(), min_size=6, max_size=6),
+       st.dictionaries(st.sampled_from(("A", "B")), st.integers(-3000, 3000)),
+       st.integers(-50_000, 50_000))
+def test_worst_case_bounds_every_fill_subset_with_extra_outcomes(book, orders, mask, positions, cash) -> None:
+    """Every outcome (extras included) and every subset of fills stays above the worst case and
+    inside the exposure bounds; ``d_o`` matches its definition."""
+    from mmcore.game import directional_inventory
+
+    resting = [live(*o) for o in orders]
+    wc = worst_case(book, GamePosition(positions, cash), resting)
+    assert len(wc.pnl_by_outcome) == book.n_outcomes
+    mins, maxs = exposure_vector_bounds(book, positions, resting)
+    filled, paid = dict(positions), cash
+    for o, take in zip(resting, mask):
+        if take:
+            filled[o.market] = filled.get(o.market, 0) + (o.remaining if o.side == "bid" else -o.remaining)
+            paid += o.price * o.remaining // CONTRACT * (-1 if o.side == "bid" else 1)
+    pnl = outcome_pnl(book, GamePosition(filled, paid))
+    assert all(p >= w for p, w in zip(pnl, wc.pnl_by_outcome))
+    after = exposure_vector_bounds(book, filled, [])
+    assert all(lo <= d <= hi for lo, d, hi in zip(mins, after[0], maxs))
+    # d_o is payoff_o minus the mean payoff of the other outcomes (in contracts)
+    payoff = [sum(q * v for q, v in zip((filled.get("A", 0), filled.get("B", 0)), book.settlement(o)))
+              / PRICE_ONE for o in range(book.n_outcomes)]
+    k = book.n_outcomes - 1
+    exact = [payoff[o] - (sum(payoff) - payoff[o]) / k for o in range(book.n_outcomes)]
+    assert all(abs(d - e) < 1 for d, e in zip(directional_inventory(book, filled), exact))

@@ -1,7 +1,11 @@
 """Exposure of one game: settlement P&L per outcome, directional inventory, worst cases.
 
-A game (Kalshi event) has ``n`` mutually exclusive outcomes and one binary market per outcome
-(two for NBA/NFL/NHL/MLB, three for soccer with the tie market); exactly one market settles YES.
+A game (Kalshi event) has ``n`` binary markets (two for NBA/NFL/NHL/MLB, three for soccer with
+the tie market) and ``N = book.n_outcomes`` settlement outcomes: "market ``i`` wins" (it settles
+YES, the others NO) plus the extra outcomes the series rules allow (:class:`~mmcore.game.GameBook`:
+every market NO in a draw of a 2-way soccer listing, or every market at a set value when void).
+Every per-outcome tuple here has ``N`` entries, markets first. With an extra outcome, YES on both
+teams is not riskless: long 10 A + 10 B bought at 0.48 loses $9.60 when neither wins.
 
 Units (see :mod:`mmcore.units`): prices and money are ``int`` price units ($0.0001,
 ``PRICE_ONE`` = $1), counts are ``int`` centi-contracts (``CONTRACT`` = 1 contract). Positions are
@@ -10,7 +14,7 @@ YES at ``price`` (≡ buys NO at ``PRICE_ONE − price``).
 
 Accounting convention (``GamePosition.cash``): **YES-terms cash flow** — every bid fill pays
 ``price × count``, every ask fill receives it, fees are subtracted; a position then settles for
-``pos × PRICE_ONE`` on the winning market (a negative position pays). Kalshi's own accounting
+``pos × settlement value`` on every market (``PRICE_ONE`` on the winner; a negative position pays). Kalshi's own accounting
 charges a NO buyer ``PRICE_ONE − price`` and pays NO holders on a loss; the P&L is identical and
 ``cash_yes_terms = kalshi_cash + PRICE_ONE × NO contracts held``.
 
@@ -74,9 +78,11 @@ def order_fields(order: Order) -> tuple[str, Side, int, int]:
 
 
 def outcome_pnl(book: GameBook, pos: GamePosition) -> tuple[int, ...]:
-    """Settlement P&L (money) per outcome: ``cash + pos_winner × PRICE_ONE`` (YES-terms cash)."""
+    """Settlement P&L (money) per outcome: ``cash + Σ pos_m × value_m`` (YES-terms cash; the
+    value is ``PRICE_ONE`` on the winner, 0 elsewhere, or the extra outcome's values)."""
     vec = _position_vector(book, pos.positions)
-    return tuple(pos.cash + (q * PRICE_ONE) // CONTRACT for q in vec)
+    return tuple(pos.cash + sum(q * v for q, v in zip(vec, book.settlement(o))) // CONTRACT
+                 for o in range(book.n_outcomes))
 
 
 def order_pnl(
@@ -84,15 +90,15 @@ def order_pnl(
 ) -> tuple[int, ...]:
     """P&L (money) per outcome if ``count`` centi-contracts fill at ``price`` (YES terms).
 
-    A bid gains ``PRICE_ONE − price`` per contract if ``market`` wins and loses ``price``
-    otherwise; an ask is the mirror. ``fees`` (money) is subtracted from every outcome. Fractional
-    results are floored, i.e. rounded towards the loss, so bounds stay conservative.
+    A bid gains ``value − price`` per contract where ``value`` is what ``market`` settles at in
+    that outcome (``PRICE_ONE`` if it wins, 0 if not, the set value of an extra outcome); an ask
+    is the mirror. ``fees`` (money) is subtracted from every outcome. Fractional results are
+    floored, i.e. rounded towards the loss, so bounds stay conservative.
     """
     i = book.index(market)
     sign = 1 if side == "bid" else -1
-    win = sign * count * (PRICE_ONE - price)
-    lose = -sign * count * price
-    return tuple((win if o == i else lose) // CONTRACT - fees for o in range(book.n))
+    return tuple((sign * count * (book.settlement(o)[i] - price)) // CONTRACT - fees
+                 for o in range(book.n_outcomes))
 
 
 def worst_case(
@@ -120,16 +126,21 @@ def worst_case(
 
 
 def net_exposure(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
-    """Centi-contracts paying out per outcome: YES on m pays if m wins, NO on m if m loses."""
+    """Centi-contracts paying out per outcome (all ``N``): YES on m pays its settlement value,
+    NO on m the rest of $1 (floored for a void at a fractional value)."""
     vec = _position_vector(book, positions)
-    no_total = sum(-q for q in vec if q < 0)
-    return tuple(max(q, 0) + no_total - max(-q, 0) for q in vec)
+    out = []
+    for o in range(book.n_outcomes):
+        values = book.settlement(o)
+        paid = sum(q * v if q > 0 else -q * (PRICE_ONE - v) for q, v in zip(vec, values))
+        out.append(paid // PRICE_ONE)
+    return tuple(out)
 
 
 def _require_two(book: GameBook) -> None:
-    if book.n != 2:
+    if book.n_outcomes != 2:
         raise InputError(
-            f"a signed inventory needs a two-outcome game, got {book.n} outcomes; "
+            f"a signed inventory needs a two-outcome game, got {book.n_outcomes} outcomes; "
             "use exposure_vector_bounds"
         )
 
@@ -167,14 +178,14 @@ def worst_case_inventory(
 
 
 def scaled_order_direction(book: GameBook, market: str, side: Side, count: int) -> tuple[int, ...]:
-    """Change of ``(n − 1) × d_o`` per outcome if ``count`` of (market, side) fills."""
+    """Change of ``book.scale × d_o`` per outcome if ``count`` of (market, side) fills."""
     return scaled_direction(book, {market: count if side == "bid" else -count})
 
 
 def scaled_bounds(
     book: GameBook, positions: Mapping[str, int], orders: Iterable[Order]
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(min, max) of ``(n − 1) × d_o`` per outcome over every subset of ``orders`` filling."""
+    """(min, max) of ``book.scale × d_o`` per outcome over every subset of ``orders`` filling."""
     lo = list(scaled_direction(book, positions))
     hi = list(lo)
     for order in orders:
@@ -201,7 +212,7 @@ def exposure_vector_bounds(
     """
     orders = list(resting) + ([candidate] if candidate is not None else [])
     lo, hi = scaled_bounds(book, positions, orders)
-    k = book.n - 1
+    k = book.scale
     return tuple(x // k for x in lo), tuple(-(-x // k) for x in hi)
 
 
@@ -229,6 +240,9 @@ def parity_violation(
     of outcomes summing above PRICE_ONE lock in a loss. Selling YES on *every* outcome pays out
     exactly PRICE_ONE, so a full set of asks summing below it does too. ``fees`` (money for one
     contract on each leg) is added to the cost of either set. TV13: bids 98, asks 104 → None.
+    With an extra outcome (a draw both markets settle NO on) the full set of asks is not a locked
+    loss but a bet on that outcome; this check stays conservative, and the worst-case loss limit
+    (:func:`worst_case`, which counts the extra outcome) bounds the bet.
     """
     if len(bids) != len(asks):
         raise InputError(f"{len(bids)} bids but {len(asks)} asks")

@@ -10,7 +10,9 @@ Rules of this file:
 * :func:`cap_size` sizes a candidate so that with **every** resting order on the adding side
   filling at once plus the candidate, the directional exposure (``|q_E|`` for two outcomes, ``|d_o|``
   of :mod:`mmcore.risk.exposure` for more) stays within the hard bound, the worst-case settlement
-  loss within ``max_loss_money``, and the aggregate worst-case loss within the config's cap
+  loss over **every** settlement outcome (including a draw that settles both markets NO, or a
+  void at a set value, when the game's rules allow one: :class:`~mmcore.game.GameBook`) within
+  ``max_loss_money``, and the aggregate worst-case loss within the config's cap
   (design §2: "Worst-case headroom includes resting orders"; "Inventory at game start is the
   binding risk" — positions ride into the game, so the settlement loss is what is limited).
 * Constraints bind only in the direction the candidate pushes: an order that reduces risk is never
@@ -219,7 +221,7 @@ def cap_size(
     if count == 0:
         return 0, None
     orders = list(resting)
-    n1 = book.n - 1
+    n1 = book.scale  # d_o is kept scaled by this (``n − 1`` for a plain game)
     lo, hi = scaled_bounds(book, pos.positions, orders)
     unit_dir = scaled_order_direction(book, market, side, 1)
     base = worst_case(book, pos, orders, fee_per_contract=fee_per_contract)
@@ -231,7 +233,7 @@ def cap_size(
 
     own = scaled_direction(book, pos.positions)
     # Outcomes the candidate pushes up are checked (and named) before those it pushes down.
-    order = sorted(range(book.n), key=lambda o: -unit_dir[o])
+    order = sorted(range(book.n_outcomes), key=lambda o: -unit_dir[o])
 
     def failure(k: int) -> str | None:
         hard = n1 * limit.hard_contracts
@@ -240,7 +242,7 @@ def cap_size(
             if (d > 0 and hi[o] + d > hard) or (d < 0 and lo[o] + d < -hard):
                 inv, rest = (own[o], hi[o] - own[o]) if d > 0 else (-own[o], own[o] - lo[o])
                 return (
-                    f"hard limit {limit.hard_contracts} on {book.markets[o]} wins with inventory "
+                    f"hard limit {limit.hard_contracts} on {book.outcome_name(o)} with inventory "
                     f"{inv // n1} and {-(-rest // n1)} resting on the adding side"
                 )
         contrib = pnl(k)
@@ -248,7 +250,7 @@ def cap_size(
         for o, c in enumerate(contrib):
             if c < 0 and wc[o] < -limit.max_loss_money:
                 return (
-                    f"max loss {limit.max_loss_money} if {book.markets[o]} wins "
+                    f"max loss {limit.max_loss_money} if {book.outcome_name(o)} "
                     f"(worst case already {-base.pnl_by_outcome[o]} with resting orders)"
                 )
         if cfg is not None:
