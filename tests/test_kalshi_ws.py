@@ -17,8 +17,8 @@ from mmcore.errors import AuthError, VenueProtocolError
 from mmcore.venues.kalshi import schema as ks
 from mmcore.venues.kalshi.auth import WS_PATH, Signer, generate_key_pair, private_key_from_pem
 from mmcore.venues.kalshi.ws import (
-    MAX_RESUBSCRIBES, BookResynced, BookStale, BookUpdated, Connected, Disconnected, Fill,
-    KalshiWs, Lifecycle, OrderUpdate, PositionUpdate, WsEvent, WsSession, backoff_delay_s,
+    DEFAULT_CHANNELS, MAX_RESUBSCRIBES, BookResynced, BookStale, BookUpdated, Connected,
+    Disconnected, Fill, KalshiWs, Lifecycle, OrderGroupUpdate, OrderUpdate, PositionUpdate, WsEvent, WsSession, backoff_delay_s,
     encode_command,
 )
 
@@ -87,7 +87,7 @@ def test_connect_subscribes_each_channel_and_filters_only_market_channels() -> N
     cmds = commands_of(out)
     assert [c.params.channels for c in cmds] == [
         ["orderbook_delta"], ["fill"], ["user_orders"], ["market_positions"],
-        ["market_lifecycle_v2"]]
+        ["market_lifecycle_v2"], ["order_group_updates"]]
     book = json.loads(encode_command(cmds[0]))
     assert book == {"id": cmds[0].id, "cmd": "subscribe",
                     "params": {"channels": ["orderbook_delta"], "market_tickers": [M1, M2],
@@ -304,13 +304,28 @@ def test_fill_order_position_lifecycle_carry_both_times(session: WsSession) -> N
     assert session.on_message(frame("fill", bad, sid=2), NOW) == []
 
 
+def test_order_group_updates_become_events_and_probe_asks_fresh_books(session: WsSession) -> None:
+    msg = {"event_type": "triggered", "order_group_id": "og-1", "ts_ms": 1789668150123}
+    [ev] = session.on_message(frame("order_group_updates", msg, sid=6, seq=1), NOW)
+    assert ev == OrderGroupUpdate("og-1", "triggered", None, 1_789_668_150_123_000_000, NOW)
+    msg = {"event_type": "created", "order_group_id": "og-2", "contracts_limit_fp": "20.00",
+           "ts_ms": 1789668150123}
+    [ev] = session.on_message(frame("order_group_updates", msg, sid=6, seq=2), NOW)
+    assert ev.contracts_limit == 2000
+    # probe: only fresh books are asked for (a stale one has its request out already)
+    assert session.probe([M1]) == []
+    session.on_message(snapshot(1, 1, M1, yes=[["0.40", "1.00"]]), NOW)
+    [cmd] = session.probe([M1, M2])
+    assert cmd.params.action == "get_snapshot" and cmd.params.market_tickers == [M1]
+
+
 def test_disconnect_stales_everything_and_reconnect_starts_over(session: WsSession) -> None:
     session.on_message(snapshot(1, 1, M1, yes=[["0.40", "1.00"]]), NOW)
     out = session.on_disconnected("closed by peer: code 1011", NOW + 1)
     assert out == [Disconnected("closed by peer: code 1011", NOW + 1),
                    BookStale((M1,), "disconnected", NOW + 1, "closed by peer: code 1011")]
     out = session.on_connected(2, NOW + 2)
-    assert out[0] == Connected(2, NOW + 2) and len(commands_of(out)) == 5
+    assert out[0] == Connected(2, NOW + 2) and len(commands_of(out)) == len(DEFAULT_CHANNELS)
     # frames of the old connection's sids mean nothing now
     assert session.on_message(delta(1, 2, M1, "yes", "0.40", "1"), NOW) == []
     book_cmd = commands_of(out)[0]

@@ -38,7 +38,7 @@ from mmcore.venues.kalshi import schema as ks
 from mmcore.venues.kalshi.auth import Signer
 from mmcore.venues.kalshi.ws_events import (
     BookResynced, BookStale, BookUpdated, BookView, Connected, Disconnected, Fill, Lifecycle,
-    OrderUpdate, PositionUpdate, SessionOutput, StaleReason, WsEvent, encode_command,
+    OrderGroupUpdate, OrderUpdate, PositionUpdate, SessionOutput, StaleReason, WsEvent, encode_command,
 )
 from mmcore.venues.kalshi.ws_session import (
     DEFAULT_CHANNELS, DUPLICATE_TOLERANCE, MARKET_FILTERED_CHANNELS, MAX_RESUBSCRIBES, WsSession,
@@ -47,7 +47,7 @@ from mmcore.venues.kalshi.ws_session import (
 __all__ = [
     "DEFAULT_CHANNELS", "MARKET_FILTERED_CHANNELS", "DUPLICATE_TOLERANCE", "MAX_RESUBSCRIBES",
     "BookView", "BookUpdated", "BookStale", "BookResynced", "Fill", "OrderUpdate",
-    "PositionUpdate", "Lifecycle", "Connected", "Disconnected", "WsEvent", "SessionOutput",
+    "PositionUpdate", "Lifecycle", "OrderGroupUpdate", "Connected", "Disconnected", "WsEvent", "SessionOutput",
     "StaleReason", "WsSession", "encode_command", "backoff_delay_s", "KalshiWs",
 ]
 
@@ -162,6 +162,22 @@ class KalshiWs:
         conn = self._conn
         if conn is not None:
             await conn.close()
+
+    async def probe(self, markets: Iterable[str]) -> bool:
+        """Ask the venue for fresh snapshots of ``markets`` on the current connection
+        (:meth:`WsSession.probe`); False when nothing was sent (no connection, no book
+        subscription yet, or every named book already stale). The snapshots arrive through
+        :meth:`events` as :class:`BookUpdated`."""
+        conn = self._conn
+        if conn is None or self._closing:
+            return False
+        cmds = self.session.probe(markets)  # commands only
+        try:
+            for c in cmds:
+                await conn.send(encode_command(c))  # type: ignore[arg-type]
+        except ConnectionClosed:
+            return False
+        return bool(cmds)
 
     async def _open(self) -> Any:
         headers = self._signer.headers("GET", self._path,

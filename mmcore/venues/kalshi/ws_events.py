@@ -23,8 +23,8 @@ from mmcore.venues.kalshi import schema as ks
 
 __all__ = [
     "BookView", "BookUpdated", "BookStale", "BookResynced", "Fill", "OrderUpdate",
-    "PositionUpdate", "Lifecycle", "Connected", "Disconnected", "WsEvent", "SessionOutput",
-    "StaleReason", "encode_command",
+    "PositionUpdate", "Lifecycle", "OrderGroupUpdate", "Connected", "Disconnected", "WsEvent",
+    "SessionOutput", "StaleReason", "encode_command",
 ]
 
 _MS = 1_000_000
@@ -187,6 +187,20 @@ class Lifecycle:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderGroupUpdate:
+    """One of our order groups changed (channel ``order_group_updates``): ``event_type`` is
+    ``created``, ``triggered`` (the venue cancelled the group's orders and refuses new ones until
+    a reset), ``reset``, ``deleted`` (its orders cancelled) or ``limit_updated``;
+    ``contracts_limit`` centi-contracts when the message carries it."""
+
+    order_group_id: str
+    event_type: str
+    contracts_limit: int | None
+    exchange_ns: int | None
+    receipt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Connected:
     """Connection ``attempt`` (1-based, counting failed attempts too) is up; subscribing."""
 
@@ -202,7 +216,7 @@ class Disconnected:
 
 WsEvent = Union[
     BookUpdated, BookStale, BookResynced, Fill, OrderUpdate, PositionUpdate, Lifecycle,
-    Connected, Disconnected,
+    OrderGroupUpdate, Connected, Disconnected,
 ]
 SessionOutput = Union[WsEvent, ks.AnyWsCommand]
 
@@ -287,9 +301,19 @@ def _lifecycle_event(m: ks.MarketLifecycleV2Msg, receipt_ns: int) -> Lifecycle:
     )
 
 
+def _order_group_event(m: ks.OrderGroupUpdateMsg, receipt_ns: int) -> OrderGroupUpdate:
+    limit = m.contracts_limit_fp
+    return OrderGroupUpdate(
+        order_group_id=m.order_group_id, event_type=m.event_type,
+        contracts_limit=None if limit is None else parse_count_fp(limit, rounding="nearest"),
+        exchange_ns=_exchange_ns(m, ("ts_ms", _MS)), receipt_ns=receipt_ns,
+    )
+
+
 _CONVERTERS: dict[type, Callable[[Any, int], WsEvent]] = {
     ks.FillMessage: _fill_event,
     ks.UserOrderMessage: _order_event,
     ks.MarketPositionMessage: _position_event,
     ks.MarketLifecycleV2Message: _lifecycle_event,
+    ks.OrderGroupUpdatesMessage: _order_group_event,
 }

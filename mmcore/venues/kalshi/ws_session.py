@@ -45,11 +45,13 @@ Rules of this module:
   More than :data:`MAX_RESUBSCRIBES` resubscriptions of a channel on one connection raise
   :class:`~mmcore.errors.VenueProtocolError`: the driver then drops the connection and reconnects
   with backoff instead of looping.
+- **Probes**: :meth:`WsSession.probe` asks for snapshots of fresh books (``get_snapshot`` on the
+  book sid); a snapshot for a fresh book replaces it and yields :class:`BookUpdated`.
 - **Connections**: every sid belongs to one connection. ``on_connected`` forgets all sids and
   subscribes each channel with its own command (so an error names its channel);
   ``on_disconnected`` makes every book stale. ``orderbook_delta``, ``ticker`` and ``trade``
   are filtered to ``markets``; the private channels (``fill``, ``user_orders``,
-  ``market_positions``) and ``market_lifecycle_v2`` are not: our fills in a market we do not
+  ``market_positions``, ``order_group_updates``) and ``market_lifecycle_v2`` are not: our fills in a market we do not
   watch must still reach position keeping.
 - **Parsing** is lenient (unknown types logged at DEBUG and ignored; numbers as JSON numbers
   accepted by the schema). A frame that does not validate is logged at WARNING and dropped; if
@@ -84,7 +86,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNELS = ("orderbook_delta", "fill", "user_orders", "market_positions", "market_lifecycle_v2")
+DEFAULT_CHANNELS = ("orderbook_delta", "fill", "user_orders", "market_positions", "market_lifecycle_v2",
+                    "order_group_updates")
+"""``order_group_updates`` tells a worker at once that the venue triggered or deleted its order
+group (and so cancelled the group's orders)."""
 MARKET_FILTERED_CHANNELS = frozenset({"orderbook_delta", "ticker", "trade"})
 """Channels subscribed with ``market_tickers``; every other channel is subscribed unfiltered."""
 DUPLICATE_TOLERANCE = 16
@@ -176,6 +181,18 @@ class WsSession:
         if stale:
             out.append(BookStale(stale, "disconnected", now_ns, reason))
         return out
+
+    def probe(self, markets: Iterable[str]) -> list[SessionOutput]:
+        """Ask for fresh snapshots of ``markets`` (those we watch whose book is fresh; a stale one
+        already has a request out): Kalshi sends no per-market heartbeat, so a quiet book and a
+        book whose frames stopped look alike until a snapshot is asked for. Empty when the book
+        subscription is not up."""
+        sid = self._book_sid()
+        wanted = tuple(m for m in dict.fromkeys(markets)
+                       if m in self._books and not self._books[m].stale)
+        if sid is None or not wanted or not self.connected:
+            return []
+        return [self._get_snapshot(sid, wanted)]
 
     # --- frames ---
 
