@@ -355,8 +355,11 @@ class WorkerDriver:
         async with lock:
             try:
                 if isinstance(action, Place):
+                    # expiration_time = game start (whole seconds, rounded down): the exchange
+                    # itself removes the order then, even if every process of ours is gone
                     ack = await self.rest.create_order(action, order_group_id=self._group_id,
-                                                       cancel_order_on_pause=True)
+                                                       cancel_order_on_pause=True,
+                                                       expiration_ns=self.game.start_ns)
                     ev = AckEv(seq, True, order_id=ack.order_id, remaining=ack.remaining_count,
                                filled=ack.fill_count, latency_ns=ack.latency_ns,
                                receipt_ns=ack.received_ns)
