@@ -60,11 +60,21 @@ def test_reducing_allows_only_reducing_orders():
 
 
 def test_fat_finger_tick_size_and_theo():
-    res = check(state(), [place("G-A", "bid", 4500, 10), place("G-A", "bid", 5850, 10, "c2"),
+    res = check(state(), [place("G-A", "bid", 7500, 10), place("G-A", "bid", 5850, 10, "c2"),
                           place("G-A", "bid", 5800, 500, "c3")], NOW)
     r = reasons(res)
-    assert "from theo" in r[0] and "tick grid" in r[1] and "size" in r[2]
+    assert "past theo" in r[0] and "tick grid" in r[1] and "size" in r[2]
     assert "no theo" in reasons(check(state(theo=None), [place("G-A", "bid", 5800, 10)], NOW))[0]
+
+
+def test_collar_bounds_aggressiveness_never_a_passive_price():
+    """Theo 0.60 on G-A: an ask 11¢ under theo and a bid 11¢ over are fat fingers; a bid 15¢
+    under or an ask 30¢ over only sit far from the action (refusing them left bigger, worse
+    orders resting: issue 10 item 9)."""
+    res = check(state(), [place("G-A", "ask", 4900, 10), place("G-A", "bid", 7100, 10, "c2"),
+                          place("G-A", "bid", 4500, 10, "c3"), place("G-A", "ask", 9000, 10, "c4")], NOW)
+    assert [(a.quote.side, a.quote.price) for a in res.approved] == [("bid", 4500), ("ask", 9000)]
+    assert all("past theo" in r for r in reasons(res))
 
 
 def test_duplicates_refused_within_window():

@@ -168,11 +168,114 @@ def test_ack_timeout_keeps_slot_locked_until_the_exchange_answers():
 
 
 def test_restart_adopts_exchange_orders_and_positions():
+    """A restart adopts 25 directional contracts (A +20, B −5) before any book or theo arrives,
+    with the floor limit (10) far below them. It must end REDUCING (quoting only the sides that
+    reduce), never HALTED; the adopted position is marked at theo (P&L flat at theo, so no
+    DRAWDOWN from a 0.5 mark), and the inherited inventory cannot trip INVENTORY_BREACH."""
     w = GameWorker(GAME, WorkerConfig("w1"), T0)
     resting = (LiveOrder("x1", "old-1", A, "bid", 5500, 1000, 0, T0 - S),)
+    w.handle(ConnEv(True), T0)
     w.handle(ReconcileEv({A: 2000, B: -500}, resting, T0, initial=True), T0)
     assert w.positions == {A: 2000, B: -500}
     assert "x1" in w.live
+    assert w.ks.state == "ACTIVE"  # limits wait for the books
+    assert w.pnl_money() == 0  # adopted without theo: flat at its provisional cost
+    w.handle(TheoEv((0.8, 0.2), (0.003, 0.003), T0 + S), T0 + S)
+    assert w.pnl_money() == 0  # marked at theo, not at 0.5
+    out = []
+    for k, (market, bid, ask) in enumerate(((A, 7900, 8100), (B, 1900, 2100))):
+        now = T0 + (2 + k) * S
+        out += w.handle(BookEv(market, book(market, bid, ask, size=500), now, now), now).actions
+    assert w.limit().hard_contracts < 2500
+    assert w.ks.state == "REDUCING", w.ks.history
+    assert "INVENTORY_SOFT" in {t.value for t in w.ks.active_triggers}
+    sides = {(a.market, a.side) if not isinstance(a, Place) else a.quote.slot for _, a in out
+             if not isinstance(a, Cancel)}
+    assert sides and sides <= {(A, "ask"), (B, "bid")}, sides  # only what reduces long A / short B
+    for k in range(60):  # a minute of books later: still REDUCING, never HALTED
+        now = T0 + (10 + k) * S
+        w.handle(BookEv(A, book(A, 7900, 8100, size=500), now, now), now)
+        w.on_timer(now)
+    assert w.ks.state == "REDUCING"
+    assert not any(t.value in ("INVENTORY_BREACH", "DRAWDOWN") for t in w.ks.active_triggers)
+
+
+def test_a_fill_past_the_inherited_inventory_still_halts():
+    """Inherited inventory only shields what was adopted: a fill that adds beyond both it and
+    the limit is a breach (the gate let something through), and halts."""
+    w = GameWorker(GAME, WorkerConfig("w1"), T0)
+    w.handle(ConnEv(True), T0)
+    w.handle(ReconcileEv({A: 2000}, (), T0, initial=True), T0)
+    w.handle(TheoEv((0.6, 0.4), None, T0), T0)
+    for market, bid, ask in ((A, 5900, 6100), (B, 3900, 4100)):
+        w.handle(BookEv(market, book(market, bid, ask, size=500), T0, T0), T0)
+    assert w.ks.state == "REDUCING"
+    now = T0 + S
+    w.handle(FillEv("t9", "ghost", A, "bid", 6000, 1000, 0, False, 3000, now, now), now)
+    assert w.ks.state == "HALTED"
+    assert "INVENTORY_BREACH" in {t.value for t in w.ks.active_triggers}
+
+
+def test_pnl_without_theo_marks_at_the_mid_and_says_so():
+    """Issue 10 item 11: with positions and no theo, P&L counts them at the book's mid."""
+    w, out = started()
+    ack_all(w, out, T0)
+    bid = next(o for o in w.live.values() if (o.market, o.side) == (A, "bid"))
+    w.handle(FillEv("t1", bid.order_id, A, "bid", bid.price, 1000, 0, False, 1000, T0, T0), T0)
+    w.theo = None
+    marks, source = w.marks()
+    assert source == "mid" and marks[0] == 0.6
+    assert w.pnl_money() == w.cash + 10 * 6000
+    w.books[A] = None
+    w.books[B] = None
+    marks, source = w.marks()
+    assert source == "cost" and w.pnl_money() == w.cash + w.cost[A]
+
+
+def test_stop_record_shows_the_real_from_state():
+    w, _ = started()
+    out = w.handle(StopEv("operator"), T0 + S)
+    rec = next(r for r in out.journal if r["id"].endswith(":stop"))
+    assert (rec["from_state"], rec["to_state"]) == ("ACTIVE", "HALTED")
+
+
+def test_a_refused_amend_cancels_the_order_it_would_have_changed():
+    """Issue 10 item 9: when the gate refuses a change to a live order, the order is cancelled,
+    not left resting as it was (bigger, further from theo)."""
+    import dataclasses
+
+    from mmcore.risk.gate import GateConfig
+
+    w, out = started()
+    ack_all(w, out, T0)
+    # the next decision moves the quotes (amends); make the gate refuse every non-cancel
+    w.cfg = dataclasses.replace(w.cfg, gate=GateConfig(max_order_contracts=1))
+    now = T0 + 2 * S
+    res = w.handle(TheoEv((0.55, 0.45), (0.003, 0.003), now), now)
+    refused = {r["action"]["order_id"] for r in res.journal
+               if r["kind"] == "refusal" and r["action"]["action"] == "amend"}
+    cancels = [a for _, a in res.actions if isinstance(a, Cancel)]
+    assert refused and refused == {c.order_id for c in cancels}
+    assert all("amend refused" in c.reason for c in cancels)
+    assert not [a for _, a in res.actions if not isinstance(a, Cancel)]
+
+
+def test_amend_racing_a_fill_learns_the_fill_count_without_a_reconcile():
+    """Issue 10 item 10: the venue refuses an amend whose total does not exceed the filled count
+    (a fill was in flight). The worker takes the filled count from the refusal and amends from
+    it next time, with no REST reconcile round trip."""
+    w, out = started()
+    ack_all(w, out, T0)
+    now = T0 + 2 * S
+    res = w.handle(TheoEv((0.64, 0.36), (0.003, 0.003), now), now)
+    seq, amend = next((s_, a) for s_, a in res.actions if isinstance(a, Amend))
+    back = w.handle(AckEv(seq, False, error="venue 400 code=invalid_order_size: count is the new total "
+                          "and must exceed the filled count"), now + 1)
+    assert not [r for r in back.requests if isinstance(r, ReconcileNow)]
+    learned = w.live.get(amend.order_id)
+    assert learned is None or learned.filled >= amend.count
+    again = [a for _, a in back.actions if isinstance(a, Amend) and a.order_id == amend.order_id]
+    assert all(a.count > amend.count for a in again)
 
 
 @settings(max_examples=60)
@@ -198,14 +301,14 @@ def test_inventory_never_passes_the_hard_limit_under_fill_storms(fills):
 
 
 def test_a_repeated_refusal_is_journaled_once_with_its_count():
-    """A gate that refuses every quote the same way (here a 0.01¢ collar) must not write a
+    """A gate that refuses every quote the same way (here a 0.01-contract size cap) must not write a
     decision and its refusals on every book event; the next decision that differs says how many
     identical ones it stood for."""
     import dataclasses
 
     from mmcore.risk.gate import GateConfig
 
-    cfg = dataclasses.replace(WorkerConfig("w1"), gate=GateConfig(collar_price=1))
+    cfg = dataclasses.replace(WorkerConfig("w1"), gate=GateConfig(max_order_contracts=1))
     w = GameWorker(GAME, cfg, T0)
     w.handle(ConnEv(True), T0)
     records = []
@@ -219,7 +322,7 @@ def test_a_repeated_refusal_is_journaled_once_with_its_count():
             records += out.journal
     decisions = [r for r in records if r["kind"] == "quote_decision"]
     refusals = [r for r in records if r["kind"] == "refusal"]
-    assert refusals and all("collar" in r["reason"] for r in refusals)
+    assert refusals and all("size" in r["reason"] for r in refusals)
     assert len(decisions) <= 2  # once the first book arrives, once both are in
     assert all(r["repeated_refusals"] == 0 for r in decisions)
     repeated = w.refusals_repeated

@@ -44,7 +44,7 @@ from mmcore.quoting.competition import (
 )
 from mmcore.quoting.hjb import HjbParams, model_quotes
 from mmcore.risk.exposure import GamePosition, parity_violation
-from mmcore.risk.limits import GameLimit, cap_size
+from mmcore.risk.limits import GameLimit, LimitConfig, OtherGames, cap_size
 from mmcore.units import CONTRACT, PRICE_ONE, prob_to_price
 
 NS = 1_000_000_000
@@ -102,8 +102,13 @@ def desired_quotes(
     uncertainty: Sequence[float] | None = None,
     trading: str = "ACTIVE",
     stale: frozenset[str] = frozenset(),
+    limit_config: LimitConfig | None = None,
+    others: OtherGames | None = None,
 ) -> DesiredQuotes:
-    """All desired quotes of one game (see the module docstring for the steps)."""
+    """All desired quotes of one game (see the module docstring for the steps).
+
+    ``limit_config`` with ``others`` (the account's other running games, from the ledger) makes
+    sizing keep the account's aggregate and per-sport caps as well (:func:`cap_size`)."""
     book = game.book
     inv = directional_inventory(book, state.positions)
     notes: list[str] = []
@@ -159,7 +164,7 @@ def desired_quotes(
                 continue
             candidates.append((market, side, price, q))  # type: ignore[arg-type]
 
-    quotes = _size(game, state, limit, params, candidates, notes)
+    quotes = _size(game, state, limit, params, candidates, notes, limit_config, others)
     quotes = _fix_parity(game, quotes, inv, params, notes)
     return DesiredQuotes(tuple(quotes), per_market, tuple(notes), inv)
 
@@ -175,6 +180,7 @@ def _avg_cost_along(state: GameState, market: str, q: int) -> float | None:
 def _size(
     game: GameSpec, state: GameState, limit: GameLimit, params: QuoteParams,
     candidates: list[tuple[str, Side, int, int]], notes: list[str],
+    limit_config: LimitConfig | None = None, others: OtherGames | None = None,
 ) -> list[Quote]:
     """Cut each candidate so that everything that could fill together stays inside the limits.
 
@@ -191,12 +197,18 @@ def _size(
     pos = GamePosition(dict(state.positions), state.cash)
     out: list[Quote] = []
     order = sorted(candidates, key=lambda c: (not _reduces(c[1], c[3]), game.markets.index(c[0]), c[1]))
-    for market, side, price, _q in order:
+    # Every direction of exposure has one adding side per market, and sizing is first come,
+    # first served: with a small limit (a thin or just-reactivated book) the first market's
+    # clip would take the whole headroom and the others none. An adding side gets at most an
+    # n-th of the hard bound (whole contracts); reducing sides are never cut by this.
+    share = max(params.min_size, limit.hard_contracts // game.book.n // CONTRACT * CONTRACT)
+    for market, side, price, q in order:
+        want = params.clip if _reduces(side, q) else min(params.clip, share)
         fee = fee_ceil_cent(price, params.clip, maker=True, schedule=game.fees) * CONTRACT // params.clip
         resting = [o for slot, orders in by_slot.items() if slot != (market, side) for o in orders]
         count, reason = cap_size(
-            game.book, pos, resting, Quote(market, side, price, params.clip), limit,
-            fee_per_contract=fee,
+            game.book, pos, resting, Quote(market, side, price, want), limit,
+            fee_per_contract=fee, cfg=limit_config, others=others, sport=game.sport_key,
         )
         if reason:
             notes.append(f"size {market} {side}: {reason}")

@@ -14,11 +14,15 @@ kill switch     :func:`mmcore.risk.killswitch.allows`: HALTED → cancels only; 
                 only actions that reduce the game's directional exposure
 tick            price on the market's tick grid, strictly inside (0, $1)
 size            0 < resting count ≤ ``max_order_contracts``
-collar          |price − theo| ≤ ``collar_price`` (fat-finger guard); no theo → refuse
+collar          no more aggressive than ``collar_price`` past theo (fat-finger guard): a bid at
+                most theo + collar, an ask at least theo − collar; a bid far *below* theo (or an
+                ask far above) is passive, not a fat finger, and passes; no theo → refuse
 duplicate       no identical place (market, side, price, count) within ``duplicate_window_ns``
 limits          with every resting order, every action approved so far in this batch and this
                 one filling at once, directional exposure stays within the hard bound and the
-                worst-case loss within the game's loss limit (:func:`mmcore.risk.limits.cap_size`)
+                worst-case loss within the game's loss limit (:func:`mmcore.risk.limits.cap_size`);
+                with ``others`` (the account ledger), the account's aggregate loss and contract
+                caps and the sport's loss cap too — an order that reduces risk always passes
 ==============  ===========================================================================
 
 Units: price units ($0.0001, YES terms), centi-contracts, ns.
@@ -33,14 +37,16 @@ from mmcore.game import GameSpec, directional_inventory
 from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, Quote, Side
 from mmcore.risk.exposure import GamePosition
 from mmcore.risk.killswitch import KillSwitch, allows
-from mmcore.risk.limits import GameLimit, LimitConfig, cap_size
+from mmcore.risk.limits import GameLimit, LimitConfig, OtherGames, cap_size
 from mmcore.units import CONTRACT, PRICE_ONE
 
 
 @dataclass(frozen=True, slots=True)
 class GateConfig:
     collar_price: int = 1_000
-    """Largest |price − theo| accepted (price units; 1_000 = 10¢)."""
+    """Largest distance past theo on the aggressive side (bid above, ask below theo) accepted
+    (price units; 1_000 = 10¢). Passive distance is never refused: a far bid reduces nothing
+    and risks nothing a hard limit does not already bound."""
     max_order_contracts: int = 200 * CONTRACT
     duplicate_window_ns: int = 250_000_000
 
@@ -68,6 +74,9 @@ class GateState:
     recent_places: tuple[RecentPlace, ...] = ()
     aggregate_used_loss: int = 0
     limit_config: LimitConfig | None = None
+    others: OtherGames | None = None
+    """The account's other running games (the ledger); with ``limit_config`` the aggregate and
+    per-sport caps count them and this game's own use (:func:`mmcore.risk.limits.cap_size`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +164,10 @@ def _refusal(
     if state.theo is None:
         return "no theo: only cancels are allowed"
     theo_price = state.theo[game.markets.index(quote.market)] * PRICE_ONE
-    if abs(quote.price - theo_price) > cfg.collar_price:
-        return (f"price {quote.price} is {abs(quote.price - theo_price):.0f} from theo "
-                f"{theo_price:.0f} (collar {cfg.collar_price})")
+    past = quote.price - theo_price if quote.side == "bid" else theo_price - quote.price
+    if past > cfg.collar_price:
+        return (f"{quote.side} {quote.price} is {past:.0f} past theo {theo_price:.0f} "
+                f"(collar {cfg.collar_price})")
     if isinstance(action, Place):
         for r in recent:
             if (now_ns - r.at_ns < cfg.duplicate_window_ns and (r.market, r.side, r.price, r.count)
@@ -166,7 +176,8 @@ def _refusal(
     others = [o for k, o in resting.items()
               if not (isinstance(action, Amend) and k == action.order_id)]
     allowed, why = cap_size(game.book, pos, others, quote, state.limit,
-                            aggregate_used_loss=state.aggregate_used_loss, cfg=state.limit_config)
+                            aggregate_used_loss=state.aggregate_used_loss, cfg=state.limit_config,
+                            others=state.others, sport=game.sport_key)
     if allowed < quote.count:
         return f"would breach the game's limits ({why})"
     return None

@@ -43,10 +43,12 @@ from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, Reconcil
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.game import GameSpec, directional_inventory
 from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
-from mmcore.risk.gate import GateConfig, GateState, RecentPlace, check
+from mmcore.risk.gate import GateConfig, GateResult, GateState, RecentPlace, check
 from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
 from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, available_liquidity, game_limit
+from mmcore.risk.limits import OtherGames
+from mmcore.risk.account import AccountView
 from mmcore.units import CONTRACT, PRICE_ONE
 
 NS = 1_000_000_000
@@ -124,6 +126,8 @@ class AckEv:
     rate_limited: bool = False
     latency_ns: int = 0
     receipt_ns: int = 0
+    code: str | None = None
+    """The venue's error code when it refused (e.g. ``invalid_order_size``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +172,33 @@ class StopEv:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class OrderGroupEv:
+    """The game's order group (the venue's fill-velocity backstop) changed.
+
+    ``kind``: ``ready`` (created, reset or recreated: quoting may go on), ``create_failed`` (no
+    group after the driver's retries), ``triggered`` or ``deleted`` (the venue cancelled every
+    order in the group; a triggered group refuses new orders until reset). Anything but
+    ``ready`` stops new orders (cancels still go) until a ``ready`` arrives."""
+
+    kind: str
+    group_id: str | None
+    reason: str
+    receipt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEv:
+    """The account as the other worker processes published it (:mod:`mmcore.risk.account`):
+    the other games' exposure, against the aggregate and per-sport caps, and the day's P&L of
+    every other run, for the daily loss limit and this game's drawdown peak."""
+
+    view: AccountView
+    receipt_ns: int = 0
+
+
 Event = Union[BookEv, BookStaleEv, HeartbeatEv, FillEv, OrderEv, AckEv, TheoEv, ReconcileEv,
-              ConnEv, LifecycleEv, StopEv]
+              ConnEv, LifecycleEv, StopEv, AccountEv, OrderGroupEv]
 
 
 # --- requests out -----------------------------------------------------------------------------
@@ -199,7 +228,16 @@ class RefreshTheo:
     reason: str
 
 
-Request = Union[CancelAllVerified, ReconcileNow, ResyncBooks, RefreshTheo]
+@dataclass(frozen=True, slots=True)
+class RestoreOrderGroup:
+    """Reset the triggered order group, or create a new one when ``recreate`` (it was deleted);
+    the driver answers with an :class:`OrderGroupEv`."""
+
+    recreate: bool
+    reason: str
+
+
+Request = Union[CancelAllVerified, ReconcileNow, ResyncBooks, RefreshTheo, RestoreOrderGroup]
 
 
 @dataclass(slots=True)
@@ -216,9 +254,12 @@ class Output:
 WORKER_KILLSWITCH = dataclasses.replace(
     DEFAULT_CONFIG,
     # Theo comes from a 30-minute odds pull (plus on-demand pulls), not a streaming feed: it is
-    # stale when a pull was missed, not after the trigger table's 60 s for streamed odds.
+    # stale when a pull was missed, not after the trigger table's 60 s for streamed odds. In the
+    # last 10 minutes (lineups, scratches) it must be at most 5 minutes old: the worker asks for
+    # per-game pulls itself (``near_start_refresh_fraction``) to stay inside that.
     stale_theo_ns=45 * 60 * NS,
-    stale_theo_near_start_ns=45 * 60 * NS,
+    stale_theo_near_start_ns=5 * 60 * NS,
+    near_start_window_ns=10 * 60 * NS,
 )
 
 
@@ -247,6 +288,14 @@ class WorkerConfig:
     drift_confirm_ns: int = 10 * NS
     """A position drift counts only once it has lasted this long (and two reconciles): REST
     positions may lag fills by seconds, and reconciles asked for on demand can come ms apart."""
+    soft_trigger_fraction: float = 1.0
+    """INVENTORY_SOFT (REDUCING: cancel the adding side, alert) fires when filled inventory is
+    over this fraction of the *current* hard bound Q (quoting-math §6.2: "beyond Q: cancel the
+    adding side, alert"); INVENTORY_BREACH (HALTED) only past the bound it held in the last
+    ``limit_memory_ns`` and past inherited inventory. Q_soft = Q/2 is the quoting's R3 bound."""
+    near_start_refresh_fraction: float = 0.5
+    """Inside the kill switch's near-start window, ask for a fresh theo once theo is older than
+    this fraction of ``stale_theo_near_start_ns`` (so the tighter limit is met, not tripped)."""
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -294,6 +343,16 @@ class GameWorker:
         self.last_fill_ns: int | None = None
         """Exchange time (receipt time when absent) of the newest fill applied."""
         self.last_theo_refresh_ns: int | None = None
+        self.last_near_start_refresh_ns: int | None = None
+        self.inherited = 0
+        """Directional inventory adopted at start (restart) beyond what this run traded: it
+        cannot trip INVENTORY_BREACH (this run did not breach anything); it only ratchets down
+        as the position is reduced (centi-contracts)."""
+        self.adopted_unmarked = False
+        """Positions were adopted before any theo: re-mark their cost at the first theo."""
+        self.adopted_positions: dict[str, int] = {}
+        self.adopted_cost: dict[str, int] = {}
+        self.adopted_cash_known = False
         self.action_seq = 0
         self.decision_seq = 0
         self.last_refused: tuple[tuple[Any, ...], ...] = ()
@@ -301,6 +360,10 @@ class GameWorker:
         self.refusals_repeated = 0
         """Decisions since then that were refused the same way in full, and not journaled."""
         self.stopping: str | None = None
+        self.group_problem: str | None = None
+        """Why the game's order group cannot back our orders (None: it can, or none is used):
+        while set, no new order goes out (see :class:`OrderGroupEv`)."""
+        self.group_events = 0
         self.cancel_all_requested = False
         self.exit_requested = False
         """A CancelAllVerified with ``then_exit`` has been asked for."""
@@ -310,6 +373,10 @@ class GameWorker:
         self.run_id = f"{cfg.worker_id}:{self.client_id_prefix}"
         """Prefix of counter-based journal ids: a restarted worker never reuses an id, so the
         idempotent ingest (natural ids) cannot drop its records as duplicates."""
+        self.account: AccountView | None = None
+        """The other runs of the account (None until the driver's ledger reports)."""
+        self.day_base_pnl = 0
+        """``pnl_money()`` when the current trading day began during this run (0 before)."""
         self.dirty = True
 
     # --- entry points ------------------------------------------------------------------------
@@ -380,6 +447,24 @@ class GameWorker:
 
     def _on_HeartbeatEv(self, ev: HeartbeatEv, now_ns: int, out: Output) -> None:
         self.last_market_data_ns = max(self.last_market_data_ns or 0, ev.receipt_ns)
+
+    def _on_OrderGroupEv(self, ev: OrderGroupEv, now_ns: int, out: Output) -> None:
+        self.group_events += 1
+        if ev.kind == "ready":
+            self.group_problem = None
+        else:
+            self.group_problem = f"order group {ev.group_id or '-'} {ev.kind}: {ev.reason}"
+        if ev.kind in ("triggered", "deleted"):
+            # the venue cancelled every order in the group: none of ours counts as live now; the
+            # reconcile puts back any the exchange still shows (e.g. adopted from another group)
+            for oid in list(self.live):
+                self.cancelling[oid] = self.live.pop(oid)
+            out.requests.append(ReconcileNow(f"order group {ev.kind}"))
+            out.requests.append(RestoreOrderGroup(ev.kind == "deleted", self.group_problem))
+        out.journal.append(self._rec("error", f"group:{self.run_id}:{self.group_events}", now_ns,
+                                     where="order_group", error_type=ev.kind,
+                                     reason=self.group_problem or f"order group {ev.group_id} ready"))
+        self.dirty = True
 
     def _on_FillEv(self, ev: FillEv, now_ns: int, out: Output) -> None:
         if ev.trade_id in self.seen_fills or ev.market not in self.positions:
@@ -474,6 +559,18 @@ class GameWorker:
                     placed_ns=now_ns if action.price != old.price else old.placed_ns)
                 if remaining <= 0:
                     self.live.pop(action.order_id)
+            elif not ev.ok and old is not None and _filled_past(ev):
+                # A fill raced the amend: the order has filled at least ``action.count`` (the
+                # total we sent). Learn that now and let the next decision amend from it (or
+                # find nothing left); the fills and user_orders updates on the wire correct
+                # the rest. No REST round trip (issue 10 item 10).
+                filled = max(old.filled, action.count)
+                remaining = old.filled + old.remaining - filled
+                if remaining > 0:
+                    self.live[action.order_id] = dataclasses.replace(old, filled=filled,
+                                                                     remaining=remaining)
+                else:
+                    self.live.pop(action.order_id)
             elif not ev.ok:
                 out.requests.append(ReconcileNow(f"amend of {action.order_id} failed: {ev.error}"))
         elif isinstance(action, Cancel):
@@ -499,6 +596,8 @@ class GameWorker:
                                          reason=f"theo has {len(ev.probs)} outcomes"))
             return
         self.theo, self.uncertainty, self.last_theo_ns = ev.probs, ev.uncertainty, ev.as_of_ns
+        if self.adopted_unmarked:
+            self._mark_adopted(ev.probs)
         for m, p in zip(self.game.markets, ev.probs):
             self.jumps[m], _ = observe_stream(self.jumps[m], "theo", p, now_ns, self.cfg.jump)
         out.journal.append(self._rec("theo", f"{self.game.event_ticker}:{ev.as_of_ns}", now_ns,
@@ -556,12 +655,32 @@ class GameWorker:
 
     def _adopt_positions(self, ev: ReconcileEv) -> None:
         """Start-up/restart: take the exchange's positions. Without a known cash figure the book
-        is marked flat at theo (cost = position × theo) so drawdown counts from here."""
+        is marked flat at theo (cost = position × theo) so drawdown counts from here; adopted
+        before any theo, the cost is set at the first theo (:meth:`_mark_adopted`) and until
+        then P&L marks the positions at that cost (flat). The adopted directional inventory is
+        ``inherited``: above the limit it makes the worker REDUCING, never HALTED."""
         self.positions.update({m: ev.positions.get(m, 0) for m in self.positions})
-        marks = self.theo or tuple(0.5 for _ in self.game.markets)
-        for m, p in zip(self.game.markets, marks):
-            self.cost[m] = int(self.positions[m] * p * PRICE_ONE) // CONTRACT
+        self.inherited = max(map(abs, directional_inventory(self.game.book, self.positions)))
+        self.adopted_positions = dict(self.positions)
+        marks = self.theo or tuple(0.5 for _ in self.game.markets)  # 0.5: provisional
+        self.adopted_cost = {m: int(self.positions[m] * p * PRICE_ONE) // CONTRACT
+                             for m, p in zip(self.game.markets, marks)}
+        self.cost.update(self.adopted_cost)
+        self.adopted_cash_known = ev.cash is not None
         self.cash = ev.cash if ev.cash is not None else -sum(self.cost.values())
+        self.adopted_unmarked = self.theo is None and any(self.positions.values())
+
+    def _mark_adopted(self, theo: tuple[float, ...]) -> None:
+        """The first theo after positions were adopted without one: move their provisional
+        0.5 cost (and the matching cash) to theo, so adoption is flat at theo, as it would
+        have been with theo at hand, and P&L/drawdown count from there."""
+        self.adopted_unmarked = False
+        for m, p in zip(self.game.markets, theo):
+            prov = self.adopted_cost.get(m, 0)
+            new = int(self.adopted_positions.get(m, 0) * p * PRICE_ONE) // CONTRACT
+            self.cost[m] += new - prov
+            if not self.adopted_cash_known:
+                self.cash -= new - prov
 
     def _on_ConnEv(self, ev: ConnEv, now_ns: int, out: Output) -> None:
         self.ws_connected = ev.ws_connected
@@ -598,33 +717,94 @@ class GameWorker:
     def _on_StopEv(self, ev: StopEv, now_ns: int, out: Output) -> None:
         self._stop(ev.reason, now_ns, out)
 
+    def _on_AccountEv(self, ev: AccountEv, now_ns: int, out: Output) -> None:
+        prev, self.account = self.account, ev.view
+        if prev is not None and prev.day != ev.view.day:
+            # a new trading day during this run: its P&L and this game's peak start from here
+            self.day_base_pnl = self.pnl_money()
+            self.ks = dataclasses.replace(self.ks, peak_pnl_money=ev.view.game_peak_money)
+        elif ev.view.game_peak_money > self.ks.peak_pnl_money:
+            # a restarted worker's drawdown continues from the peak its earlier runs published
+            self.ks = dataclasses.replace(self.ks, peak_pnl_money=ev.view.game_peak_money)
+        if prev is None or prev.others != ev.view.others:
+            self.dirty = True
+
+    def day_pnl_money(self) -> int:
+        """This run's P&L within the current trading day (money)."""
+        return self.pnl_money() - self.day_base_pnl
+
+    def game_day_pnl_money(self) -> int:
+        """This game's P&L for the day: its earlier runs (from the ledger) plus this one."""
+        before = self.account.game_day_pnl_before_money if self.account is not None else 0
+        return before + self.day_pnl_money()
+
     # --- risk --------------------------------------------------------------------------------
 
     def _stop(self, reason: str, now_ns: int, out: Output) -> None:
         if self.stopping is None:
             self.stopping = reason
+            before = self.ks.state
             self.ks = trip(self.ks, Trigger.MANUAL, now_ns, f"stop: {reason}", self.cfg.killswitch)
             out.journal.append(self._rec("state_change", f"{self.run_id}:stop", now_ns,
-                                         from_state=self.ks.state, to_state="HALTED",
+                                         from_state=before, to_state=self.ks.state,
                                          reason=f"stop: {reason}"))
         self.dirty = True
 
+    @property
+    def books_ready(self) -> bool:
+        """Every market's book has arrived at least once: until then the liquidity-dependent
+        limit is not known (it would read as the sport's floor) and judges nothing."""
+        return all(b is not None for b in self.books.values())
+
     def limit(self) -> GameLimit:
+        """The game's limits from *others'* liquidity near the top: our own resting orders are
+        taken out of the book sizes (we cannot exit into ourselves, and quoting more must not
+        raise the limit that sizes the quotes: issue 10 item 4)."""
+        own: dict[tuple[str, str, int], int] = {}
+        for o in (*self.live.values(), *self.cancelling.values()):
+            key = (o.market, o.side, o.price)
+            own[key] = own.get(key, 0) + o.remaining
         sizes: list[int] = []
-        for book in self.books.values():
+        w = self.cfg.liquidity_window_price
+        for m, book in self.books.items():
             if book is None or book.stale:
                 continue
             top = book.top()
-            w = self.cfg.liquidity_window_price
-            sizes += [n for p, n in book.bids.items() if top.bid is not None and p >= top.bid - w]
-            sizes += [n for p, n in book.asks.items() if top.ask is not None and p <= top.ask + w]
+            if top.bid is not None:
+                sizes += [max(0, n - own.get((m, "bid", p), 0))
+                          for p, n in book.bids.items() if p >= top.bid - w]
+            if top.ask is not None:
+                sizes += [max(0, n - own.get((m, "ask", p), 0))
+                          for p, n in book.asks.items() if p <= top.ask + w]
         return game_limit(self.game.sport_key, available_liquidity(sizes), self.cfg.limits)
 
+    def marks(self) -> tuple[tuple[float, ...], str]:
+        """Per-market marks (probability) for P&L and where they come from: theo; without theo,
+        the book's mid; without either, the position's own average cost (a position then
+        counts at what it cost, neither profit nor loss). Issue 10 item 11."""
+        if self.theo is not None:
+            return self.theo, "theo"
+        marks: list[float] = []
+        sources: set[str] = set()
+        costs = self._avg_costs()
+        for m in self.game.markets:
+            book = self.books.get(m)
+            mid = book.top().mid if book is not None and not book.stale else None
+            if self.adopted_unmarked:
+                mid = None  # adopted without theo: flat at cost until theo marks it
+            if mid is not None:
+                marks.append(mid / PRICE_ONE)
+                sources.add("mid")
+            else:
+                marks.append(costs.get(m, 0.0) / PRICE_ONE)
+                sources.add("cost")
+        return tuple(marks), "+".join(sorted(sources))
+
     def pnl_money(self) -> int:
-        if self.theo is None:
-            return self.cash
+        """Cash plus positions at :meth:`marks` (money, price units)."""
+        marks, _ = self.marks()
         return self.cash + sum(int(q * p * PRICE_ONE) // CONTRACT
-                               for q, p in zip((self.positions[m] for m in self.game.markets), self.theo))
+                               for q, p in zip((self.positions[m] for m in self.game.markets), marks))
 
     def _evaluate_risk(self, now_ns: int, out: Output) -> None:
         limit = self.limit()
@@ -632,12 +812,17 @@ class GameWorker:
         # (liquidity-dependent, so moving) limit by sizing and the gate; a shrinking limit must
         # pull quotes, not halt the game.
         worst = max(map(abs, directional_inventory(self.game.book, self.positions)))
+        self.inherited = min(self.inherited, worst)
+        hard = soft = None
+        if self.books_ready:  # limits wait for the books (a restart must not judge by the floor)
+            hard = max(self._breach_limit(limit.hard_contracts, now_ns), self.inherited)
+            soft = int(self.cfg.soft_trigger_fraction * limit.hard_contracts)
         lat = sorted(self.latencies)
         metrics = RiskMetrics(
-            pnl_money=self.pnl_money(),
+            pnl_money=self.game_day_pnl_money(),
             worst_case_exposure=worst,
-            hard_limit=self._breach_limit(limit.hard_contracts, now_ns),
-            soft_limit=None,
+            hard_limit=hard,
+            soft_limit=soft,
             last_market_data_ns=self.last_market_data_ns if self.last_market_data_ns else self.started_ns,
             last_theo_ns=self.last_theo_ns if self.last_theo_ns is not None else self.started_ns,
             latency_p95_ns=lat[int(0.95 * (len(lat) - 1))] if len(lat) >= 20 else None,
@@ -649,6 +834,8 @@ class GameWorker:
             position_drift=self.position_drift,
             jump=any(combined(m, now_ns, self.cfg.jump) == "pull" for m in self.jumps.values()),
             game_start_ns=self.game.start_ns,
+            day_pnl_money=(self.account.day_pnl_others_money + self.day_pnl_money()
+                           if self.account is not None else None),
         )
         before = self.ks.state
         self.ks = evaluate(self.ks, metrics, now_ns, self.cfg.killswitch)
@@ -689,6 +876,7 @@ class GameWorker:
         return history[0][1]
 
     def _maybe_refresh_theo(self, limit: GameLimit, now_ns: int, out: Output) -> None:
+        self._maybe_refresh_near_start(now_ns, out)
         inv = directional_inventory(self.game.book, self.positions)
         if max(map(abs, inv)) <= self.cfg.theo_refresh_fraction * limit.hard_contracts:
             return
@@ -699,11 +887,28 @@ class GameWorker:
         out.requests.append(RefreshTheo(f"inventory {max(map(abs, inv)) / CONTRACT:.0f} contracts "
                                         f"past {self.cfg.theo_refresh_fraction:.0%} of the limit"))
 
+    def _maybe_refresh_near_start(self, now_ns: int, out: Output) -> None:
+        """Near the start the kill switch wants theo at most ``stale_theo_near_start_ns`` old;
+        the scheduled pulls are 30 minutes apart, so ask for per-game pulls before it gets there."""
+        ks = self.cfg.killswitch
+        if (self.stopping is not None or self.last_theo_ns is None
+                or not self.game.start_ns - ks.near_start_window_ns <= now_ns < self.game.start_ns):
+            return
+        every = int(self.cfg.near_start_refresh_fraction * ks.stale_theo_near_start_ns)
+        age = now_ns - self.last_theo_ns
+        if age < every:
+            return
+        if self.last_near_start_refresh_ns is not None and now_ns - self.last_near_start_refresh_ns < every:
+            return
+        self.last_near_start_refresh_ns = now_ns
+        out.requests.append(RefreshTheo(f"theo {age / NS:.0f}s old, {(self.game.start_ns - now_ns) / NS:.0f}s "
+                                        f"before the start (limit {ks.stale_theo_near_start_ns / NS:.0f}s)"))
+
     # --- quoting -----------------------------------------------------------------------------
 
     def _requote(self, now_ns: int, out: Output) -> None:
         self.dirty = False
-        trading = "HALTED" if self.stopping else self.ks.state
+        trading = "HALTED" if self.stopping or self.group_problem else self.ks.state
         own = {m: [(o.side, o.price, o.remaining) for o in self.live.values() if o.market == m]
                for m in self.game.markets}
         tops: dict[str, BookTop] = {}
@@ -715,7 +920,8 @@ class GameWorker:
         state = GameState(self.positions, self.cash, self._avg_costs(), tuple(self.live.values()))
         dq = desired_quotes(self.game, tops, self.theo, state, limit, self.cfg.quote, now_ns,
                             uncertainty=self.uncertainty, trading=trading,
-                            stale=frozenset(self.stale) | closed)
+                            stale=frozenset(self.stale) | closed,
+                            limit_config=self.cfg.limits, others=self._others())
         free_quotes = [q for q in dq.quotes if not self._slot_locked(q.slot)]
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
@@ -723,8 +929,10 @@ class GameWorker:
         if not plan.actions:
             return
         gate_state = GateState(self.game, self.ks, limit, self.theo, self.positions, self.cash,
-                               self._risk_resting(), self.market_open, tuple(self.recent_places))
+                               self._risk_resting(), self.market_open, tuple(self.recent_places),
+                               limit_config=self.cfg.limits, others=self._others())
         verdict = check(gate_state, plan.actions, now_ns, self.cfg.gate)
+        verdict = _cancel_refused_amends(verdict)
         refused = tuple(_refusal_key(r.action, r.reason) for r in verdict.refused)
         if refused and not verdict.approved and refused == self.last_refused:
             # the same refusal as last time (e.g. on every book event while a limit binds):
@@ -755,6 +963,10 @@ class GameWorker:
             out.actions.append((seq, action))
             out.journal.append(self._rec("order_action", f"{self.run_id}:{seq}", now_ns,
                                          **_action_dict(action)))
+
+    def _others(self) -> OtherGames:
+        """The other games' use of the account's caps (nothing known: none)."""
+        return self.account.others if self.account is not None else OtherGames()
 
     def _risk_resting(self) -> tuple[LiveOrder, ...]:
         """Everything that could still fill: live, unconfirmed cancels, and places whose ack
@@ -802,6 +1014,24 @@ def _updated_cost(cost: int, before: int, after: int, signed: int, money: int) -
 def _as_live(ev: OrderEv, placed_ns: int) -> LiveOrder:
     return LiveOrder(ev.order_id, ev.client_order_id, ev.market, ev.side, ev.price, ev.remaining,
                      ev.filled, placed_ns)
+
+
+def _filled_past(ev: AckEv) -> bool:
+    """The venue refused an amend because the order's fills reached the total it was sent."""
+    return "filled count" in (ev.error or "").lower()
+
+
+def _cancel_refused_amends(verdict: GateResult) -> GateResult:
+    """A refused amend must not leave the order it would have changed resting as it was: that
+    order was sized for an older state (a bigger size, a price further from theo), which is why
+    the quoting wanted to change it. Cancel it instead (cancels always pass the gate); the slot
+    is quoted afresh on a later decision if the gate then allows it (issue 10 item 9)."""
+    extra = [Cancel(r.action.order_id, r.action.market, r.action.side,
+                    f"amend refused: {r.reason}")
+             for r in verdict.refused if isinstance(r.action, Amend)]
+    if not extra:
+        return verdict
+    return GateResult((*extra, *verdict.approved), verdict.refused)
 
 
 def _quote_dict(q: Any) -> dict[str, Any]:
