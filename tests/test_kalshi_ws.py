@@ -18,7 +18,8 @@ from mmcore.venues.kalshi import schema as ks
 from mmcore.venues.kalshi.auth import WS_PATH, Signer, generate_key_pair, private_key_from_pem
 from mmcore.venues.kalshi.ws import (
     DEFAULT_CHANNELS, MAX_RESUBSCRIBES, BookResynced, BookStale, BookUpdated, Connected,
-    Disconnected, Fill, KalshiWs, Lifecycle, OrderGroupUpdate, OrderUpdate, PositionUpdate, WsEvent, WsSession, backoff_delay_s,
+    Disconnected, Fill, KalshiWs, Lifecycle, OrderGroupUpdate, OrderUpdate, PositionUpdate, Trade, WsEvent,
+    WsSession, backoff_delay_s,
     encode_command,
 )
 
@@ -87,12 +88,13 @@ def test_connect_subscribes_each_channel_and_filters_only_market_channels() -> N
     cmds = commands_of(out)
     assert [c.params.channels for c in cmds] == [
         ["orderbook_delta"], ["fill"], ["user_orders"], ["market_positions"],
-        ["market_lifecycle_v2"], ["order_group_updates"]]
+        ["market_lifecycle_v2"], ["order_group_updates"], ["trade"]]
     book = json.loads(encode_command(cmds[0]))
     assert book == {"id": cmds[0].id, "cmd": "subscribe",
                     "params": {"channels": ["orderbook_delta"], "market_tickers": [M1, M2],
                                "use_yes_price": True}}
-    assert all(c.params.market_tickers is None for c in cmds[1:])
+    assert all(c.params.market_tickers is None for c in cmds[1:-1])
+    assert cmds[-1].params.market_tickers == [M1, M2]  # trade: filtered like the book
     assert len({c.id for c in cmds}) == len(cmds)
     # every frame we send is a valid command for the local exchange's parser
     for c in cmds:
@@ -302,6 +304,15 @@ def test_fill_order_position_lifecycle_carry_both_times(session: WsSession) -> N
     # a value the units cannot hold is dropped (logged), never raised into the driver
     bad = {**fill, "yes_price_dollars": "0.560001"}
     assert session.on_message(frame("fill", bad, sid=2), NOW) == []
+
+
+def test_public_trade_prints_become_trade_events(session: WsSession) -> None:
+    msg = {"trade_id": "trd-9", "market_ticker": M2, "yes_price_dollars": "0.6100",
+           "no_price_dollars": "0.3900", "count_fp": "7.00", "taker_side": "yes",
+           "taker_outcome_side": "yes", "taker_book_side": "bid", "is_block_trade": False,
+           "ts": 1789668150, "ts_ms": 1789668150250}
+    [ev] = session.on_message(frame("trade", msg, sid=7), NOW)
+    assert ev == Trade("trd-9", M2, 6100, 700, "bid", 1_789_668_150_250_000_000, NOW)
 
 
 def test_order_group_updates_become_events_and_probe_asks_fresh_books(session: WsSession) -> None:

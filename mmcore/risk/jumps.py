@@ -146,7 +146,12 @@ def observe_theo(state: JumpState, prob: float, now_ns: int, cfg: JumpConfig
 
 @dataclass(frozen=True, slots=True)
 class JumpMonitor:
-    """The three streams of one market, with each stream's latest verdict."""
+    """The three streams of one market, with each stream's verdict in force.
+
+    A stream's verdict in force is its latest one, unless an earlier, stronger verdict of that
+    stream is still within ``hold_ns``: a ``widen`` is not cleared by the next quiet book change
+    a second later. Trade prints keep one series per taker side (``trade`` for buys, which print
+    at the ask; ``trade_sell`` for sells, at the bid), so the bid-ask bounce is not a move."""
 
     mid: JumpState = JumpState()
     trade: JumpState = JumpState()
@@ -154,16 +159,37 @@ class JumpMonitor:
     mid_verdict: JumpVerdict | None = None
     trade_verdict: JumpVerdict | None = None
     theo_verdict: JumpVerdict | None = None
+    trade_sell: JumpState = JumpState()
+
+
+def _in_force(held: JumpVerdict | None, new: JumpVerdict, cfg: JumpConfig) -> JumpVerdict:
+    """The verdict a stream keeps after ``new``: ``held`` while stronger and within hold."""
+    if (held is not None and _LEVEL_RANK[held.level] > _LEVEL_RANK[new.level]
+            and new.at_ns - held.at_ns <= cfg.hold_ns):
+        return held
+    return new
 
 
 def observe_stream(mon: JumpMonitor, stream: Stream, prob: float, now_ns: int, cfg: JumpConfig
                    ) -> tuple[JumpMonitor, JumpVerdict]:
-    """Feed one stream of ``mon``; one ``cfg`` per stream may be passed by the caller."""
+    """Feed one stream of ``mon``; one ``cfg`` per stream may be passed by the caller. Returns
+    this observation's own verdict (the monitor keeps the one in force)."""
     if stream not in ("mid", "trade", "theo"):
         raise InputError(f"unknown jump stream {stream!r}")
     fn = observe_theo if stream == "theo" else observe
     state, v = fn(getattr(mon, stream), prob, now_ns, cfg)
-    return replace(mon, **{stream: state, f"{stream}_verdict": v}), v
+    kept = _in_force(getattr(mon, f"{stream}_verdict"), v, cfg)
+    return replace(mon, **{stream: state, f"{stream}_verdict": kept}), v
+
+
+def observe_trade(mon: JumpMonitor, taker_side: Literal["bid", "ask"], prob: float, now_ns: int,
+                  cfg: JumpConfig) -> tuple[JumpMonitor, JumpVerdict]:
+    """Feed one trade print (YES price as a probability; ``taker_side`` "bid" = the taker bought
+    YES) into the series of its taker side; the verdict lands in ``trade_verdict``."""
+    name = "trade" if taker_side == "bid" else "trade_sell"
+    state, v = observe(getattr(mon, name), prob, now_ns, cfg)
+    kept = _in_force(mon.trade_verdict, v, cfg)
+    return replace(mon, **{name: state, "trade_verdict": kept}), v
 
 
 def combined(mon: JumpMonitor, now_ns: int, cfg: JumpConfig) -> JumpLevel:

@@ -38,7 +38,8 @@ from mmcore.venues.kalshi import schema as ks
 from mmcore.venues.kalshi.auth import Signer
 from mmcore.venues.kalshi.ws_events import (
     BookResynced, BookStale, BookUpdated, BookView, Connected, Disconnected, Fill, Lifecycle,
-    OrderGroupUpdate, OrderUpdate, PositionUpdate, SessionOutput, StaleReason, WsEvent, encode_command,
+    OrderGroupUpdate, OrderUpdate, PositionUpdate, SessionOutput, StaleReason, Trade, WsEvent,
+    encode_command,
 )
 from mmcore.venues.kalshi.ws_session import (
     DEFAULT_CHANNELS, DUPLICATE_TOLERANCE, MARKET_FILTERED_CHANNELS, MAX_RESUBSCRIBES, WsSession,
@@ -47,7 +48,8 @@ from mmcore.venues.kalshi.ws_session import (
 __all__ = [
     "DEFAULT_CHANNELS", "MARKET_FILTERED_CHANNELS", "DUPLICATE_TOLERANCE", "MAX_RESUBSCRIBES",
     "BookView", "BookUpdated", "BookStale", "BookResynced", "Fill", "OrderUpdate",
-    "PositionUpdate", "Lifecycle", "OrderGroupUpdate", "Connected", "Disconnected", "WsEvent", "SessionOutput",
+    "PositionUpdate", "Lifecycle", "OrderGroupUpdate", "Trade", "Connected", "Disconnected", "WsEvent",
+    "SessionOutput",
     "StaleReason", "WsSession", "encode_command", "backoff_delay_s", "KalshiWs",
 ]
 

@@ -23,7 +23,7 @@ from mmcore.venues.kalshi import schema as ks
 
 __all__ = [
     "BookView", "BookUpdated", "BookStale", "BookResynced", "Fill", "OrderUpdate",
-    "PositionUpdate", "Lifecycle", "OrderGroupUpdate", "Connected", "Disconnected", "WsEvent",
+    "PositionUpdate", "Lifecycle", "OrderGroupUpdate", "Trade", "Connected", "Disconnected", "WsEvent",
     "SessionOutput", "StaleReason", "encode_command",
 ]
 
@@ -201,6 +201,21 @@ class OrderGroupUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Trade:
+    """A public trade print in a watched market (channel ``trade``): anyone's, ours included.
+    ``price`` YES price units, ``count`` centi-contracts, ``taker_side`` the YES book side of the
+    taker's order ("bid" = the taker bought YES, lifting the ask)."""
+
+    trade_id: str
+    market: str
+    price: int
+    count: int
+    taker_side: ks.BookSide
+    exchange_ns: int | None
+    receipt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Connected:
     """Connection ``attempt`` (1-based, counting failed attempts too) is up; subscribing."""
 
@@ -216,7 +231,7 @@ class Disconnected:
 
 WsEvent = Union[
     BookUpdated, BookStale, BookResynced, Fill, OrderUpdate, PositionUpdate, Lifecycle,
-    OrderGroupUpdate, Connected, Disconnected,
+    OrderGroupUpdate, Trade, Connected, Disconnected,
 ]
 SessionOutput = Union[WsEvent, ks.AnyWsCommand]
 
@@ -310,10 +325,19 @@ def _order_group_event(m: ks.OrderGroupUpdateMsg, receipt_ns: int) -> OrderGroup
     )
 
 
+def _trade_event(m: ks.TradeMsg, receipt_ns: int) -> Trade:
+    return Trade(
+        trade_id=m.trade_id, market=m.market_ticker, price=m.price(), count=m.count(),
+        taker_side=m.taker_book_side, exchange_ns=_exchange_ns(m, ("ts_ms", _MS), ("ts", _S)),
+        receipt_ns=receipt_ns,
+    )
+
+
 _CONVERTERS: dict[type, Callable[[Any, int], WsEvent]] = {
     ks.FillMessage: _fill_event,
     ks.UserOrderMessage: _order_event,
     ks.MarketPositionMessage: _position_event,
     ks.MarketLifecycleV2Message: _lifecycle_event,
     ks.OrderGroupUpdatesMessage: _order_group_event,
+    ks.TradeMessage: _trade_event,
 }

@@ -87,9 +87,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNELS = ("orderbook_delta", "fill", "user_orders", "market_positions", "market_lifecycle_v2",
-                    "order_group_updates")
+                    "order_group_updates", "trade")
 """``order_group_updates`` tells a worker at once that the venue triggered or deleted its order
-group (and so cancelled the group's orders)."""
+group (and so cancelled the group's orders); ``trade`` (public prints of the watched markets)
+feeds the worker's jump detector and order-flow guard."""
 MARKET_FILTERED_CHANNELS = frozenset({"orderbook_delta", "ticker", "trade"})
 """Channels subscribed with ``market_tickers``; every other channel is subscribed unfiltered."""
 DUPLICATE_TOLERANCE = 16
