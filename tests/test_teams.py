@@ -449,14 +449,6 @@ def test_two_way_event_never_matches_a_game_with_tie():
     assert "2-way event" in event_reasons(report)["ev1"]
 
 
-def test_three_way_event_needs_a_tie_market():
-    ev = event("Arsenal", "Leeds United", "2026-10-10T14:00:00Z", sport="soccer_epl", three_way=True)
-    g = game("KXEPLGAME-26OCT10ARSLEE", ("ARS", "LEE"), "2026-10-10T14:00:00Z")
-    report = match_games([ev], [g])
-    assert report.matched == ()
-    assert "3-way event" in event_reasons(report)["ev1"]
-
-
 def test_same_codes_in_another_league_do_not_match():
     # PHI/DET exist in NBA and NFL; the series decides
     ev = event("Philadelphia 76ers", "Detroit Pistons", "2026-11-01T23:00:00Z")
@@ -504,3 +496,15 @@ def test_game_in_unknown_series_is_reported():
     g = game("KXFOOGAME-26MAY25AAABBB", ("AAA", "BBB"), None)
     report = match_games([], [g])
     assert report.unmatched[0].reason == "series KXFOOGAME has no Odds API sport key"
+
+
+def test_three_way_event_prices_a_two_way_listing_without_its_draw():
+    """A soccer game listed without a TIE market (a draw settles both NO, issue 10 item 8): the
+    team markets take their own outcomes' probabilities; the draw maps to no market."""
+    ev = event("Arsenal", "Leeds United", "2026-10-10T14:00:00Z", sport="soccer_epl", three_way=True)
+    g = game("KXEPLGAME-26OCT10ARSLEE", ("ARS", "LEE"), "2026-10-10T14:00:00Z")
+    m = only_match(match_games([ev], [g]))
+    assert m.outcome_markets == {
+        "Arsenal": "KXEPLGAME-26OCT10ARSLEE-ARS",
+        "Leeds United": "KXEPLGAME-26OCT10ARSLEE-LEE",
+    }

@@ -30,9 +30,12 @@ def worker_config(worker_id: str) -> WorkerConfig:
     return WorkerConfig(worker_id, quote=dataclasses.replace(DEFAULT_QUOTE_PARAMS, stop_before_start_ns=3 * 10**9))
 
 
-def scenario_dict(seed: int, start_in_s: float, **participants: Any) -> dict[str, Any]:
+def scenario_dict(seed: int, start_in_s: float, game: dict[str, Any] | None = None,
+                  **participants: Any) -> dict[str, Any]:
+    """One game (``game`` overrides its fields, e.g. a soccer game without a tie market)."""
     d = default_scenario_dict(seed, 1)
     d["games"][0]["start_in_s"] = start_in_s
+    d["games"][0].update(game or {})
     if participants:
         d["participants"].update(participants)
     return d
@@ -51,9 +54,9 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, seed: int = 3, start_in_s: float = 20.0, **participants: Any
-              ) -> AsyncIterator[Rig]:
-    sc = load_scenario(scenario_dict(seed, start_in_s, **participants), time.time_ns())
+async def rig(tmp_path: Path, seed: int = 3, start_in_s: float = 20.0,
+              game: dict[str, Any] | None = None, **participants: Any) -> AsyncIterator[Rig]:
+    sc = load_scenario(scenario_dict(seed, start_in_s, game, **participants), time.time_ns())
     async with SimStack(sc, tmp_path / "data", heartbeat_s=1.0) as stack:
         signer = stack.signer()
         theo_dir, journal_dir = tmp_path / "theo", tmp_path / "journal"
@@ -70,7 +73,8 @@ async def rig(tmp_path: Path, seed: int = 3, start_in_s: float = 20.0, **partici
                 journal = Journal.open(JournalConfig(journal_dir, worker_id), time.time_ns())
                 return WorkerDriver(
                     rest, lambda markets: KalshiWs(stack.ws_url, signer, markets=markets),
-                    game, worker_config(worker_id), FileTheoSource(theo_dir, g.event_ticker),
+                    game, kw.pop("cfg", None) or worker_config(worker_id),
+                    FileTheoSource(theo_dir, g.event_ticker),
                     journal=journal, cancel_deadline_s=kw.pop("cancel_deadline_s", 20.0), **kw)
 
             r.driver = make  # type: ignore[method-assign]

@@ -404,7 +404,8 @@ def match_games(
 
     A pair is *possible* when: the event's sport maps to the game's series; both team names
     resolve through the aliases and the game's team markets are exactly those two teams (any of
-    each team's accepted codes; TIE aside); the event is 3-way iff the game has a TIE market; and
+    each team's accepted codes; TIE aside); a game with a TIE market needs a 3-way event (a 3-way
+    event may price a 2-way listing whose draw settles both markets NO: Draw maps to no market); and
     the start agrees — ``|game.start_ns − commence_ns| <= window_ns``, or, when the game's start
     is unknown, the ticker date equals the event's commence date in America/New_York.
 
@@ -529,9 +530,9 @@ def _candidates(
                     f"{game.event_ticker} is dated {game_day} ET, event is {event_day} ET"
                 )
                 continue
-        if event.three_way and not game.has_tie:
-            shape_misses.append(f"3-way event but {game.event_ticker} has no {TIE_CODE} market")
-            continue
+        # A 3-way event may price a 2-way listing (no TIE market; a draw settles both team
+        # markets NO): each team market's theo is its own outcome's probability, the draw's is
+        # left unlisted, and the worker counts the draw as an extra outcome (issue 10 item 8).
         if not event.three_way and game.has_tie:
             shape_misses.append(f"2-way event but {game.event_ticker} has a {TIE_CODE} market")
             continue
@@ -540,7 +541,7 @@ def _candidates(
             event.home_team: game.markets[home_code],
             event.away_team: game.markets[away_code],
         }
-        if event.three_way:
+        if event.three_way and game.has_tie:
             outcome_markets[DRAW] = game.markets[TIE_CODE]
         found.append(_Candidate(gi, distance, outcome_markets))
 

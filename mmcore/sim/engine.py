@@ -107,7 +107,7 @@ class Engine(EngineCore):
     def add_market(self, ticker: str, *, event_ticker: str, title: str = "",
                    yes_sub_title: str = "", grid: TickGrid | None = None, open_ns: int = 0,
                    close_ns: int, status: MarketStatus = "active",
-                   now_ns: int | None = None) -> None:
+                   now_ns: int | None = None, rules_secondary: str = "") -> None:
         """Create a market (emits lifecycle ``created`` at ``now_ns``, default ``open_ns``)."""
         if ticker in self._markets:
             raise EngineError(400, "invalid_parameters", f"market {ticker} already exists")
@@ -118,7 +118,7 @@ class Engine(EngineCore):
         ts = open_ns if now_ns is None else now_ns
         self._markets[ticker] = Market(ticker, event_ticker, title, yes_sub_title,
                                        grid or TickGrid.linear_cent(), open_ns, close_ns, status,
-                                       created_ns=ts)
+                                       created_ns=ts, rules_secondary=rules_secondary)
         series = self._series[self._events[event_ticker].series_ticker]
         self._schedules[ticker] = series.fee_schedule
         self._fee_bounds[ticker] = FeeBound.of(series.fee_schedule)

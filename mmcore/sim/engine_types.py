@@ -130,6 +130,8 @@ class Market:
     result: MarketResult | None = None
     determined_ns: int | None = None
     settled_ns: int | None = None
+    rules_secondary: str = ""
+    """Settlement rules beyond "this team wins" (tie, cancellation); empty: the generic text."""
 
 
 # --- orders --------------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ class LocalExchange:
             for market, name in zip(g.markets, names):
                 eng.add_market(market, event_ticker=g.event_ticker, title=f"{name} wins?",
                                yes_sub_title=name, grid=g.grid, open_ns=scenario.start_ns,
-                               close_ns=g.settle_ns)
+                               close_ns=g.settle_ns, rules_secondary=g.rules_secondary)
 
     def event_tickers(self) -> Iterable[str]:
         return self.engine.events.keys()

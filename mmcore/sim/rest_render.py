@@ -132,8 +132,8 @@ def market_json(engine: Engine, m: Market, event: Event, *, volume_24h: int,
         "early_close_condition": "The market closes early once the game's result is final.",
         "rules_primary": (f"If {m.yes_sub_title} wins the {event.title} game{start}, "
                           "then the market resolves to Yes."),
-        "rules_secondary": ("If the game is postponed or canceled, the market resolves per the "
-                            "contract terms."),
+        "rules_secondary": m.rules_secondary or ("If the game is postponed or canceled, the "
+                                                 "market resolves per the contract terms."),
         "price_level_structure": price_structure(m.grid),
         "price_ranges": [{"start": format_dollars(a), "end": format_dollars(b),
                           "step": format_dollars(s)} for a, b, s in m.grid.ranges],

@@ -13,7 +13,9 @@ into a :class:`ResolvedScenario` that replays exactly:
   :func:`~mmcore.odds.teams.series_for_sport`, event ``{SERIES}-{YY}{MON}{DD}[HHMM]{codes}`` with
   the US Eastern date (MLB adds the Eastern start time), codes away-first for US leagues and
   home-first for soccer, markets ``<event>-<CODE>`` plus ``<event>-TIE`` for soccer. Markets are
-  kept in outcome order (home, away[, draw]), aligned with the truth's probabilities.
+  kept in outcome order (home, away[, draw]), aligned with the truth's probabilities. A soccer
+  game with ``tie_market: false`` lists only the two team markets (a 2-way listing): a draw then
+  settles both NO, and the markets' ``rules_secondary`` says so (issue 10 item 8).
 - **Faults** are only parsed and exposed, as a timeline sorted by time (file order on ties).
 
 Units: times are integer ns since the epoch (file: ``*_s`` seconds after the scenario start);
@@ -119,11 +121,15 @@ class GameIn(BaseModel):
     market_tickers: list[str] | None = None
     """In outcome order (home, away[, draw])."""
     truth: TruthOverrides | None = None  # type: ignore[valid-type]
+    tie_market: bool = True
+    """Three-way sports only: False lists no ``-TIE`` market; a draw settles both markets NO."""
 
     @model_validator(mode="after")
     def _one_start(self) -> GameIn:
         if (self.start_in_s is None) == (self.start is None):
             raise ValueError("give exactly one of start_in_s and start")
+        if not self.tie_market and not _three_way(self.sport_key):
+            raise ValueError(f"tie_market: false needs a three-way sport, not {self.sport_key}")
         return self
 
 
@@ -213,15 +219,19 @@ class ResolvedGame:
     truth: TruthPath
     seed: int
     participants: tuple[ResolvedParticipant, ...]
+    rules_secondary: str = ""
+    """The markets' settlement rules beyond "this team wins" (empty: the generic text)."""
 
     @property
     def fees(self) -> FeeSchedule:
         return FeeSchedule.from_series(self.fee_type, self.fee_multiplier)
 
     @property
-    def winner_market(self) -> str:
-        """The market that settles YES."""
-        return self.markets[self.truth.winner]
+    def winner_market(self) -> str | None:
+        """The market that settles YES; None when the outcome has no market (a draw in a 2-way
+        soccer listing): every market then settles NO."""
+        w = self.truth.winner
+        return self.markets[w] if w < len(self.markets) else None
 
     def yes_prob(self, market: str, now_ns: int) -> float:
         """Hidden YES probability of one of this game's markets at ``now_ns``."""
@@ -345,11 +355,20 @@ def _game_tickers(g: GameIn, start_ns: int, n: int) -> tuple[str, str, tuple[str
     return series, g.event_ticker, markets
 
 
+DRAW_SETTLES_NO = "If the match ends in a draw, the market resolves to No."
+"""``rules_secondary`` of a 2-way soccer listing (no tie market)."""
+
+
 def _resolve_game(sc: Scenario, g: GameIn, t0_ns: int, now_ns: int) -> ResolvedGame:
     start_ns = (t0_ns + round(g.start_in_s * NS_PER_S) if g.start_in_s is not None
                 else resolve_time(g.start or "", now_ns))
     n = 3 if _three_way(g.sport_key) else 2
-    series, event, markets = _game_tickers(g, start_ns, n)
+    listed = n if g.tie_market else 2
+    if g.tie_market or g.market_tickers is not None:
+        series, event, markets = _game_tickers(g, start_ns, listed)
+    else:  # a 2-way listing of a 3-way sport: the generated tickers without the -TIE market
+        series, event, markets = _game_tickers(g, start_ns, n)
+        markets = markets[:2]
     game_seed = derive_seed(sc.seed, "game", event)
     if g.true_probs is not None:
         if len(g.true_probs) != n:
@@ -372,7 +391,8 @@ def _resolve_game(sc: Scenario, g: GameIn, t0_ns: int, now_ns: int) -> ResolvedG
     grid = getattr(TickGrid, g.price_structure)()
     return ResolvedGame(sim, series, event, markets, g.fee_type, g.fee_multiplier,
                         g.price_structure, grid, start_ns, end_ns, params, path, game_seed,
-                        _participants(sc.participants, g.sport_key, event, game_seed))
+                        _participants(sc.participants, g.sport_key, event, game_seed),
+                        "" if g.tie_market else DRAW_SETTLES_NO)
 
 
 def _participants(spec: ParticipantsIn, sport_key: str, event: str,

@@ -38,7 +38,7 @@ from typing import Any
 
 from mmcore.errors import MMError, RateLimitedError
 from mmcore.fees import FeeSchedule
-from mmcore.game import GameSpec
+from mmcore.game import GameSpec, extra_outcomes_from_rules
 from mmcore.odds.teams import TIE_CODE, sport_for_series
 from mmcore.orders import Amend, Cancel, OrderAction, Place
 from mmcore.risk.killswitch import Trigger
@@ -84,9 +84,13 @@ async def load_game(rest: KalshiRest, event_ticker: str) -> GameSpec:
     fee_mult = event.fee_multiplier_override if event.fee_multiplier_override is not None else series.fee_multiplier
     start_ns = await rest.game_start_ns(event_ticker)
     sport = sport_for_series(event.series_ticker) or "default"
-    return GameSpec(event_ticker, sport, tuple(m.ticker for m in markets),
+    tickers = tuple(m.ticker for m in markets)
+    # a draw that settles every listed market NO, or a void at a set value (issue 10 item 8)
+    extra = extra_outcomes_from_rules(
+        sport, tickers, [t for m in markets for t in (m.rules_primary, m.rules_secondary)])
+    return GameSpec(event_ticker, sport, tickers,
                     tuple(m.tick_grid() for m in markets), FeeSchedule.from_series(fee_type, fee_mult),
-                    start_ns)
+                    start_ns, extra)
 
 
 PUBLISH_HINT = ("the odds pull (`mm run refresh-calendar` then `mm run pull-odds`, or the pull-odds "

@@ -463,7 +463,8 @@ class GameWorker:
             out.requests.append(RestoreOrderGroup(ev.kind == "deleted", self.group_problem))
         out.journal.append(self._rec("error", f"group:{self.run_id}:{self.group_events}", now_ns,
                                      where="order_group", error_type=ev.kind,
-                                     reason=self.group_problem or f"order group {ev.group_id} ready"))
+                                     reason=self.group_problem
+                                     or f"order group {ev.group_id} ready ({ev.reason}) after: {was}"))
         self.dirty = True
 
     def _on_FillEv(self, ev: FillEv, now_ns: int, out: Output) -> None:
@@ -483,8 +484,11 @@ class GameWorker:
         self.fees_paid += ev.fee
         self.cost[ev.market] = _updated_cost(self.cost[ev.market], before, after, signed, money)
         self.positions[ev.market] = after
+        was = self.group_problem
         order = self.live.get(ev.order_id) or self.cancelling.get(ev.order_id)
         if order is not None:
+            if was is None:
+                return  # the normal start: nothing to record
             rest = order.remaining - ev.count
             book = self.live if ev.order_id in self.live else self.cancelling
             if rest <= 0:
