@@ -450,8 +450,11 @@ class GameWorker:
 
     def _on_OrderGroupEv(self, ev: OrderGroupEv, now_ns: int, out: Output) -> None:
         self.group_events += 1
+        was = self.group_problem
         if ev.kind == "ready":
             self.group_problem = None
+            if was is None:
+                return  # the normal start: nothing to record
         else:
             self.group_problem = f"order group {ev.group_id or '-'} {ev.kind}: {ev.reason}"
         if ev.kind in ("triggered", "deleted"):
@@ -484,11 +487,8 @@ class GameWorker:
         self.fees_paid += ev.fee
         self.cost[ev.market] = _updated_cost(self.cost[ev.market], before, after, signed, money)
         self.positions[ev.market] = after
-        was = self.group_problem
         order = self.live.get(ev.order_id) or self.cancelling.get(ev.order_id)
         if order is not None:
-            if was is None:
-                return  # the normal start: nothing to record
             rest = order.remaining - ev.count
             book = self.live if ev.order_id in self.live else self.cancelling
             if rest <= 0:
