@@ -450,8 +450,11 @@ class GameWorker:
 
     def _on_OrderGroupEv(self, ev: OrderGroupEv, now_ns: int, out: Output) -> None:
         self.group_events += 1
+        was = self.group_problem
         if ev.kind == "ready":
             self.group_problem = None
+            if was is None:
+                return  # the normal start: nothing to record
         else:
             self.group_problem = f"order group {ev.group_id or '-'} {ev.kind}: {ev.reason}"
         if ev.kind in ("triggered", "deleted"):
@@ -463,7 +466,8 @@ class GameWorker:
             out.requests.append(RestoreOrderGroup(ev.kind == "deleted", self.group_problem))
         out.journal.append(self._rec("error", f"group:{self.run_id}:{self.group_events}", now_ns,
                                      where="order_group", error_type=ev.kind,
-                                     reason=self.group_problem or f"order group {ev.group_id} ready"))
+                                     reason=self.group_problem
+                                     or f"order group {ev.group_id} ready ({ev.reason}) after: {was}"))
         self.dirty = True
 
     def _on_FillEv(self, ev: FillEv, now_ns: int, out: Output) -> None:
