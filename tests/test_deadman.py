@@ -25,16 +25,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from mmcore.odds.teams import game_from_markets
+from mmcore.orders import Place, Quote
 from mmcore.sim.exchange import MM_USER
+from mmcore.sim.rest_faults import apply_fault
 from mmcore.sim.scenario import load_scenario
 from mmcore.sim.server import SimStack
 from mmcore.theo.pull import pull_theos
+from mmcore.units import CONTRACT
 from mmcore.venues.oddsapi import OddsApiClient
+from mmcore.worker.engine import OrderGroupEv, ReconcileEv
+from tests.test_worker_faults import FAR, Run, finish, first_event_after, hit_mm_order
 from tests.test_worker_sigkill import POLL_S, _kill, _mm_env, _until
-from tests.workerkit import scenario_dict
+from tests.workerkit import rig, scenario_dict
 
 NS = 1_000_000_000
 
@@ -95,3 +101,123 @@ async def test_sigkilled_worker_leaves_nothing_resting_after_game_start(tmp_path
             assert any(eng.order(MM_USER, o.order_id).last_update_reason == "expired" for o in left)
         finally:
             _kill(proc)
+
+
+# --- 2. a failed order-group creation stops quoting ------------------------------------------
+
+GROUP_CREATE = "/portfolio/order_groups/create"
+
+
+def _tap_journal(run: Run) -> list[dict[str, Any]]:
+    """Every journal record the worker writes from now on (the harness keeps only some kinds)."""
+    records: list[dict[str, Any]] = []
+    inner = run.driver.on_output
+
+    def tap(worker: Any, out: Any) -> None:
+        records.extend(out.journal)
+        if inner is not None:
+            inner(worker, out)
+
+    run.driver.on_output = tap
+    return records
+
+
+async def test_failed_order_group_creation_stops_quoting_until_a_group_exists(tmp_path: Path) -> None:
+    async with rig(tmp_path, seed=3, start_in_s=FAR) as r:
+        ex = r.stack.exchange
+        apply_fault(ex, "route_5xx", {"path": GROUP_CREATE, "count": 10_000})
+        # a previous run's order still rests: with no group the worker may still cancel it
+        m0 = r.stack.exchange.engine.event_markets(r.event_ticker)[0].ticker
+        old = await r.rest.create_order(Quote(m0, "bid", 100, CONTRACT))
+        driver = await r.driver(worker_id="w-nogroup", group_retry_s=0.05, group_retry_max_s=0.3)
+        run = Run(r, driver)
+        records = _tap_journal(run)
+        run.start()
+        try:
+            w = lambda: run.worker  # noqa: E731
+            await run.until(lambda: driver.worker is not None and w().theo is not None
+                            and all(w().books[m] is not None for m in run.markets)
+                            and not w().stale, 20, "theo and fresh books")
+            await run.until(lambda: run.resting() == [], 10, "the adopted order cancelled")
+            assert ex.engine.order(MM_USER, old.order_id).last_update_reason != "expired"
+            status = driver.status()
+            assert status.waiting_for and "order group" in status.waiting_for, status
+            assert "creation failed" in status.waiting_for, status.waiting_for
+            assert any(rec["kind"] == "error" and rec.get("where") == "order_group"
+                       and rec.get("error_type") == "create_failed" for rec in records), records
+            # books and theo are there, the background retries keep failing: nothing is placed
+            loop = asyncio.get_running_loop()
+            window_end = loop.time() + 3.0
+            while loop.time() < window_end:  # an observation window, not a synchronisation
+                assert not [a for _, a in run.actions if isinstance(a, Place)], run.actions
+                assert run.resting() == []
+                await asyncio.sleep(POLL_S)
+            attempts = sum(1 for f in ex.faults.log if f["kind"] == "route_5xx")
+            assert attempts > driver.group_create_attempts, "the driver retries, with backoff"
+            # the exchange works again: the background retry creates the group, quoting starts
+            ex.faults.route_5xx[GROUP_CREATE] = 0
+            await run.quoting(timeout=15)
+            gid = driver._group_id
+            assert gid is not None and driver.status().waiting_for is None
+            assert all(o.order_group_id == gid for o in run.resting())
+            assert any(rec.get("where") == "order_group" and rec.get("error_type") == "ready"
+                       for rec in records)
+            await finish(run)
+        finally:
+            await run.close()
+
+
+# --- 3. the group is watched: triggered or deleted → reconcile, reset/recreate, quote again --
+
+
+async def test_triggered_then_deleted_group_is_reset_then_recreated_before_quoting_again(
+        tmp_path: Path) -> None:
+    async with rig(tmp_path, seed=3, start_in_s=FAR) as r:
+        ex = r.stack.exchange
+        # a 1-contract group: the first fill of more than one contract triggers it
+        driver = await r.driver(worker_id="w-group", order_group_contracts=1,
+                                group_reset_delay_s=1.0)
+        run = Run(r, driver)
+        run.start()
+        try:
+            await run.quoting()
+            gid = driver._group_id
+            assert gid is not None and all(o.order_group_id == gid for o in run.resting())
+            target = max(run.resting(), key=lambda o: o.remaining)
+            assert target.remaining > CONTRACT
+            t0 = run.now()
+            hit_mm_order(run, target)  # the venue matches > 1 contract: the group triggers
+            group = next(g for g in ex.engine.order_groups(MM_USER) if g.order_group_id == gid)
+            assert group.triggered
+            await run.until(lambda: first_event_after(
+                run, t0, OrderGroupEv, lambda e: e.kind == "triggered") is not None,
+                5, "the worker hears of the trigger over order_group_updates")
+            t_heard = first_event_after(run, t0, OrderGroupEv, lambda e: e.kind == "triggered")
+            assert t_heard - t0 < 2 * NS, "learned at once, not at the next periodic reconcile"
+            t_ready = None
+
+            def ready() -> bool:
+                nonlocal t_ready
+                t_ready = first_event_after(run, t_heard, OrderGroupEv, lambda e: e.kind == "ready")
+                return t_ready is not None
+            await run.until(ready, 10, "the group reset")
+            assert t_ready - t_heard >= driver.group_reset_delay_s * NS * 0.9
+            assert not [a for t, a in run.actions if t_heard <= t < t_ready and isinstance(a, Place)]
+            assert first_event_after(run, t_heard, ReconcileEv) is not None
+            assert not next(g for g in ex.engine.order_groups(MM_USER)
+                            if g.order_group_id == gid).triggered
+            await run.quoting()
+            assert all(o.order_group_id == gid for o in run.resting())
+
+            # deleted (by anyone): the venue cancels its orders; the worker makes a new group
+            t1 = run.now()
+            ex.mutate(lambda eng, now: eng.delete_order_group(MM_USER, gid, now))
+            await run.until(lambda: first_event_after(
+                run, t1, OrderGroupEv, lambda e: e.kind == "ready") is not None, 10,
+                "a new group")
+            assert driver._group_id not in (None, gid)
+            await run.quoting()
+            assert all(o.order_group_id == driver._group_id for o in run.resting())
+            await finish(run)
+        finally:
+            await run.close()

@@ -76,6 +76,11 @@ class Faults:
     ws_disconnect_pending: int = 0
     ws_seq_gap_pending: int = 0
     ws_duplicate_pending: int = 0
+    route_5xx: dict[str, int] = field(default_factory=dict)
+    """REST path (under ``/trade-api/v2``) → how many more requests to it answer 503."""
+    ws_silent_until_ns: dict[str, int] = field(default_factory=dict)
+    """Market → until when its ``orderbook_delta`` frames (snapshots too) are not sent, the
+    socket staying up (a silent feed, not a gap: no ``seq`` is used up)."""
     log: list[dict[str, Any]] = field(default_factory=list)
     """Every fault applied: ``{"at_ns", "kind", "params"}`` (for ``GET /sim/state`` and tests)."""
 

@@ -90,6 +90,12 @@ def _gateway_faults(state: RestState, request: Request, now_ns: int) -> None:
     if now_ns < f.rate_limit_storm_until_ns:
         state.count("rate_limit_storm")
         raise RateLimited()
+    rel = request.url.path.removeprefix(API_PREFIX)
+    if f.route_5xx.get(rel, 0) > 0:
+        f.route_5xx[rel] -= 1
+        f.log.append({"at_ns": now_ns, "kind": "route_5xx", "params": {"path": rel},
+                      "effect": f"answered 503 to {request.method} {request.url.path}"})
+        raise ApiError(503, "service_unavailable", "service temporarily unavailable")
     if f.http_5xx_remaining > 0:
         f.http_5xx_remaining -= 1
         state.n_5xx += 1

@@ -20,6 +20,12 @@ duplicate_delta         count                     (WebSocket layer) repeat a del
 pause                   ticker (market or event)  pause; cancel_order_on_pause orders go
 reactivate              ticker                    reactivate; every resting order goes
 early_close             ticker                    close now; every resting order goes
+route_5xx               path, count               next ``count`` requests to ``path`` (under
+                                                  ``/trade-api/v2``, e.g.
+                                                  ``/portfolio/order_groups/create``) answer 503
+ws_silence              ticker, seconds           (WebSocket layer) no ``orderbook_delta``
+                                                  frame (delta or snapshot) of that market until
+                                                  then; the socket stays up, pings go on
 ======================  ========================  ==============================================
 
 Counts add up; windows (``seconds``) start at the exchange clock's now and replace a running
@@ -51,6 +57,8 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "pause": ("ticker",),
     "reactivate": ("ticker",),
     "early_close": ("ticker",),
+    "route_5xx": ("path", "count"),
+    "ws_silence": ("ticker", "seconds"),
 }
 """Fault kind → its required parameters."""
 HISTORY_KEEP_NS = 600 * NS_PER_S
@@ -102,6 +110,16 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
             f.ws_seq_gap_pending += count
         else:
             f.ws_duplicate_pending += count
+    elif kind == "route_5xx":
+        path = params["path"]
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise EngineError(400, "invalid_parameters", "fault route_5xx: path must start with /")
+        count = int(_number(params, "count", kind, whole=True))
+        f.route_5xx[path] = f.route_5xx.get(path, 0) + count
+    elif kind == "ws_silence":
+        until = now + round(_number(params, "seconds", kind) * NS_PER_S)
+        for t in _markets_of(ex, params["ticker"], kind):
+            f.ws_silent_until_ns[t] = until
     elif kind in ("pause", "reactivate", "early_close"):
         tickers = _markets_of(ex, params["ticker"], kind)
         op = {"pause": "pause", "reactivate": "activate", "early_close": "close"}[kind]

@@ -55,7 +55,8 @@ Rules of this file:
 - **Faults** (``ex.faults``; each use decrements the counter and appends to ``faults.log``):
   ``ws_seq_gap_pending`` skips one seq number before the next N ``orderbook_delta`` /
   ``order_group_updates`` frames; ``ws_duplicate_pending`` sends the next N ``orderbook_delta``
-  frames twice with the same seq; ``ws_disconnect_pending`` closes (code 1011) the next N
+  frames twice with the same seq; ``ws_silent_until_ns`` holds back a market's deltas and
+  snapshots until then (no seq is used up: the feed is silent, not gapped); ``ws_disconnect_pending`` closes (code 1011) the next N
   connections about to send a frame. :meth:`WsHub.kick_all` closes every connection.
 - **Heartbeats**: WebSocket Ping frames with payload ``heartbeat`` every 10 s, sent by the
   server protocol (:mod:`mmcore.sim.ws_protocol`; run uvicorn with :func:`ws_server_options`).
@@ -332,12 +333,16 @@ class WsSession:
                  ) -> list[Outgoing]:
         """Snapshots for newly covered markets (orderbook_delta; ticker with the flag)."""
         if sub.channel == "orderbook_delta":
-            return [self._snapshot(sub, t) for t in tickers]
+            return [self._snapshot(sub, t) for t in tickers if not self._silent(t)]
         if sub.channel == "ticker" and ticker_snapshot:
             now = self.clock_ns()
             return [Outgoing({"type": "ticker", "sid": sub.sid,
                               "msg": self.board.render(t, now)}, sub.sid) for t in tickers]
         return []
+
+    def _silent(self, ticker: str) -> bool:
+        """The ``ws_silence`` fault holds this market's book frames back (no seq used up)."""
+        return self.clock_ns() < self.faults.ws_silent_until_ns.get(ticker, 0)
 
     def _snapshot(self, sub: Subscription, ticker: str) -> Outgoing:
         yes, no = self.engine.orderbook(ticker)
@@ -369,7 +374,7 @@ class WsSession:
             for t in tickers:
                 if not sub.covers(t):
                     raise CommandError(11, f"{t} is not in subscription {sid}", market_ticker=t)
-            return [self._snapshot(sub, t) for t in tickers]
+            return [self._snapshot(sub, t) for t in tickers if not self._silent(t)]
         if sub.channel in FILTERLESS_CHANNELS:
             raise CommandError(13, f"{sub.channel} takes no market filter")
         ids = [p.market_id] if p.market_id is not None else list(p.market_ids or [])
@@ -492,6 +497,8 @@ def _fan_delta(ev: BookDelta, pairs: Sequence[Pair], faults: Faults) -> None:
     """One ``orderbook_delta`` to its subscriptions. At most four bodies per event (NO-side
     price flipped for ``use_yes_price`` or not × the owner's ``client_order_id`` or not), each
     encoded once; the owner's variant only if the owner subscribes."""
+    if faults.ws_silent_until_ns and ev.ts_ns < faults.ws_silent_until_ns.get(ev.ticker, 0):
+        return  # ws_silence: this market's feed is quiet, the socket stays up
     flip = ev.side == "no"
     owner = ev.user_id if ev.client_order_id is not None else None
     if owner is None and faults.ws_seq_gap_pending <= 0 and faults.ws_duplicate_pending <= 0:

@@ -61,7 +61,9 @@ from mmcore.worker.engine import (
     Output,
     ReconcileEv,
     ReconcileNow,
+    OrderGroupEv,
     RefreshTheo,
+    RestoreOrderGroup,
     StopEv,
     TheoEv,
     WorkerConfig,
@@ -180,6 +182,9 @@ def describe_waiting(event_ticker: str, worker: GameWorker | None, now_ns: int, 
         return "start-up: loading the game and reconciling with the exchange"
     if worker.stopping is not None:
         return f"shutdown ({worker.stopping}): cancelling every order and verifying"
+    if worker.group_problem is not None:
+        return (f"an order group (the exchange-side backstop; no new orders without one): "
+                f"{worker.group_problem}")
     if worker.theo is None:
         if theo_problem:
             return f"a usable theo snapshot: {theo_problem}"
@@ -245,6 +250,10 @@ class WorkerDriver:
         on_output: Callable[[GameWorker, Output], None] | None = None,
         halt_dir: Path | None = None,
         presign_refill_s: float = 1.0,
+        group_create_attempts: int = 4,
+        group_retry_s: float = 0.5,
+        group_retry_max_s: float = 30.0,
+        group_reset_delay_s: float = 15.0,
     ) -> None:
         self.rest, self.ws_factory, self.game, self.cfg, self.theo = rest, ws_factory, game, cfg, theo
         self.journal, self.clock_ns, self.until_ns = journal, clock_ns, until_ns
@@ -253,6 +262,9 @@ class WorkerDriver:
         self.on_output = on_output
         self.halt_dir = halt_dir
         self.presign_refill_s = presign_refill_s
+        self.group_create_attempts, self.group_retry_s = group_create_attempts, group_retry_s
+        self.group_retry_max_s, self.group_reset_delay_s = group_retry_max_s, group_reset_delay_s
+        self._group_restoring = False
         self.worker: GameWorker | None = None
         self.report = WorkerReport(game.event_ticker)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -306,8 +318,13 @@ class WorkerDriver:
 
     async def _start(self, now: int) -> None:
         if self.order_group_contracts:
-            with contextlib.suppress(MMError):
-                self._group_id = await self.rest.create_order_group(self.order_group_contracts * CONTRACT)
+            gid, why = await self._create_group()
+            self._group_id = gid
+            ev = (OrderGroupEv("ready", gid, "created", self.clock_ns()) if gid is not None else
+                  OrderGroupEv("create_failed", None, why, self.clock_ns()))
+            self._process(self.worker.handle(ev, self.clock_ns()))  # before anything can quote
+            if gid is None:  # keep trying in the background; no new orders until then
+                self._spawn(self._restore_group(RestoreOrderGroup(True, why), delay_s=0.0))
         await self._reconcile(initial=True)
         self._read_theo()
         self.status()  # logs what the worker waits for, if anything
@@ -351,6 +368,8 @@ class WorkerDriver:
                 self._spawn(self._reconcile())
             elif isinstance(req, RefreshTheo):
                 self._spawn(self._refresh_theo(req.reason))
+            elif isinstance(req, RestoreOrderGroup):
+                self._spawn(self._restore_group(req))
         if self.on_output is not None:
             self.on_output(self.worker, out)
 
@@ -443,6 +462,66 @@ class WorkerDriver:
                 self.report.exit_reason = self.report.exit_reason or req.reason
                 self._exit.set()
 
+    # --- the order group ---------------------------------------------------------------------
+
+    async def _create_group(self) -> tuple[str | None, str]:
+        """A new order group, tried ``group_create_attempts`` times with doubling waits from
+        ``group_retry_s``: (its id, "") or (None, why it failed)."""
+        assert self.order_group_contracts
+        delay, why = self.group_retry_s, ""
+        for attempt in range(1, self.group_create_attempts + 1):
+            try:
+                return await self.rest.create_order_group(self.order_group_contracts * CONTRACT), ""
+            except MMError as exc:
+                why = f"creation failed {attempt} time(s): {exc}"
+                log.warning("%s: order group %s", self.game.event_ticker, why)
+            if attempt < self.group_create_attempts:
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None, why
+
+    async def _restore_group(self, req: RestoreOrderGroup, *, delay_s: float | None = None) -> None:
+        """Reset the triggered group (or create a new one) after ``group_reset_delay_s`` (the
+        venue's 15-s fill window; the reconcile the worker asked for runs meanwhile), retrying
+        every ``group_retry_max_s`` until it works; then the worker may quote again."""
+        if self._group_restoring:
+            return
+        self._group_restoring = True
+        recreate = req.recreate or self._group_id is None
+        try:
+            await asyncio.sleep(self.group_reset_delay_s if delay_s is None else delay_s)
+            while True:
+                if recreate:
+                    gid, why = await self._create_group()
+                    if gid is not None:
+                        self._group_id = gid
+                        self._put(OrderGroupEv("ready", gid, "recreated", self.clock_ns()))
+                        return
+                else:
+                    try:
+                        assert self._group_id is not None
+                        await self.rest.reset_order_group(self._group_id)
+                    except MMError as exc:
+                        why = f"reset failed: {exc}"
+                        recreate = True  # e.g. the group is gone: make a new one
+                    else:
+                        self._put(OrderGroupEv("ready", self._group_id, "reset", self.clock_ns()))
+                        return
+                log.warning("%s: order group still missing (%s); retrying in %.0f s",
+                            self.game.event_ticker, why, self.group_retry_max_s)
+                await asyncio.sleep(self.group_retry_max_s)
+        finally:
+            self._group_restoring = False
+
+    def _on_group_update(self, ev: kws.OrderGroupUpdate) -> None:
+        """The venue triggered or deleted *our* group: it cancelled the group's orders."""
+        if ev.order_group_id != self._group_id or ev.event_type not in ("triggered", "deleted"):
+            return
+        log.warning("%s: order group %s %s by the exchange", self.game.event_ticker,
+                    ev.order_group_id, ev.event_type)
+        self._put(OrderGroupEv(ev.event_type, ev.order_group_id,
+                               f"the exchange reports it {ev.event_type}", ev.receipt_ns))
+
     async def _refresh_theo(self, reason: str) -> None:
         log.info("%s: asking for a fresh theo (%s)", self.game.event_ticker, reason)
         try:
@@ -457,6 +536,9 @@ class WorkerDriver:
         async for ev in self._ws.events():
             if isinstance(ev, kws.OrderUpdate) and (ev.status != "resting" or ev.remaining <= 0):
                 self.rest.forget_order(ev.order_id)  # done: its pre-signed pools go
+            if isinstance(ev, kws.OrderGroupUpdate):
+                self._on_group_update(ev)
+                continue
             mapped = _map_ws(ev)
             if mapped is not None:
                 self._put(mapped)
