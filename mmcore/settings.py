@@ -82,8 +82,11 @@ class Settings(BaseSettings):
     odds_min_quota_remaining: int = Field(default=10, ge=0)
     odds_poll_interval_s: int = Field(default=1800, gt=0)
 
-    rate_tier: Literal["basic", "advanced", "premier", "prime", "prestige"] = "basic"
-    """The account's Kalshi rate tier (the local exchange runs basic)."""
+    rate_tier: Literal["basic", "advanced", "expert", "premier", "paragon", "prime",
+                       "prestige"] = "basic"
+    """The account's Kalshi rate tier, assumed only until a worker reads the real one from
+    ``GET /account/limits`` (or when that fails); every process of the account shares one
+    budget of this size (``<data_dir>/account/``)."""
 
     quote_stop_before_start_s: float = Field(default=60.0, ge=0)
     """Workers stop quoting (cancel everything, verified) this long before the game starts."""
@@ -92,13 +95,21 @@ class Settings(BaseSettings):
     launch_max_theo_age_s: float = Field(default=3 * 3600, gt=0)
     """…and its theo snapshot is at most this old."""
     max_concurrent_games: int = Field(default=5, ge=1, le=200)
-    """Games quoted at once (the quote-game deployment's concurrency limit); each run's share
-    of the account's rate budget is 1 / this (basic tier: at most 9 games, each then holding
-    one order's worth of write tokens)."""
+    """Games quoted at once (the quote-game deployment's concurrency limit). Not a rate split:
+    the runs draw on the account's one shared rate budget."""
     quote_lease_timeout_s: float = Field(default=45.0, gt=0)
     """A RUNNING quote-game run whose lease is older than this is treated as dead (hard kill)."""
     quote_max_attempts: int = Field(default=5, ge=1)
     """Relaunches of one game after crashes before the launcher gives up on it."""
+
+    daily_loss_limit_usd: float = Field(default=1000.0, gt=0)
+    """The account's P&L for the trading day (America/New_York; every game and every run,
+    realised + marked at theo, kept on disk in the account ledger) at or below minus this halts
+    every worker (DAILY_LOSS), restarted ones included."""
+    aggregate_max_loss_usd: float = Field(default=1000.0, gt=0)
+    """Worst-case settlement loss of all running games together, resting orders included."""
+    aggregate_max_contracts: int = Field(default=2000, gt=0)
+    """Sum over running games of the largest directional exposure, resting orders included."""
 
     kalshi_api_key_id: str | None = Field(
         default=None, validation_alias=AliasChoices("KALSHI_API_KEY_ID", "MM_KALSHI_API_KEY_ID")
@@ -190,6 +201,11 @@ class Settings(BaseSettings):
     def halt_dir(self) -> Path:
         """``mm kill`` drops a flag file here; running workers halt when they see theirs."""
         return self.data_dir / "halt"
+
+    @property
+    def account_dir(self) -> Path:
+        """The account risk ledger: one entry per worker run (:mod:`mmcore.worker.account_ledger`)."""
+        return self.data_dir / "account"
 
 
 @lru_cache(maxsize=1)

@@ -195,7 +195,9 @@ def test_defaults_match_trigger_table() -> None:
     assert CFG.rate_limit_429_per_min_limit == 5
     halted = {t for t, s in CFG.severity.items() if s == "HALTED"}
     assert halted == {Trigger.DRAWDOWN, Trigger.INVENTORY_BREACH, Trigger.CONNECTIVITY,
-                      Trigger.RECONCILE_DRIFT_LARGE, Trigger.MANUAL, Trigger.GAME_START}
+                      Trigger.RECONCILE_DRIFT_LARGE, Trigger.MANUAL, Trigger.GAME_START,
+                      Trigger.DAILY_LOSS}
+    assert CFG.daily_loss_limit_money == 10_000_000  # $1,000
     assert set(CFG.severity) == set(Trigger) and CFG.latency_max_severity == "HALTED"
 
 

@@ -13,7 +13,8 @@ so the game carries **one** signed inventory ``q_E = pos_A − pos_B`` (referenc
    the sides that reduce exposure.
 2. **Model**: :func:`mmcore.quoting.hjb.model_quotes` (GLFT with the settlement term by
    default) around the market's theo, half-spreads widened by ``uncertainty_widen_k ×`` the
-   theo's uncertainty.
+   theo's uncertainty, and each side by the adverse-selection guards' ``guard_widen``
+   (:mod:`mmcore.quoting.guards`; sides they ``hold`` are not quoted).
 3. **Competition** (R1–R7 + hysteresis): :func:`mmcore.quoting.competition.quote_market`, with
    ``e_min`` = maker fee per contract at the quoted size + ``adverse_buffer_price``.
 4. **Size**: every quote starts at ``clip`` and is cut by :func:`mmcore.risk.limits.cap_size`
@@ -28,6 +29,7 @@ Units: prices are price units ($0.0001, YES terms), counts centi-contracts, theo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,8 +106,14 @@ def desired_quotes(
     stale: frozenset[str] = frozenset(),
     limit_config: LimitConfig | None = None,
     others: OtherGames | None = None,
+    guard_widen: Mapping[Slot, float] | None = None,
+    hold: Mapping[Slot, str] | None = None,
 ) -> DesiredQuotes:
     """All desired quotes of one game (see the module docstring for the steps).
+
+    ``guard_widen`` (price units per side, from :mod:`mmcore.quoting.guards`) moves that side's
+    most aggressive allowed price that much further from theo (:func:`_widened`); sides in
+    ``hold`` are not quoted (a live order there is then cancelled by the reconcile).
 
     ``limit_config`` with ``others`` (the account's other running games, from the ledger) makes
     sizing keep the account's aggregate and per-sport caps as well (:func:`cap_size`)."""
@@ -151,6 +159,7 @@ def desired_quotes(
             avg_cost=_avg_cost_along(state, market, q),
             top=tops.get(market, BookTop.empty()),
         )
+        inputs = _widened(inputs, market, guard_widen)
         quoted = quote_market(
             inputs, game.grids[i], game.fees, params.competition,
             live_bid=live.get((market, "bid")), live_ask=live.get((market, "ask")), now_ns=now_ns,
@@ -158,6 +167,9 @@ def desired_quotes(
         per_market[market] = quoted
         for side, price in (("bid", quoted.bid), ("ask", quoted.ask)):
             if price is None:
+                continue
+            if hold and (market, side) in hold:
+                notes.append(f"guard hold: {market} {side} not quoted ({hold[(market, side)]})")
                 continue
             if trading == "REDUCING" and not _reduces(side, q):  # type: ignore[arg-type]
                 notes.append(f"R8 REDUCING: {market} {side} adds exposure, not quoted")
@@ -167,6 +179,22 @@ def desired_quotes(
     quotes = _size(game, state, limit, params, candidates, notes, limit_config, others)
     quotes = _fix_parity(game, quotes, inv, params, notes)
     return DesiredQuotes(tuple(quotes), per_market, tuple(notes), inv)
+
+
+def _widened(inp: MarketInputs, market: str, widen: Mapping[Slot, float] | None) -> MarketInputs:
+    """The guards' extra half-spread ``w`` of a side (price units) applied past whichever bound
+    binds: the bid's most aggressive price becomes ``min(r − hᵇ, p* − e_min) − w`` (the ask's
+    ``max(r + hᵃ, p* + e_min) + w``). Adding ``w`` to the model half-spread alone would change
+    nothing while the theo cap is the tighter bound."""
+    if not widen:
+        return inp
+    wb, wa = widen.get((market, "bid"), 0.0), widen.get((market, "ask"), 0.0)
+    half_bid, half_ask = inp.half_bid, inp.half_ask
+    if wb > 0 and math.isfinite(half_bid):
+        half_bid = max(half_bid, inp.reservation - (inp.theo - inp.e_min)) + wb
+    if wa > 0 and math.isfinite(half_ask):
+        half_ask = max(half_ask, inp.theo + inp.e_min - inp.reservation) + wa
+    return dataclasses.replace(inp, half_bid=half_bid, half_ask=half_ask)
 
 
 def _avg_cost_along(state: GameState, market: str, q: int) -> float | None:

@@ -77,6 +77,7 @@ class Trigger(str, Enum):
     RATE_LIMIT = "RATE_LIMIT"
     MANUAL = "MANUAL"
     GAME_START = "GAME_START"
+    DAILY_LOSS = "DAILY_LOSS"
 
 
 _H: TradingState = "HALTED"
@@ -84,6 +85,7 @@ _R: TradingState = "REDUCING"
 DEFAULT_SEVERITY: Mapping[Trigger, TradingState] = MappingProxyType({
     Trigger.DRAWDOWN: _H, Trigger.INVENTORY_BREACH: _H, Trigger.CONNECTIVITY: _H,
     Trigger.RECONCILE_DRIFT_LARGE: _H, Trigger.MANUAL: _H, Trigger.GAME_START: _H,
+    Trigger.DAILY_LOSS: _H,
     Trigger.INVENTORY_SOFT: _R, Trigger.RECONCILE_DRIFT: _R, Trigger.STALE_MARKET_DATA: _R,
     Trigger.STALE_THEO: _R, Trigger.JUMP: _R, Trigger.RATE_LIMIT: _R,
     Trigger.LATENCY: _R,  # the p95 level; one ack over the max uses latency_max_severity
@@ -113,6 +115,9 @@ class KillSwitchConfig:
     severity: Mapping[Trigger, TradingState] = field(default_factory=lambda: DEFAULT_SEVERITY)
     """Per-trigger severity; a partial map is completed from :data:`DEFAULT_SEVERITY`."""
     latency_max_severity: TradingState = "HALTED"
+    daily_loss_limit_money: int = 10_000_000
+    """The account's day P&L (every game, every run of the trading day, realised + marked) at
+    or below minus this halts every worker: price units, $1,000 (``MM_DAILY_LOSS_LIMIT_USD``)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -180,6 +185,10 @@ class RiskMetrics:
     jump: bool = False
     """A "pull" jump verdict is in force (:mod:`mmcore.risk.jumps`)."""
     game_start_ns: int | None = None
+    day_pnl_money: int | None = None
+    """The account's P&L for the trading day, every game and every run (price units), from the
+    account ledger (:mod:`mmcore.risk.account`); at or below ``−daily_loss_limit_money`` →
+    DAILY_LOSS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +270,9 @@ def detect(m: RiskMetrics, now_ns: int, cfg: KillSwitchConfig, peak_pnl_money: i
              f"position drift {m.position_drift} >= {cfg.drift_large_contracts} centi-contracts")
     if m.jump:
         fire(Trigger.JUMP, "jump detector says pull")
+    if m.day_pnl_money is not None and m.day_pnl_money <= -cfg.daily_loss_limit_money:
+        fire(Trigger.DAILY_LOSS, f"account day P&L {m.day_pnl_money} <= -{cfg.daily_loss_limit_money}"
+             " (money units)")
     if m.game_start_ns is not None and now_ns >= m.game_start_ns:
         fire(Trigger.GAME_START, f"game started at {ns_to_iso(m.game_start_ns)}")
     return out

@@ -35,6 +35,7 @@ from mmcore.risk.exposure import (
     GamePosition,
     Order,
     WorstCase,
+    exposure_vector_bounds,
     order_fields,
     order_pnl,
     scaled_bounds,
@@ -53,6 +54,10 @@ class SportLimits:
     min_contracts: int
     max_contracts: int
     max_loss_money: int
+    sport_max_loss_money: int | None = None
+    """Worst-case loss of all running games of this sport together (money); None: only the
+    account's aggregate cap applies. One bad night in one league (a shared officiating or news
+    shock) hits every game of it at once, so the sport gets its own cap below the aggregate."""
 
     def __post_init__(self) -> None:
         f = self.liquidity_fraction
@@ -64,16 +69,22 @@ class SportLimits:
                 raise ConfigError(f"{name} must be a non-negative int, got {v!r}")
         if self.min_contracts > self.max_contracts:
             raise ConfigError(f"min_contracts {self.min_contracts} > max_contracts {self.max_contracts}")
+        v = self.sport_max_loss_money
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ConfigError(f"sport_max_loss_money must be a non-negative int or None, got {v!r}")
 
 
 _USD = 10_000  # $1 in money units
-MAJOR_LIMITS = SportLimits(0.25, 10 * CONTRACT, 500 * CONTRACT, 200 * _USD)
-"""NBA/NFL: deep books and tight consensus; up to 500 contracts, $200 worst-case loss a game."""
-MID_LIMITS = SportLimits(0.20, 10 * CONTRACT, 300 * CONTRACT, 150 * _USD)
-"""MLB/NHL/EPL: liquid but thinner (and soccer has a draw); up to 300 contracts, $150."""
-NICHE_LIMITS = SportLimits(0.10, 5 * CONTRACT, 100 * CONTRACT, 50 * _USD)
+MAJOR_LIMITS = SportLimits(0.25, 10 * CONTRACT, 500 * CONTRACT, 200 * _USD, 500 * _USD)
+"""NBA/NFL: deep books and tight consensus; up to 500 contracts, $200 worst-case loss a game,
+$500 over all games of the league (half the account's aggregate)."""
+MID_LIMITS = SportLimits(0.20, 10 * CONTRACT, 300 * CONTRACT, 150 * _USD, 400 * _USD)
+"""MLB/NHL/EPL: liquid but thinner (and soccer has a draw); up to 300 contracts, $150 a game,
+$400 over the league."""
+NICHE_LIMITS = SportLimits(0.10, 5 * CONTRACT, 100 * CONTRACT, 50 * _USD, 150 * _USD)
 """Everything else (MMA, tennis, minor soccer, college): thin books and noisier theo, so a
-smaller share of the book, a 100-contract cap and $50. Unknown sports fall back to this."""
+smaller share of the book, a 100-contract cap, $50 a game and $150 over the sport. Unknown
+sports fall back to this (each unknown sport key is its own sport for the sport cap)."""
 
 DEFAULT_SPORT_LIMITS: Mapping[str, SportLimits] = {
     "basketball_nba": MAJOR_LIMITS,
@@ -190,6 +201,26 @@ def aggregate_worst_loss(games: Iterable[WorstCase]) -> int:
     return sum(g.worst_loss for g in games)
 
 
+@dataclass(frozen=True, slots=True)
+class OtherGames:
+    """What the account's *other* running games use (from the account ledger,
+    :mod:`mmcore.risk.account`): their summed worst-case settlement loss counting resting orders
+    (money), their summed largest ``|d_o|`` counting resting orders (centi-contracts), and the
+    summed worst-case loss of those of this game's sport (money)."""
+
+    worst_loss_money: int = 0
+    contracts: int = 0
+    sport_worst_loss_money: int = 0
+
+
+def game_usage(book: GameBook, pos: GamePosition, resting: Iterable[Order]) -> tuple[int, int]:
+    """(worst-case settlement loss in money, largest ``|d_o|`` in centi-contracts) of one game
+    with every resting order at its worst: what it takes of the account's aggregate caps."""
+    orders = list(resting)
+    lo, hi = exposure_vector_bounds(book, pos.positions, orders)
+    return worst_case(book, pos, orders).worst_loss, max(max(hi), -min(lo))
+
+
 def _gross(lo: tuple[int, ...], hi: tuple[int, ...], k: int) -> int:
     """Largest |d_o| over outcomes and fills, in centi-contracts (rounded up)."""
     return -(-max(max(hi), -min(lo)) // k)
@@ -206,6 +237,8 @@ def cap_size(
     aggregate_used_contracts: int = 0,
     cfg: LimitConfig | None = None,
     fee_per_contract: int = 0,
+    others: OtherGames | None = None,
+    sport: str | None = None,
 ) -> tuple[int, str | None]:
     """Largest count ≤ ``candidate.count`` that keeps the game's limits hard; (count, reason if cut).
 
@@ -216,6 +249,13 @@ def cap_size(
     (d) ``aggregate_used_contracts`` plus the increase of this game's largest ``|d_o|`` within
     ``cfg.aggregate_max_contracts``. A whole-contract candidate is cut to whole contracts.
     ``fee_per_contract`` (money per contract) is charged on every order in the worst case.
+
+    ``others`` (the other running games, from the account ledger) adds to the used amounts this
+    game's own current use, measured on the same ``pos`` and ``resting`` as the candidate — so an
+    amend, sized without the order it replaces, is not counted twice — and, with ``sport`` (this
+    game's sport key), checks (e) the sport's worst-case loss within
+    ``sport_max_loss_money`` of that sport. Like every check here these bind only on an increase:
+    a risk-reducing order always passes, however far over a cap the account already is.
     """
     market, side, price, count = order_fields(candidate)
     if count == 0:
@@ -230,6 +270,15 @@ def cap_size(
     def pnl(k: int) -> tuple[int, ...]:
         fees = -(-fee_per_contract * k // CONTRACT)
         return order_pnl(book, market, side, price, k, fees)
+
+    sport_cap: int | None = None
+    sport_used = 0
+    if others is not None:
+        aggregate_used_loss += others.worst_loss_money + base.worst_loss
+        aggregate_used_contracts += others.contracts + gross0
+        if cfg is not None and sport is not None:
+            sport_cap = cfg.sports.get(sport, cfg.default).sport_max_loss_money
+            sport_used = others.sport_worst_loss_money + base.worst_loss
 
     own = scaled_direction(book, pos.positions)
     # Outcomes the candidate pushes up are checked (and named) before those it pushes down.
@@ -257,6 +306,8 @@ def cap_size(
             increase = max(0, -min(wc)) - base.worst_loss
             if increase > 0 and aggregate_used_loss + increase > cfg.aggregate_max_loss_money:
                 return f"aggregate max loss {cfg.aggregate_max_loss_money} with {aggregate_used_loss} used"
+            if increase > 0 and sport_cap is not None and sport_used + increase > sport_cap:
+                return f"sport {sport} max loss {sport_cap} with {sport_used} used"
             d_hi = tuple(h + max(0, u * k) for h, u in zip(hi, unit_dir))
             d_lo = tuple(l_ + min(0, u * k) for l_, u in zip(lo, unit_dir))
             grew = _gross(d_lo, d_hi, n1) - gross0

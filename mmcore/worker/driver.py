@@ -47,7 +47,9 @@ from mmcore.theo.snapshot import TheoSnapshot, path_for, read_snapshot
 from mmcore.units import CONTRACT
 from mmcore.venues.kalshi import ws as kws
 from mmcore.venues.kalshi.rest import KalshiRest
+from mmcore.worker.account_ledger import AccountLedger, entry_for
 from mmcore.worker.engine import (
+    AccountEv,
     AckEv,
     BookEv,
     BookStaleEv,
@@ -66,6 +68,7 @@ from mmcore.worker.engine import (
     RestoreOrderGroup,
     StopEv,
     TheoEv,
+    TradeEv,
     WorkerConfig,
 )
 from mmcore.worker.journal import Journal
@@ -254,6 +257,8 @@ class WorkerDriver:
         group_retry_s: float = 0.5,
         group_retry_max_s: float = 30.0,
         group_reset_delay_s: float = 15.0,
+        account: AccountLedger | None = None,
+        account_poll_s: float = 1.0,
     ) -> None:
         self.rest, self.ws_factory, self.game, self.cfg, self.theo = rest, ws_factory, game, cfg, theo
         self.journal, self.clock_ns, self.until_ns = journal, clock_ns, until_ns
@@ -265,6 +270,9 @@ class WorkerDriver:
         self.group_create_attempts, self.group_retry_s = group_create_attempts, group_retry_s
         self.group_retry_max_s, self.group_reset_delay_s = group_retry_max_s, group_reset_delay_s
         self._group_restoring = False
+        self.account, self.account_poll_s = account, account_poll_s
+        self._account_wake = asyncio.Event()
+        self._account_view: Any = None
         self.worker: GameWorker | None = None
         self.report = WorkerReport(game.event_ticker)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -325,6 +333,8 @@ class WorkerDriver:
             self._process(self.worker.handle(ev, self.clock_ns()))  # before anything can quote
             if gid is None:  # keep trying in the background; no new orders until then
                 self._spawn(self._restore_group(RestoreOrderGroup(True, why), delay_s=0.0))
+        if self.account is not None:  # the day's P&L and peak, before anything is judged
+            await self._account_sync(direct=True)
         await self._reconcile(initial=True)
         self._read_theo()
         self.status()  # logs what the worker waits for, if anything
@@ -336,6 +346,8 @@ class WorkerDriver:
         self._spawn(self._heartbeat())
         if self.rest.has_presign_pools:
             self._spawn(self._refill_presigned())
+        if self.account is not None:
+            self._spawn(self._account_loop())
 
     def stop(self, reason: str = "stop requested") -> None:
         """Thread-safe enough for signal handlers on the loop: the worker halts and cancels."""
@@ -356,6 +368,8 @@ class WorkerDriver:
             if out.journal:
                 self.journal.append_batch(out.journal, now)  # one fsync per decision
             self.journal.maybe_rotate(now)
+        if out.actions or any(rec["kind"] == "fill" for rec in out.journal):
+            self._account_wake.set()  # our exposure changed: tell the other games soon
         for rec in out.journal:
             if rec["kind"] == "fill":
                 self.report.fills += 1
@@ -399,7 +413,8 @@ class WorkerDriver:
                                receipt_ns=cancel.received_ns)
             except MMError as exc:
                 ev = AckEv(seq, False, error=str(exc), retryable=exc.retryable,
-                           rate_limited=isinstance(exc, RateLimitedError), receipt_ns=self.clock_ns())
+                           rate_limited=isinstance(exc, RateLimitedError), receipt_ns=self.clock_ns(),
+                           code=getattr(exc, "code", None))
         self._put(ev)
 
     async def _reconcile(self, *, initial: bool = False) -> None:
@@ -573,6 +588,45 @@ class WorkerDriver:
                 return self.halt_dir / name
         return None
 
+    # --- the account ledger ------------------------------------------------------------------
+
+    async def _account_sync(self, *, direct: bool = False, final: bool = False,
+                            nothing_resting: bool = False) -> None:
+        """Publish this run's entry, read the others' and hand a changed view to the worker
+        (``direct``: handled at once, as at start-up; else queued)."""
+        assert self.account is not None and self.worker is not None
+        now = self.clock_ns()
+        entry = entry_for(self.worker, now, pid=self.account.pid, host=self.account.host,
+                          final=final, nothing_resting=nothing_resting)
+        view = await asyncio.to_thread(self.account.exchange, entry, now)
+        if view.stale and (self._account_view is None or view.stale != self._account_view.stale):
+            log.warning("%s: counting the last exposure of stale ledger entries (worker gone?): %s",
+                        self.game.event_ticker, ", ".join(view.stale))
+        if view == self._account_view or final:
+            return
+        self._account_view = view
+        if direct:
+            self._process(self.worker.handle(AccountEv(view, now), self.clock_ns()))
+        else:
+            self._put(AccountEv(view, now))
+
+    async def _account_loop(self) -> None:
+        """Every ``account_poll_s``, and soon after a decision that sent orders or a fill."""
+        failures = 0
+        while True:
+            self._account_wake.clear()
+            try:
+                await self._account_sync()
+            except Exception as exc:  # noqa: BLE001 - logged; the last view stays in force
+                failures += 1
+                if failures % 60 == 1:
+                    log.warning("account ledger sync failed (%d in a row): %r", failures, exc)
+            else:
+                failures = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._account_wake.wait(), timeout=self.account_poll_s)
+            await asyncio.sleep(0.05)  # at most ~20 publishes a second
+
     # --- status ------------------------------------------------------------------------------
 
     def status(self) -> WorkerStatus:
@@ -690,6 +744,10 @@ class WorkerDriver:
                 with contextlib.suppress(MMError):
                     await self._backfill_fills()  # the last fills, if any raced the stop
         finally:
+            if self.account is not None and self.worker is not None:
+                with contextlib.suppress(Exception):  # the last word: nothing of ours rests
+                    await self._account_sync(final=True, nothing_resting=bool(
+                        self.report.kill is not None and not self.report.kill.after))
             if self.worker is not None:
                 self.report.final_state = self.worker.ks.state
                 self.report.positions = dict(self.worker.positions)
@@ -712,6 +770,8 @@ def _map_ws(ev: Any) -> Any:
                        ev.filled, ev.status, ev.exchange_ns, ev.receipt_ns)
     if isinstance(ev, kws.Lifecycle):
         return LifecycleEv(ev.market, ev.event_type)
+    if isinstance(ev, kws.Trade):
+        return TradeEv(ev.market, ev.price, ev.count, ev.taker_side, ev.exchange_ns, ev.receipt_ns)
     if isinstance(ev, kws.Connected):
         return ConnEv(True)
     if isinstance(ev, kws.Disconnected):

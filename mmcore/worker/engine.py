@@ -44,7 +44,8 @@ from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.game import GameSpec, directional_inventory
 from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
 from mmcore.risk.gate import GateConfig, GateResult, GateState, RecentPlace, check
-from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream
+from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream, observe_trade
+from mmcore.quoting.guards import AdverseGuards, GuardConfig
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
 from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, available_liquidity, game_limit
 from mmcore.risk.limits import OtherGames
@@ -197,8 +198,22 @@ class AccountEv:
     receipt_ns: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class TradeEv:
+    """A public trade print in one of the game's markets (WS ``trade``; ours included): YES
+    ``price`` in price units, ``count`` centi-contracts, ``taker_side`` "bid" = the taker bought
+    YES. Feeds the jump detector's trade stream and the order-flow guard."""
+
+    market: str
+    price: int
+    count: int
+    taker_side: Side
+    exchange_ns: int | None
+    receipt_ns: int
+
+
 Event = Union[BookEv, BookStaleEv, HeartbeatEv, FillEv, OrderEv, AckEv, TheoEv, ReconcileEv,
-              ConnEv, LifecycleEv, StopEv, AccountEv, OrderGroupEv]
+              ConnEv, LifecycleEv, StopEv, AccountEv, OrderGroupEv, TradeEv]
 
 
 # --- requests out -----------------------------------------------------------------------------
@@ -271,6 +286,8 @@ class WorkerConfig:
     gate: GateConfig = GateConfig()
     limits: LimitConfig = DEFAULT_LIMIT_CONFIG
     jump: JumpConfig = JumpConfig()
+    guard: GuardConfig = GuardConfig()
+    """Adverse-selection guards: per-side widen and stale-quote holds (:mod:`mmcore.quoting.guards`)."""
     reconcile: ReconcileParams = ReconcileParams()
     tick_ns: int = 1 * NS
     reconcile_interval_ns: int = 10 * NS
@@ -327,6 +344,7 @@ class GameWorker:
         self.seen_fills: set[str] = set()
         self.ks = KillSwitch.start(now_ns)
         self.jumps: dict[str, JumpMonitor] = {m: JumpMonitor() for m in game.markets}
+        self.guards = AdverseGuards(game.markets, cfg.guard)
         self.latencies: deque[int] = deque(maxlen=200)
         self.rate_limited: deque[int] = deque(maxlen=100)
         self.recent_places: deque[RecentPlace] = deque(maxlen=64)
@@ -432,8 +450,12 @@ class GameWorker:
         self.last_market_data_ns = ev.receipt_ns
         top = ev.book.top()
         if top.mid is not None:
-            self.jumps[ev.market], _ = observe_stream(
+            self.jumps[ev.market], jv = observe_stream(
                 self.jumps[ev.market], "mid", top.mid / PRICE_ONE, now_ns, self.cfg.jump)
+            jump = self.guards.jump_refresh(ev.market, "mid", jv, now_ns)
+            if jump is not None:  # a jump: re-pull this game's odds (guards rate-limit it)
+                out.requests.append(RefreshTheo(jump))
+        self.guards.observe_mid(ev.market, top.mid, now_ns)
         out.journal.append(self._rec(
             "book_top", f"{ev.market}:{ev.receipt_ns}", now_ns, market=ev.market, bid=top.bid,
             bid_size=top.bid_size, ask=top.ask, ask_size=top.ask_size, exchange_ns=ev.exchange_ns,
@@ -447,6 +469,17 @@ class GameWorker:
 
     def _on_HeartbeatEv(self, ev: HeartbeatEv, now_ns: int, out: Output) -> None:
         self.last_market_data_ns = max(self.last_market_data_ns or 0, ev.receipt_ns)
+
+    def _on_TradeEv(self, ev: TradeEv, now_ns: int, out: Output) -> None:
+        if ev.market not in self.jumps:
+            return
+        self.guards.observe_trade(ev.market, ev.count, ev.taker_side, now_ns)
+        self.jumps[ev.market], jv = observe_trade(self.jumps[ev.market], ev.taker_side,
+                                                  ev.price / PRICE_ONE, now_ns, self.cfg.jump)
+        jump = self.guards.jump_refresh(ev.market, "trade", jv, now_ns)
+        if jump is not None:
+            out.requests.append(RefreshTheo(jump))
+        self.dirty = True
 
     def _on_OrderGroupEv(self, ev: OrderGroupEv, now_ns: int, out: Output) -> None:
         self.group_events += 1
@@ -499,6 +532,7 @@ class GameWorker:
             "fill", ev.trade_id, now_ns, order_id=ev.order_id, market=ev.market, side=ev.side,
             price=ev.price, count=ev.count, fee=ev.fee, is_taker=ev.is_taker,
             post_position=after, exchange_ns=ev.exchange_ns, receipt_ns=ev.receipt_ns))
+        self.guards.observe_fill(ev.market, ev.side, ev.price, ev.count, now_ns)
         self.dirty = True
 
     def _on_OrderEv(self, ev: OrderEv, now_ns: int, out: Output) -> None:
@@ -922,10 +956,13 @@ class GameWorker:
         closed = frozenset(m for m, ok in self.market_open.items() if not ok)
         limit = self.limit()
         state = GameState(self.positions, self.cash, self._avg_costs(), tuple(self.live.values()))
+        guard = self.guards.decide(now_ns, self.live.values(), {
+            m: combined(self.jumps[m], now_ns, self.cfg.jump) for m in self.game.markets})
         dq = desired_quotes(self.game, tops, self.theo, state, limit, self.cfg.quote, now_ns,
                             uncertainty=self.uncertainty, trading=trading,
                             stale=frozenset(self.stale) | closed,
-                            limit_config=self.cfg.limits, others=self._others())
+                            limit_config=self.cfg.limits, others=self._others(),
+                            guard_widen=guard.widen, hold=guard.hold)
         free_quotes = [q for q in dq.quotes if not self._slot_locked(q.slot)]
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
@@ -949,7 +986,7 @@ class GameWorker:
         self.decision_seq += 1
         out.journal.append(self._rec(
             "quote_decision", f"{self.run_id}:{self.decision_seq}", now_ns,
-            quotes=[_quote_dict(q) for q in dq.quotes], notes=list(dq.notes), state=trading,
+            quotes=[_quote_dict(q) for q in dq.quotes], notes=[*dq.notes, *guard.notes], state=trading,
             theo=list(self.theo) if self.theo else None, repeated_refusals=repeated))
         for refusal in verdict.refused:
             out.journal.append(self._rec("refusal", f"gate:{self.run_id}:{self.decision_seq}:"
