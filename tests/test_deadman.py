@@ -19,6 +19,7 @@ Every wait is bounded and polls state; nothing sleeps a fixed time to synchronis
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -37,7 +38,7 @@ from mmcore.sim.server import SimStack
 from mmcore.theo.pull import pull_theos
 from mmcore.units import CONTRACT
 from mmcore.venues.oddsapi import OddsApiClient
-from mmcore.worker.engine import OrderGroupEv, ReconcileEv
+from mmcore.worker.engine import OrderGroupEv, ReconcileEv, ResyncBooks
 from tests.test_worker_faults import FAR, Run, finish, first_event_after, hit_mm_order
 from tests.test_worker_sigkill import POLL_S, _kill, _mm_env, _until
 from tests.workerkit import rig, scenario_dict
@@ -218,6 +219,87 @@ async def test_triggered_then_deleted_group_is_reset_then_recreated_before_quoti
             assert driver._group_id not in (None, gid)
             await run.quoting()
             assert all(o.order_group_id == driver._group_id for o in run.resting())
+            await finish(run)
+        finally:
+            await run.close()
+
+
+# --- 4. per-market staleness from frames actually received -----------------------------------
+
+
+async def test_one_silent_market_is_pulled_while_the_other_keeps_quoting(tmp_path: Path) -> None:
+    """The exchange stops sending one market's book frames (deltas, and snapshots asked for)
+    while the socket stays up: that market is probed, then pulled once silent for
+    ``stale_market_data_ns``; the other keeps quoting (ACTIVE). When every market is silent,
+    STALE_MARKET_DATA fires."""
+    limit_s = 3.0
+    async with rig(tmp_path, seed=3, start_in_s=FAR) as r:
+        ex = r.stack.exchange
+        driver = await r.driver(worker_id="w-silent")
+        driver.cfg = dataclasses.replace(driver.cfg, killswitch=dataclasses.replace(
+            driver.cfg.killswitch, stale_market_data_ns=int(limit_s * NS)))
+        run = Run(r, driver)
+        records = _tap_journal(run)
+        run.start()
+        try:
+            await run.quoting()
+            quiet, other = run.markets[0], run.markets[1]
+            t0 = run.now()
+            apply_fault(ex, "ws_silence", {"ticker": quiet, "seconds": 60})
+            await run.until(lambda: quiet in run.worker.stale and not run.resting(quiet),
+                            limit_s + 10, f"{quiet} pulled")
+            t_pulled = next(s for s, _ in run.stale_windows[quiet] if s >= t0)
+            assert t_pulled - t0 >= limit_s * NS * 0.9, "pulled for silence, not at once"
+            assert any(rec.get("where") == "market_data" and quiet in rec.get("reason", "")
+                       for rec in records)
+            probes = [a for t, a in run.actions if t >= t0]  # (actions: orders only)
+            assert not [a for a in probes if isinstance(a, Place) and a.quote.market == quiet]
+            # the other market is fresh and quoted; the game is not REDUCING for one quiet book
+            assert other not in run.worker.stale and run.resting(other)
+            assert run.worker.ks.state == "ACTIVE", run.worker.ks.history
+            # both silent: the kill switch's STALE_MARKET_DATA fires (from frames, not the socket)
+            apply_fault(ex, "ws_silence", {"ticker": other, "seconds": 60})
+            await run.until(lambda: "STALE_MARKET_DATA" in {t.value for t in run.worker.ks.active_triggers},
+                            limit_s + 10, "STALE_MARKET_DATA")
+            assert run.worker.ws_connected
+            await run.until(lambda: not run.resting(), 10, "every quote pulled")
+            # the feed comes back: fresh snapshots answer the probes and quoting resumes
+            ex.faults.ws_silent_until_ns.clear()
+            await run.until(lambda: not run.worker.stale, limit_s + 5, "books fresh again")
+            await finish(run)
+        finally:
+            await run.close()
+
+
+async def test_a_quiet_but_healthy_book_is_probed_not_pulled(tmp_path: Path) -> None:
+    """No taker trades: the books get few deltas (makers requote only on change). Probes
+    (snapshots asked for over the socket) keep them fresh, so quoting never stops for silence."""
+    limit_s = 2.0
+    async with rig(tmp_path, seed=3, start_in_s=FAR, noise_takers=[], informed_takers=[]) as r:
+        driver = await r.driver(worker_id="w-quiet")
+        driver.cfg = dataclasses.replace(driver.cfg, killswitch=dataclasses.replace(
+            driver.cfg.killswitch, stale_market_data_ns=int(limit_s * NS)))
+        run = Run(r, driver)
+        probes: list[tuple[int, tuple[str, ...]]] = []
+        inner = driver.on_output
+
+        def tap(worker: Any, out: Any) -> None:
+            probes.extend((run.now(), q.markets) for q in out.requests if isinstance(q, ResyncBooks))
+            inner(worker, out)
+        driver.on_output = tap
+        run.start()
+        try:
+            await run.quoting()
+            t0 = run.now()
+            first = {m: run.worker.last_frame_ns[m] for m in run.markets}
+            # every market gets a frame after t0 even if nobody touches its book
+            await run.until(lambda: all((run.worker.last_frame_ns[m] or 0) > t0 for m in run.markets)
+                            and run.now() - t0 > 3 * limit_s * NS, 6 * limit_s + 10,
+                            "frames (probe answers) on every market")
+            assert all(run.worker.last_frame_ns[m] > first[m] for m in run.markets)
+            assert {m for t, ms in probes if t >= t0 for m in ms} == set(run.markets), probes
+            assert not any(w[0] >= t0 for m in run.markets for w in run.stale_windows[m]), \
+                run.stale_windows
             await finish(run)
         finally:
             await run.close()

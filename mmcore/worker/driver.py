@@ -57,7 +57,6 @@ from mmcore.worker.engine import (
     ConnEv,
     FillEv,
     GameWorker,
-    HeartbeatEv,
     LifecycleEv,
     OrderEv,
     Output,
@@ -66,6 +65,7 @@ from mmcore.worker.engine import (
     OrderGroupEv,
     RefreshTheo,
     RestoreOrderGroup,
+    ResyncBooks,
     StopEv,
     TheoEv,
     TradeEv,
@@ -343,7 +343,6 @@ class WorkerDriver:
         if self.journal is not None:
             self._spawn(self._backfill_later())
         self._spawn(self._poll_theo())
-        self._spawn(self._heartbeat())
         if self.rest.has_presign_pools:
             self._spawn(self._refill_presigned())
         if self.account is not None:
@@ -384,6 +383,8 @@ class WorkerDriver:
                 self._spawn(self._refresh_theo(req.reason))
             elif isinstance(req, RestoreOrderGroup):
                 self._spawn(self._restore_group(req))
+            elif isinstance(req, ResyncBooks) and self._ws is not None:
+                self._spawn(self._ws.probe(req.markets))  # snapshots come back as BookEv
         if self.on_output is not None:
             self.on_output(self.worker, out)
 
@@ -657,14 +658,6 @@ class WorkerDriver:
                             waiting, theo, w.last_theo_ns if theo else None, _quotes(w),
                             dict(w.positions), self.report.fills, w.pnl_money(), reasons,
                             self.game.start_ns, now, self.report.exit_reason)
-
-    async def _heartbeat(self) -> None:
-        """The WS library answers the venue's pings and drops a dead connection; while the
-        connection stands, market data counts as alive even when the book is quiet."""
-        while True:
-            await asyncio.sleep(2.0)
-            if self._ws is not None and self.worker is not None and self.worker.ws_connected:
-                self._put(HeartbeatEv(self.clock_ns()))
 
     async def _refill_presigned(self) -> None:
         """Idle-time RSA work keeps the hot path free: top up the REST client's pre-signed

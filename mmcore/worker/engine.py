@@ -346,6 +346,17 @@ class GameWorker:
         self.jumps: dict[str, JumpMonitor] = {m: JumpMonitor() for m in game.markets}
         self.guards = AdverseGuards(game.markets, cfg.guard)
         self.latencies: deque[int] = deque(maxlen=200)
+        """Wire round trip (request written → reply read) of every REST write, ns: kept for the
+        record; the LATENCY trigger reads :attr:`order_ack_ns`."""
+        self.order_ack_ns: deque[int] = deque(maxlen=200)
+        """Order-to-ack latency (quoting-math §6.2): per place/amend, the venue's ack time for the
+        attempt that landed; an ack that never came counts at ``ack_timeout_ns`` ("any ack
+        missing"). 429s are RATE_LIMIT's, not latency."""
+        self.last_frame_ns: dict[str, int | None] = {m: None for m in game.markets}
+        """Receipt time of the last book frame (snapshot or delta) per market: per-market
+        staleness comes from frames actually received, not from the socket being up."""
+        self.probed_ns: dict[str, int] = {}
+        """When each silent market was last probed (a snapshot asked for)."""
         self.rate_limited: deque[int] = deque(maxlen=100)
         self.recent_places: deque[RecentPlace] = deque(maxlen=64)
         self.limit_history: deque[tuple[int, int]] = deque()
@@ -419,6 +430,8 @@ class GameWorker:
                 # resting for risk) until the exchange's own list answers.
                 del self.pending[seq]
                 self.unknown[seq] = action
+                if isinstance(action, (Place, Amend)):
+                    self.order_ack_ns.append(self.cfg.ack_timeout_ns)  # "any ack missing"
                 out.journal.append(self._rec("error", f"ack-timeout:{self.run_id}:{seq}", now_ns,
                                              reason=f"no ack for action {seq} in time"))
                 out.requests.append(ReconcileNow(f"ack timeout for action {seq}"))
@@ -448,6 +461,8 @@ class GameWorker:
         else:
             self.stale.discard(ev.market)
         self.last_market_data_ns = ev.receipt_ns
+        self.last_frame_ns[ev.market] = max(self.last_frame_ns[ev.market] or 0, ev.receipt_ns)
+        self.probed_ns.pop(ev.market, None)
         top = ev.book.top()
         if top.mid is not None:
             self.jumps[ev.market], jv = observe_stream(
@@ -568,6 +583,8 @@ class GameWorker:
             # the LATENCY limit and kept the worker REDUCING (not quoting) long after the storm.
             # 429s are measured by RATE_LIMIT instead.
             self.latencies.append(ev.latency_ns or max(0, now_ns - sent_ns))
+            if isinstance(action, (Place, Amend)):
+                self.order_ack_ns.append(ev.latency_ns or max(0, now_ns - sent_ns))
         # Fix (found by tests/test_worker_faults.py::test_rate_limit_storm_*): a 429 is the
         # venue answering "slow down", not a connectivity failure; counting it into the REST
         # failure streak (CONNECTIVITY, HALTED for good) let a 3 s 429 storm with four actions
@@ -855,13 +872,14 @@ class GameWorker:
         if self.books_ready:  # limits wait for the books (a restart must not judge by the floor)
             hard = max(self._breach_limit(limit.hard_contracts, now_ns), self.inherited)
             soft = int(self.cfg.soft_trigger_fraction * limit.hard_contracts)
-        lat = sorted(self.latencies)
+        lat = sorted(self.order_ack_ns)
+        freshest = self._check_silence(now_ns, out)
         metrics = RiskMetrics(
             pnl_money=self.game_day_pnl_money(),
             worst_case_exposure=worst,
             hard_limit=hard,
             soft_limit=soft,
-            last_market_data_ns=self.last_market_data_ns if self.last_market_data_ns else self.started_ns,
+            last_market_data_ns=freshest,
             last_theo_ns=self.last_theo_ns if self.last_theo_ns is not None else self.started_ns,
             latency_p95_ns=lat[int(0.95 * (len(lat) - 1))] if len(lat) >= 20 else None,
             latency_max_ns=lat[-1] if lat else None,
@@ -899,6 +917,32 @@ class GameWorker:
             if now_ns >= self.game.start_ns and self.stopping is None:
                 self.stopping = "game start"
         self._maybe_refresh_theo(limit, now_ns, out)
+
+    def _check_silence(self, now_ns: int, out: Output) -> int:
+        """Per-market staleness from frames received (Kalshi sends no per-market heartbeat, so a
+        quiet book is probed): a market silent for a third of ``stale_market_data_ns`` gets a
+        snapshot asked for (:class:`ResyncBooks`; again each third while silent); silent for
+        the whole of it, it is stale (pulled) until a frame arrives. Returns the receipt time of
+        the freshest market's last frame (the worker's start before any): STALE_MARKET_DATA
+        fires when *every* market is silent, one silent market only pulls that market."""
+        limit = self.cfg.killswitch.stale_market_data_ns
+        probe = max(1, limit // 3)
+        frames = [t for t in self.last_frame_ns.values() if t is not None]
+        if self.ws_connected and self.stopping is None:
+            for m, last in self.last_frame_ns.items():
+                if last is None or self.books[m] is None:
+                    continue  # no snapshot yet: the subscription asks for it
+                age = now_ns - last
+                if age > limit and m not in self.stale:
+                    self.stale.add(m)
+                    self.dirty = True
+                    out.journal.append(self._rec("error", f"silent:{self.run_id}:{m}:{now_ns}",
+                                                 now_ns, where="market_data", error_type="silent",
+                                                 reason=f"{m}: no book frame for {age} ns"))
+                if age > probe and now_ns - self.probed_ns.get(m, last) > probe:
+                    self.probed_ns[m] = now_ns
+                    out.requests.append(ResyncBooks((m,)))
+        return max(frames) if frames else self.started_ns
 
     def _breach_limit(self, hard: int, now_ns: int) -> int:
         """The bound INVENTORY_BREACH checks filled inventory against: the largest hard limit in
