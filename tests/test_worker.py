@@ -376,3 +376,25 @@ def test_breach_limit_is_the_largest_limit_of_the_memory_window(steps):
         now += dt
         seen.append((now, hard))
         assert w._breach_limit(hard, now) == max(h for t, h in seen if now - t <= memory)
+
+
+def test_low_theo_confidence_widens_the_quotes():
+    """Issue 10 item 6: the same theo at confidence 0.3 is quoted wider than at 1.0 (empty
+    books, so the model's half-spreads, not competition, set the prices)."""
+    def empty(market):
+        b = MarketBook(market)
+        b.apply_snapshot([], [], use_yes_price=False)
+        return b
+
+    def spread(conf):
+        w = GameWorker(GAME, WorkerConfig("w1"), T0)
+        acts = []
+        for ev in (ConnEv(True), ReconcileEv({}, (), T0, initial=True),
+                   TheoEv((0.6, 0.4), (0.003, 0.003), T0, confidence=conf),
+                   BookEv(A, empty(A), T0, T0), BookEv(B, empty(B), T0, T0)):
+            acts += w.handle(ev, T0).actions
+        q = {a.quote.slot: a.quote.price for _, a in acts if isinstance(a, Place)}
+        return q[(A, "ask")] - q[(A, "bid")]
+
+    assert spread(0.3) > spread(1.0)
+    assert spread(None) == spread(1.0)

@@ -74,6 +74,8 @@ class QuoteParams:
     adverse_buffer_price: float = 50.0
     """Expected adverse markout + safety buffer added to the maker fee in ``e_min`` (price units)."""
     uncertainty_widen_k: float = 1.0
+    confidence_widen_k: float = 1.0
+    """Half-spreads and the adverse buffer are multiplied by ``1 + k × (1 − confidence)``."""
     stop_before_start_ns: int = 60 * NS
 
 
@@ -108,8 +110,13 @@ def desired_quotes(
     others: OtherGames | None = None,
     guard_widen: Mapping[Slot, float] | None = None,
     hold: Mapping[Slot, str] | None = None,
+    confidence: float | None = None,
 ) -> DesiredQuotes:
     """All desired quotes of one game (see the module docstring for the steps).
+
+    ``confidence`` (the theo snapshot's, in [0, 1]; None = not known) scales the model
+    half-spreads and the adverse buffer of ``e_min`` by ``1 + confidence_widen_k × (1 −
+    confidence)``: a theo the books disagree on (or without Pinnacle) is quoted wider.
 
     ``guard_widen`` (price units per side, from :mod:`mmcore.quoting.guards`) moves that side's
     most aggressive allowed price that much further from theo (:func:`_widened`); sides in
@@ -133,6 +140,11 @@ def desired_quotes(
     if not all(0.0 < p < 1.0 for p in theo):
         return none(f"R8 theo {tuple(round(p, 4) for p in theo)} not strictly inside (0, 1)")
     tau_s = (game.start_ns - now_ns) / NS
+    scale = 1.0
+    if confidence is not None and math.isfinite(confidence):
+        scale = 1.0 + params.confidence_widen_k * (1.0 - min(1.0, max(0.0, confidence)))
+        if scale > 1.0:
+            notes.append(f"theo confidence {confidence:.2f}: half-spreads ×{scale:.2f}")
     live = {o.slot: o for o in state.resting}
 
     per_market: dict[str, MarketQuote] = {}
@@ -149,9 +161,9 @@ def desired_quotes(
         inputs = MarketInputs(
             theo=theo_price,
             reservation=mq.reservation * PRICE_ONE,
-            half_bid=(mq.half_bid + widen) * PRICE_ONE if math.isfinite(mq.half_bid) else math.inf,
-            half_ask=(mq.half_ask + widen) * PRICE_ONE if math.isfinite(mq.half_ask) else math.inf,
-            e_min=fee + params.adverse_buffer_price,
+            half_bid=(mq.half_bid + widen) * scale * PRICE_ONE if math.isfinite(mq.half_bid) else math.inf,
+            half_ask=(mq.half_ask + widen) * scale * PRICE_ONE if math.isfinite(mq.half_ask) else math.inf,
+            e_min=fee + params.adverse_buffer_price * scale,
             q=q,
             q_soft=limit.soft_contracts,
             q_hard=limit.hard_contracts,

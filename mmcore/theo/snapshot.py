@@ -76,7 +76,7 @@ def read_snapshot(directory: Path, event_ticker: str) -> TheoSnapshot | None:
         return None
     try:
         return TheoSnapshot(raw["event_ticker"], dict(raw["markets"]), dict(raw.get("uncertainty", {})),
-                            float(raw.get("confidence", 0.0)), int(raw["as_of_ns"]), str(raw.get("source", "")))
+                            float(raw.get("confidence", 1.0)), int(raw["as_of_ns"]), str(raw.get("source", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"malformed theo snapshot {path}: {exc}") from exc
 

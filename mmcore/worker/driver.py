@@ -690,7 +690,7 @@ class WorkerDriver:
 
     def _theo_event(self, snap: TheoSnapshot) -> TheoEv:
         return TheoEv(snap.probs_for(self.game.markets), snap.uncertainty_for(self.game.markets),
-                      snap.as_of_ns, snap.source)
+                      snap.as_of_ns, snap.source, confidence=snap.confidence)
 
     # --- plumbing ----------------------------------------------------------------------------
 

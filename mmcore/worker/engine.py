@@ -137,6 +137,8 @@ class TheoEv:
     uncertainty: tuple[float, ...] | None
     as_of_ns: int
     source: str = ""
+    confidence: float | None = None
+    """The snapshot's confidence in [0, 1] (widens quotes when low); None = not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +331,7 @@ class GameWorker:
         self.market_open: dict[str, bool] = {m: True for m in game.markets}
         self.theo: tuple[float, ...] | None = None
         self.uncertainty: tuple[float, ...] | None = None
+        self.confidence: float | None = None
         self.last_theo_ns: int | None = None
         self.positions: dict[str, int] = {m: 0 for m in game.markets}
         self.cash = 0
@@ -651,6 +654,7 @@ class GameWorker:
                                          reason=f"theo has {len(ev.probs)} outcomes"))
             return
         self.theo, self.uncertainty, self.last_theo_ns = ev.probs, ev.uncertainty, ev.as_of_ns
+        self.confidence = ev.confidence
         if self.adopted_unmarked:
             self._mark_adopted(ev.probs)
         for m, p in zip(self.game.markets, ev.probs):
@@ -1006,7 +1010,7 @@ class GameWorker:
                             uncertainty=self.uncertainty, trading=trading,
                             stale=frozenset(self.stale) | closed,
                             limit_config=self.cfg.limits, others=self._others(),
-                            guard_widen=guard.widen, hold=guard.hold)
+                            guard_widen=guard.widen, hold=guard.hold, confidence=self.confidence)
         free_quotes = [q for q in dq.quotes if not self._slot_locked(q.slot)]
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
