@@ -199,7 +199,7 @@ class DemoStack:
 
         s = Settings(_env_file=None, venue="sim", data_dir=self.data_dir,  # type: ignore[call-arg]
                      sim_exchange_port=self.exchange_port, sim_odds_port=self.odds_port)
-        return rest_for(s, rate_share=0.2)
+        return rest_for(s)
 
     async def sim_state(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=5.0) as client:

@@ -92,8 +92,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
 
     s, log = settings(), logger()
     signer = signer_for(s)
-    share = 1.0 / s.max_concurrent_games
-    async with rest_for(s, signer, rate_share=share) as rest:
+    async with rest_for(s, signer, label=event_ticker) as rest:
         start_ns = await rest.game_start_ns(event_ticker)
         stop_before_ns = int(s.quote_stop_before_start_s * NS)
         now = time.time_ns()
@@ -105,9 +104,9 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
             return GameRunResult(event_ticker, "game already started", resting_after=len(kill.after))
         driver = await build_worker(s, rest, signer, event_ticker, until_ns=until_ns,
                                     refresh=refresh, worker_id=f"{event_ticker}--{run_id[:8]}")
-        log.info("quoting %s (%s) until %s; rate share 1/%d of the %s tier", event_ticker,
+        log.info("quoting %s (%s) until %s; rate budget: the account's %s tier, shared", event_ticker,
                  " ".join(driver.game.markets), time.strftime("%H:%M:%S", time.localtime(start_ns / NS)),
-                 s.max_concurrent_games, s.rate_tier)
+                 rest.limiter.tier if rest.limiter else s.rate_tier)
         keeper = asyncio.create_task(_keep_alive(driver, event_ticker, run_id, show))
         try:
             report = await driver.run()

@@ -26,7 +26,7 @@ async def settlements_task() -> int:
 
     s = settings()
     now = time.time_ns()
-    async with rest_for(s, rate_share=0.2) as rest:
+    async with rest_for(s) as rest:
         rows = settlement_rows(await rest.get_settlements(), now)
     if rows:
         write_rows(record_root(s.data_dir), "settlements", f"settlements-{now}", rows)

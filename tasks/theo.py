@@ -18,7 +18,7 @@ async def refresh_calendar_task(horizon_s: float | None = None) -> Any:
     from mmcore.worker.venue import rest_for
 
     s = settings()
-    async with rest_for(s, rate_share=0.2) as rest, OddsApiClient.from_settings(s) as odds:
+    async with rest_for(s) as rest, OddsApiClient.from_settings(s) as odds:
         kw: dict[str, Any] = {"sports": list(s.odds_sports)}
         if horizon_s is not None:
             kw["horizon_s"] = horizon_s

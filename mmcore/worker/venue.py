@@ -8,16 +8,20 @@ or, for the local exchange, from the key ``mm sim`` keeps in ``<data_dir>/sim/``
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from mmcore.calendar import game_from_spec
-from mmcore.errors import ConfigError
+from mmcore.errors import ConfigError, MMError
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.settings import Settings
 from mmcore.theo.refresh import Refresher, make_local_refresher
+from mmcore.venues.kalshi.account_file import AccountBudgetFile, budget_path
 from mmcore.venues.kalshi.auth import Signer, load_private_key
-from mmcore.venues.kalshi.ratelimit import COST_BATCH_CREATE_PER_ITEM, RateLimiter
+from mmcore.venues.kalshi.ratelimit import TIERS, RateLimiter, TierLimits
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
 from mmcore.units import CONTRACT, PRICE_ONE
@@ -25,6 +29,8 @@ from mmcore.worker.account_ledger import AccountLedger
 from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
 from mmcore.worker.engine import WorkerConfig
 from mmcore.worker.journal import Journal, JournalConfig
+
+log = logging.getLogger(__name__)
 
 
 def signer_for(settings: Settings) -> Signer:
@@ -38,20 +44,62 @@ def signer_for(settings: Settings) -> Signer:
     return Signer(settings.kalshi_api_key_id, load_private_key(settings.kalshi_private_key_path))
 
 
-def rest_for(settings: Settings, signer: Signer | None = None, *, rate_share: float = 1.0,
+RATE_SAFETY = 0.9
+"""The account's buckets as we meter them: this fraction of the exchange's, in rate and in
+capacity (headroom for the time between our send and the server's receipt)."""
+
+
+def account_budget(settings: Settings, key_id: str, *, label: str | None = None
+                   ) -> AccountBudgetFile:
+    """This process's handle on the rate budget every process of the account (``key_id`` on
+    ``settings.venue``) shares, kept under ``<data_dir>/account/``. A new record starts at
+    ``MM_RATE_TIER``; an existing one keeps the tier last read from the exchange."""
+    limits = TIERS[settings.rate_tier]
+    return AccountBudgetFile(
+        budget_path(settings.data_dir, settings.venue, key_id), tier=settings.rate_tier,
+        read=(limits.read_per_s, limits.read_capacity),
+        write=(limits.write_per_s, limits.write_capacity), source="setting", safety=RATE_SAFETY,
+        label=label if label is not None else " ".join(sys.argv[1:3]) or Path(sys.argv[0]).name)
+
+
+def rest_for(settings: Settings, signer: Signer | None = None, *, label: str | None = None,
              **kw: Any) -> KalshiRest:
-    """A REST client whose token buckets mirror ``rate_share`` of the account's tier
-    (``MM_RATE_TIER``; the local exchange runs basic), so processes sharing one account stay
-    inside its budget together (0 < rate_share <= 1)."""
-    if not 0 < rate_share <= 1:
-        raise ConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
-    limiter = RateLimiter.for_tier(settings.rate_tier, safety=0.9 * rate_share)
-    if limiter.buckets["write"].capacity < COST_BATCH_CREATE_PER_ITEM:
-        raise ConfigError(
-            f"a {rate_share:.3g} share of the {settings.rate_tier} tier holds "
-            f"{limiter.buckets['write'].capacity:.1f} write tokens, less than one order "
-            f"({COST_BATCH_CREATE_PER_ITEM}): lower MM_MAX_CONCURRENT_GAMES or raise MM_RATE_TIER")
-    return KalshiRest(settings.kalshi_url, signer or signer_for(settings), limiter=limiter, **kw)
+    """A REST client metered by the account's **shared** rate budget (:func:`account_budget`):
+    every process on the same key draws on one pair of buckets, so together they never send
+    more than the tier allows, cancels first. ``label`` names this process in the budget's
+    record (default: the command line's first two arguments, e.g. ``quote <EVENT>``).
+    Workers then read the real tier with :func:`sync_account_tier`."""
+    signer = signer or signer_for(settings)
+    budget = account_budget(settings, signer.key_id, label=label)
+    snap = budget.snapshot()
+    tier = TierLimits(*(x / snap.safety for b in snap.buckets for x in (b.rate_per_s, b.capacity)))
+    limiter = RateLimiter.for_tier(tier, safety=snap.safety, account=budget)
+    limiter.tier = snap.tier
+    return KalshiRest(settings.kalshi_url, signer, limiter=limiter, **kw)
+
+
+async def sync_account_tier(rest: KalshiRest, settings: Settings) -> str:
+    """Size the account's budget from the exchange (``GET /account/limits``: the buckets it
+    really enforces) instead of assuming ``MM_RATE_TIER``; the tier in force. If the endpoint
+    fails, the budget keeps what it has (the tier an earlier worker read, else
+    ``MM_RATE_TIER``) and a warning says so."""
+    limiter = rest.limiter
+    if limiter is None:
+        return settings.rate_tier
+    try:
+        got = await rest.get_account_limits()
+    except MMError as exc:
+        log.warning("GET /account/limits failed (%s): rate budget stays at the %s tier (%s)",
+                    exc, limiter.tier or settings.rate_tier,
+                    "MM_RATE_TIER" if limiter.tier in (None, settings.rate_tier) else "last read")
+        return limiter.tier or settings.rate_tier
+    limits = TierLimits(got.read.refill_rate, got.read.bucket_capacity, got.write.refill_rate,
+                        got.write.bucket_capacity)
+    limiter.set_tier(got.usage_tier, limits, safety=RATE_SAFETY, source="exchange")
+    if got.usage_tier != settings.rate_tier:
+        log.info("account rate tier from the exchange: %s (MM_RATE_TIER says %s)",
+                 got.usage_tier, settings.rate_tier)
+    return got.usage_tier
 
 
 def default_worker_config(settings: Settings, worker_id: str) -> WorkerConfig:
@@ -77,12 +125,14 @@ async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, eve
                        worker_id: str | None = None, local_refresh: bool = False,
                        refresh: Refresher | None = None) -> WorkerDriver:
     """A worker driver for one game on the configured venue, journaling under the data dir.
+    First sizes the account's rate budget from the exchange (:func:`sync_account_tier`).
 
     Theo comes from ``settings.theo_dir``. On ``RefreshTheo`` the worker always drops a request
     file there (``requests/<event>.json``, served by an orchestrator) and, when given, also awaits
     ``refresh`` — or, with ``local_refresh``, an in-process per-game odds pull
     (:func:`~mmcore.theo.refresh.make_local_refresher`: at most one a minute; the game's Odds API
     event from the published calendar, else from the free event list)."""
+    await sync_account_tier(rest, settings)
     game = await load_game(rest, event_ticker)
     wid = worker_id or event_ticker
     if refresh is None and local_refresh:

@@ -32,6 +32,14 @@ Priority policy (write bucket; the same rules hold on the read bucket but nobody
 A request whose cost exceeds the bucket's capacity can never be sent (the server would refuse a
 batch that large too): :class:`~mmcore.errors.InputError`, at once.
 
+**One account, one budget.** With ``account=`` (a :class:`SharedBudget`, e.g.
+:class:`~mmcore.venues.kalshi.account_file.AccountBudgetFile`) the tokens come from the bucket
+every process of the account shares instead of this process's own: the local queue still orders
+this process's waiters (cancels first), and its head asks the shared record, which applies the
+same four rules across processes (:mod:`mmcore.venues.kalshi.account_budget`). A waiting head
+re-asks at least every :data:`SHARED_POLL_MAX_S` (other processes take tokens meanwhile, and the
+poll keeps its slot's heartbeat fresh). :meth:`RateLimiter.set_tier` resizes both.
+
 Units: times are integer ns from the limiter's clock (``time.monotonic_ns`` by default; the
 buckets must be created with the same time base), rates tokens per second, costs tokens.
 """
@@ -44,14 +52,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mmcore.errors import InputError
 
 __all__ = [
     "Kind", "Priority", "DEFAULT_COST", "COST_CANCEL", "COST_BATCH_CANCEL_PER_ITEM",
     "COST_BATCH_CREATE_PER_ITEM", "COST_GET_ORDER", "TierLimits", "TIERS", "endpoint_cost",
-    "TokenBucket", "RateLimiter",
+    "TokenBucket", "RateLimiter", "SharedBudget", "SHARED_POLL_MAX_S",
 ]
 
 Kind = Literal["read", "write"]
@@ -65,6 +73,8 @@ COST_GET_ORDER = 2
 
 _PREFIX = "/trade-api/v2"
 _NS_PER_S = 1_000_000_000
+SHARED_POLL_MAX_S = 0.25
+"""Longest a head waiting on a shared budget sleeps before asking again (s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +207,29 @@ class TokenBucket:
                 f"tokens={self._tokens:.1f})")
 
 
+class SharedBudget(Protocol):
+    """The account-wide bucket pair a :class:`RateLimiter` may draw on (costs in tokens, times
+    in ns on the limiter's clock, which must be host-wide: ``time.monotonic_ns``)."""
+
+    def try_take(self, kind: str, cost: float, *, cancel: bool, since_ns: int,
+                 now_ns: int) -> int:
+        """0 when ``cost`` tokens were taken; else ns to wait before asking again (the request
+        stays registered as waiting since ``since_ns``)."""
+        ...
+
+    def leave(self, kind: str, *, cancel: bool, since_ns: int) -> None:
+        """The request waiting since ``since_ns`` gave up."""
+        ...
+
+    def penalize(self, kind: str, now_ns: int) -> None:
+        """A 429: empty the shared bucket."""
+        ...
+
+    def set_tier(self, tier: str, read: tuple[float, float], write: tuple[float, float], *,
+                 source: str) -> None:
+        ...
+
+
 class _Ticket:
     __slots__ = ("cost", "priority")
 
@@ -252,7 +285,12 @@ class RateLimiter:
     test can pass a sleep that advances a manual clock.
 
     Counters for benchmarks and tests: ``acquired`` (requests let through), ``waited_ns``
-    (total time spent waiting), ``served`` (``(kind, priority)`` in the order they got tokens).
+    (total time spent waiting), ``served`` (``(kind, priority)`` in the order they got tokens),
+    ``spent`` (tokens per kind).
+
+    ``account``: draw tokens from the account's shared budget instead of ``read``/``write``
+    (module docstring); ``cancel_reserve`` is then the shared record's, and ``clock_ns`` must
+    be ``time.monotonic_ns`` (the time base every process of the host shares).
     """
 
     def __init__(
@@ -264,8 +302,12 @@ class RateLimiter:
         clock_ns: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         record: bool = False,
+        account: SharedBudget | None = None,
     ) -> None:
         self.buckets: dict[Kind, TokenBucket] = {"read": read, "write": write}
+        self.account = account
+        self.tier: str | None = None
+        """The tier name the buckets were last sized for (:meth:`for_tier`, :meth:`set_tier`)."""
         reserve = 0.2 * write.capacity if cancel_reserve is None else float(cancel_reserve)
         if reserve < 0 or reserve >= write.capacity:
             raise InputError(f"cancel_reserve must be in [0, write capacity), got {reserve!r}")
@@ -276,6 +318,7 @@ class RateLimiter:
         self.acquired = 0
         self.waited_ns = 0
         self.record = record
+        self.spent: dict[Kind, float] = {"read": 0.0, "write": 0.0}
         self.served: list[tuple[Kind, Priority, float]] = []
         """With ``record=True``: ``(kind, priority, cost)`` in the order tokens were granted."""
 
@@ -289,10 +332,12 @@ class RateLimiter:
         clock_ns: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         record: bool = False,
+        account: SharedBudget | None = None,
     ) -> RateLimiter:
         """Buckets for a Kalshi tier (``basic`` … ``prestige``, or explicit limits), scaled by
         ``safety`` in rate and capacity (0.9 leaves 10 % for skew between our send time and the
-        server's receive time)."""
+        server's receive time). With ``account`` the buckets only bound a single request's cost;
+        the shared record (sized by its own ``safety``) is what meters."""
         limits = TIERS.get(tier.lower()) if isinstance(tier, str) else tier
         if limits is None:
             raise InputError(f"unknown rate tier {tier!r}; known: {', '.join(TIERS)}")
@@ -301,8 +346,30 @@ class RateLimiter:
         now = clock_ns()
         read = TokenBucket(limits.read_per_s * safety, limits.read_capacity * safety, now)
         write = TokenBucket(limits.write_per_s * safety, limits.write_capacity * safety, now)
-        return cls(read, write, cancel_reserve=cancel_reserve, clock_ns=clock_ns, sleep=sleep,
-                   record=record)
+        lim = cls(read, write, cancel_reserve=cancel_reserve, clock_ns=clock_ns, sleep=sleep,
+                  record=record, account=account)
+        lim.tier = tier.lower() if isinstance(tier, str) else None
+        return lim
+
+    def set_tier(self, name: str, limits: TierLimits, *, safety: float = 0.9,
+                 source: str = "exchange") -> None:
+        """Resize to ``limits`` (e.g. read from ``GET /account/limits``), scaled by ``safety``:
+        this process's buckets keep their tokens (clipped) and the shared budget, if any, is
+        resized for every process of the account. ``source`` says where the tier came from."""
+        if not 0 < safety <= 1:
+            raise InputError(f"safety must be in (0, 1], got {safety!r}")
+        now = self._clock_ns()
+        for kind, rate, cap in (("read", limits.read_per_s, limits.read_capacity),
+                                ("write", limits.write_per_s, limits.write_capacity)):
+            b = self.buckets[kind]  # type: ignore[index]
+            b._refill(now)
+            b.rate_per_s, b.capacity = rate * safety, cap * safety
+            b._tokens = min(b._tokens, b.capacity)
+        self.cancel_reserve = min(self.cancel_reserve, 0.2 * self.buckets["write"].capacity)
+        if self.account is not None:
+            self.account.set_tier(name, (limits.read_per_s, limits.read_capacity),
+                                  (limits.write_per_s, limits.write_capacity), source=source)
+        self.tier = name
 
     def waiting(self, kind: Kind) -> tuple[int, int]:
         """``(cancels, normals)`` waiting on the bucket."""
@@ -310,8 +377,11 @@ class RateLimiter:
         return len(q.cancels), len(q.normals)
 
     def penalize(self, kind: Kind) -> None:
-        """The server answered 429: empty our mirror of its bucket."""
-        self.buckets[kind].drain(self._clock_ns())
+        """The server answered 429: empty our mirror of its bucket (account-wide when shared)."""
+        now = self._clock_ns()
+        self.buckets[kind].drain(now)
+        if self.account is not None:
+            self.account.penalize(kind, now)
 
     def _keep(self, kind: Kind, ticket: _Ticket) -> float:
         if kind != "write" or ticket.priority == "cancel":
@@ -327,30 +397,44 @@ class RateLimiter:
             raise InputError(f"kind must be 'read' or 'write', got {kind!r}")
         if priority not in ("cancel", "normal"):
             raise InputError(f"priority must be 'cancel' or 'normal', got {priority!r}")
-        bucket, queue = self.buckets[kind], self._queues[kind]
+        bucket, queue, account = self.buckets[kind], self._queues[kind], self.account
         ticket = _Ticket(float(cost), priority)
-        bucket._check(ticket.cost, 0.0)
+        if account is None:
+            bucket._check(ticket.cost, 0.0)
         keep = self._keep(kind, ticket)
         start = self._clock_ns()
         now = start
         queue.add(ticket)
+        cancel, registered, granted = priority == "cancel", False, False
         try:
             while True:
                 if queue.head() is ticket:
-                    if bucket.try_take(ticket.cost, now, keep=keep):
+                    if account is not None:
+                        delay_ns = account.try_take(kind, ticket.cost, cancel=cancel,
+                                                    since_ns=start, now_ns=now)
+                        if delay_ns == 0:
+                            granted = True
+                            break
+                        registered = True
+                        delay_ns = min(delay_ns, int(SHARED_POLL_MAX_S * _NS_PER_S))
+                    elif bucket.try_take(ticket.cost, now, keep=keep):
+                        granted = True
                         break
-                    changed = queue.event()
-                    delay_ns = bucket.wait_ns(ticket.cost, now, keep=keep)
+                    else:
+                        delay_ns = bucket.wait_ns(ticket.cost, now, keep=keep)
                     # Sleep for the refill, but wake early if a cancel jumps ahead of us.
-                    await self._sleep_or_change(delay_ns, changed)
+                    await self._sleep_or_change(delay_ns, queue.event())
                 else:
                     await queue.event().wait()
                 now = self._clock_ns()
         finally:
             queue.remove(ticket)
+            if account is not None and registered and not granted:
+                account.leave(kind, cancel=cancel, since_ns=start)
         waited = max(0, now - start)
         self.acquired += 1
         self.waited_ns += waited
+        self.spent[kind] += ticket.cost
         if self.record:
             self.served.append((kind, priority, ticket.cost))
         return waited

@@ -1,0 +1,193 @@
+"""The account's shared rate budget kept in a file: the thin I/O around
+:mod:`mmcore.venues.kalshi.account_budget` (whose docstring says why one shared bucket and what
+its rules are).
+
+One file per (venue, API key) under ``<data_dir>/account/`` (:func:`budget_path`; the key id is
+hashed into the name), mode 0600, holding one fixed-size record
+(:data:`~mmcore.venues.kalshi.account_budget.RECORD_SIZE` bytes, a few KB). Every operation is
+``flock(LOCK_EX)`` → read the record → reclaim dead slots → find (or claim) this process's slot →
+the pure operation → write the record → unlock: tens of microseconds of lock hold, a few hundred
+operations a second across all workers of an account.
+
+- Liveness: a pid is alive when ``kill(pid, 0)`` finds it and ``/proc/<pid>/stat`` does not show
+  a zombie. The record is for processes on one host (pids, and ``time.monotonic_ns`` as the time
+  base, are per host); beyond one machine the same record would live behind a small lock
+  service (design.md §6).
+- A forked child gets its own file description and slot (``flock`` locks belong to the open
+  file description, which a fork shares).
+- A record that does not decode (torn, another version) is rebuilt with **empty** buckets (the
+  server's may be empty too) and logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mmcore.venues.kalshi import account_budget as ab
+
+__all__ = ["AccountBudgetFile", "budget_path", "pid_alive", "read_record"]
+
+log = logging.getLogger(__name__)
+
+
+def budget_path(data_dir: Path, venue: str, key_id: str) -> Path:
+    """Where the budget of ``key_id`` on ``venue`` lives (the id hashed, not spelled out)."""
+    digest = hashlib.sha256(key_id.encode()).hexdigest()[:16]
+    return Path(data_dir) / "account" / f"{venue}-{digest}.budget"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process on this host."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
+
+
+class AccountBudgetFile:
+    """This process's handle on the account's shared budget (implements
+    :class:`~mmcore.venues.kalshi.ratelimit.SharedBudget`).
+
+    ``read`` / ``write`` are the tier's unscaled (tokens/s, capacity) used when the file is
+    created; an existing record keeps its tier (the last one read from the exchange or set) until
+    :meth:`set_tier`. ``label`` names this process in the record (e.g. the game's event ticker).
+    """
+
+    def __init__(self, path: Path, *, tier: str, read: tuple[float, float],
+                 write: tuple[float, float], source: str = "setting", safety: float = 0.9,
+                 label: str = "", clock_ns: Callable[[], int] = time.monotonic_ns,
+                 alive: Callable[[int], bool] = pid_alive,
+                 heartbeat_timeout_ns: int = ab.HEARTBEAT_TIMEOUT_NS) -> None:
+        self.path = Path(path)
+        self.label = label
+        self._init = (tier, read, write, source, safety)
+        self._clock_ns = clock_ns
+        self._alive = alive
+        self._timeout_ns = heartbeat_timeout_ns
+        self._fd: int | None = None
+        self._pid = 0
+        self._nonce = 0
+        self._mine: ab.Slot | None = None
+        """A copy of this process's slot after the last operation (carried into a new slot
+        if the old one was reclaimed while this process was idle)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            pass
+
+    # --- I/O ------------------------------------------------------------------------------------
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            # a fork shares the parent's file description (and its flock): open our own
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid, self._nonce, self._mine = os.getpid(), secrets.randbits(62) + 1, None
+        return self._fd
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[tuple[ab.AccountState, int]]:
+        """The record and this process's slot index, under the lock; written back on exit."""
+        fd = self._open()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            now = self._clock_ns()
+            raw = os.pread(fd, ab.RECORD_SIZE, 0)
+            state = ab.decode(raw)
+            if state is None:
+                tier, read, write, source, safety = self._init
+                if raw.strip(b"\0"):
+                    log.warning("account rate budget %s was unreadable: rebuilt with empty "
+                                "buckets", self.path)
+                state = ab.new_state(read, write, tier=tier, source=source, safety=safety,
+                                     now_ns=now, full=not raw.strip(b"\0"))
+            ab.reap(state, now, self._alive, self._timeout_ns)
+            me = ab.find(state, self._pid, self._nonce)
+            if me is None:
+                me = ab.claim(state, self._pid, self._nonce, self.label, now, carry=self._mine)
+            yield state, me
+            slot = state.slots[me]
+            self._mine = ab.Slot(slot.pid, slot.nonce, slot.heartbeat_ns, slot.label,
+                                 list(slot.waiting), list(slot.tokens_used), list(slot.granted),
+                                 list(slot.waited_ns), slot.penalties)
+            os.pwrite(fd, ab.encode(state), 0)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Give the slot back (its counters go with it) and close the file."""
+        if self._fd is not None and self._pid == os.getpid():
+            with self._locked() as (state, me):
+                state.slots[me] = ab.Slot()
+            os.close(self._fd)
+        self._fd, self._mine = None, None
+
+    # --- SharedBudget ----------------------------------------------------------------------------
+
+    def try_take(self, kind: str, cost: float, *, cancel: bool, since_ns: int,
+                 now_ns: int) -> int:
+        with self._locked() as (state, me):
+            return ab.try_take(state, me, kind, cost, cancel=cancel, since_ns=since_ns,
+                               now_ns=now_ns)
+
+    def leave(self, kind: str, *, cancel: bool, since_ns: int) -> None:
+        with self._locked() as (state, me):
+            ab.leave(state, me, kind, cancel=cancel, since_ns=since_ns)
+
+    def penalize(self, kind: str, now_ns: int) -> None:
+        with self._locked() as (state, me):
+            ab.penalize(state, me, kind, now_ns)
+
+    def capacity(self, kind: str) -> float:
+        with self._locked() as (state, _me):
+            return state.buckets[ab.KINDS.index(kind)].capacity
+
+    def set_tier(self, tier: str, read: tuple[float, float], write: tuple[float, float], *,
+                 source: str) -> None:
+        """Resize the shared buckets for every process of the account (unscaled tier values)."""
+        with self._locked() as (state, _me):
+            ab.set_tier(state, read, write, tier=tier, source=source, now_ns=self._clock_ns())
+
+    def snapshot(self) -> ab.AccountState:
+        """The record as it is now (live slots only; dead ones reclaimed first)."""
+        with self._locked() as (state, _me):
+            return state
+
+    def __repr__(self) -> str:
+        return f"AccountBudgetFile({str(self.path)!r}, label={self.label!r})"
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None and getattr(self, "_pid", 0) == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def read_record(path: Path) -> ab.AccountState | None:
+    """The record at ``path`` as it is now, read under the lock without claiming a slot (for
+    reports: ``mm`` status, benchmarks); None when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return ab.decode(os.pread(fd, ab.RECORD_SIZE, 0))
+    finally:
+        os.close(fd)
