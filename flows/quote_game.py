@@ -53,8 +53,11 @@ async def _refresh_via_deployment(event_ticker: str) -> str:
 
 @flow(name="quote-game", on_crashed=[cancel_game_on_exit], on_cancellation=[cancel_game_on_exit],
       log_prints=True)
-async def quote_game(event_ticker: str, until: str | None = None) -> dict[str, Any]:
-    """Quote one game (all four sides) until it starts; ``until`` (ISO time) stops earlier."""
+async def quote_game(event_ticker: str, until: str | None = None,
+                     config: str | None = None) -> dict[str, Any]:
+    """Quote one game (all four sides) until it starts; ``until`` (ISO time) stops earlier.
+    ``config``: a worker config file (quoting, limits, kill switch, gate; JSON/TOML/YAML) in
+    place of ``MM_WORKER_CONFIG``."""
     from mmcore.models import iso_to_ns
 
     run_id = str(current_run.id or f"local-{time.time_ns()}")
@@ -69,6 +72,6 @@ async def quote_game(event_ticker: str, until: str | None = None) -> dict[str, A
 
     result = await acall(run_game_worker, event_ticker, run_id,
                          until_ns=iso_to_ns(until) if until else None, show=live.show,
-                         refresh=refresh if current_run.id else None)
+                         refresh=refresh if current_run.id else None, config=config)
     logger().info("quote-game %s ended: %s", event_ticker, result.to_dict())
     return result.to_dict()

@@ -210,10 +210,19 @@ def quote(
     event_ticker: str = typer.Argument(..., help="Kalshi event ticker, e.g. KXNBAGAME-26NOV24NYKBOS."),
     venue: Optional[str] = typer.Option(None, "--venue", help="sim | kalshi-demo | kalshi-prod (default MM_VENUE)."),
     until: Optional[str] = typer.Option(None, "--until", help="Stop at this ISO time (default: game start)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Quoting, limit, kill-switch and gate settings (JSON/TOML/YAML) "
+        "over the defaults; default MM_WORKER_CONFIG."),
 ) -> None:
     """Run one game's quoting worker in the foreground until its game starts (or --until, SIGTERM)."""
     try:
         settings = _settings_for(venue)
+        if config is not None:
+            settings = settings.model_copy(update={"worker_config": config})
+        if settings.worker_config is not None:  # a bad file fails here, before any connection
+            from mmcore.worker.venue import default_worker_config
+
+            default_worker_config(settings, event_ticker)
         until_ns = iso_to_ns(until) if until else None
         report = asyncio.run(_run_quote(settings, event_ticker, until_ns))
     except MMError as exc:

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
 
     quote_stop_before_start_s: float = Field(default=60.0, ge=0)
     """Workers stop quoting (cancel everything, verified) this long before the game starts."""
+    worker_config: Path | None = None
+    """``MM_WORKER_CONFIG``: a JSON/TOML/YAML file of quoting, limit, kill-switch and gate
+    settings every worker loads over the defaults (:mod:`mmcore.worker.config`); ``mm quote
+    --config`` and the quote-game flow's ``config`` parameter override it per run."""
     launch_window_s: float = Field(default=6 * 3600, gt=0)
     """The launcher starts a game's quoting run when the game starts within this many seconds."""
     launch_max_theo_age_s: float = Field(default=3 * 3600, gt=0)
@@ -123,7 +127,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "odds_api_key", "odds_api_base_url", "kalshi_api_key_id", "kalshi_private_key_path",
-        mode="before",
+        "worker_config", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, v: object) -> object:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -85,12 +86,18 @@ async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
 @task(name="quote-game-worker", retries=0)
 async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | None = None,
                           show: Callable[[str], Awaitable[None]] | None = None,
-                          refresh: Callable[[], Awaitable[None]] | None = None) -> GameRunResult:
+                          refresh: Callable[[], Awaitable[None]] | None = None,
+                          config: str | None = None) -> GameRunResult:
     """Run the game's worker until its start (or ``until_ns``); raise :class:`CancelAllFailed`
-    when the verified cancel-all did not end with nothing resting."""
-    from mmcore.worker.venue import build_worker, rest_for, signer_for
+    when the verified cancel-all did not end with nothing resting. ``config``: a worker config
+    file (:mod:`mmcore.worker.config`) in place of ``MM_WORKER_CONFIG``."""
+    from mmcore.worker.venue import build_worker, default_worker_config, rest_for, signer_for
 
     s, log = settings(), logger()
+    if config:
+        s = s.model_copy(update={"worker_config": Path(config)})
+    if s.worker_config is not None:  # a bad file fails the run here, before any connection
+        default_worker_config(s, event_ticker)
     signer = signer_for(s)
     async with rest_for(s, signer, label=event_ticker) as rest:
         start_ns = await rest.game_start_ns(event_ticker)

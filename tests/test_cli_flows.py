@@ -60,3 +60,32 @@ def test_mm_run_refuses_unknown_flows_and_parameters(tmp_path: Path) -> None:
         assert bad.returncode != 0 and "nope" in bad.stderr and "Traceback" not in bad.stderr
         bad = _mm(sim, "run", "cancel-all", "=1")
         assert bad.returncode != 0 and "name=value" in bad.stderr
+
+
+def test_quote_config_file_sets_the_size_of_the_orders_resting_on_the_exchange(tmp_path: Path) -> None:
+    """`mm quote --config FILE` (TOML): every order the running worker sent rests at the file's
+    clip (2 contracts), not the default 10; a bad file is one clear line before any connection."""
+    import asyncio
+
+    from tests.test_flows_quote_game import _publish_theo
+
+    cfg = tmp_path / "worker.toml"
+    cfg.write_text("[quote]\nclip_contracts = 2\nmin_size_contracts = 1\n[gate]\nmax_order_contracts = 200\n")
+    with sim_process(tmp_path, scenario(4, [300.0])) as sim:
+        ev = asyncio.run(_publish_theo(sim))
+        run = _mm(sim, "quote", ev, "--config", str(cfg), "--until", _until(10))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "resting_after=0" in run.stdout
+
+        async def sizes() -> list[int]:
+            async with sim.rest() as rest:
+                return [o.count() for o in await rest.get_orders_raw(event_ticker=ev, status=None)]
+
+        placed = asyncio.run(sizes())
+        assert placed, "the worker placed no orders"
+        assert max(placed) == 200, placed  # centi-contracts: 2 contracts per order
+
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[quote]\nclip = 'ten'\n")
+        out = _mm(sim, "quote", ev, "--config", str(bad), "--until", _until(5))
+        assert out.returncode != 0 and "quote.clip" in out.stderr and "Traceback" not in out.stderr

@@ -128,3 +128,28 @@ async def test_the_automation_cancels_a_crashed_runs_orders_even_without_its_hoo
             await watch.until(lambda ids: not ids, 60, "the automation's cancel-all")
         assert await resting(sim, ev) == []
         assert not (sim.data_dir / "halt" / ev).exists()  # not halted: the launcher may relaunch
+
+
+async def test_quote_game_config_parameter_sets_the_workers_clip(prefect_harness, tmp_path) -> None:
+    """The flow's ``config`` (a YAML file): the orders the run rested on the exchange are the
+    file's 3 contracts, not the default 10; a bad file fails the run naming the key."""
+    import datetime
+
+    import pytest
+
+    from mmcore.errors import ConfigError
+
+    cfg = tmp_path / "worker.yaml"
+    cfg.write_text("quote: {clip_contracts: 3, min_size_contracts: 1}\n")
+    with sim_process(tmp_path, scenario(9, [300.0])) as sim, mm_env(sim):
+        ev = await _publish_theo(sim)
+        until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=8)).isoformat()
+        out = await quote_game(event_ticker=ev, until=until, config=str(cfg))
+        assert out["resting_after"] == 0
+        async with sim.rest() as rest:
+            placed = [o.count() for o in await rest.get_orders_raw(event_ticker=ev, status=None)]
+        assert placed and max(placed) == 300, placed
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("killswitch: {max_drawdown_money: lots}\n")
+        with pytest.raises(ConfigError, match="max_drawdown_money"):
+            await quote_game(event_ticker=ev, until=until, config=str(bad))

@@ -104,10 +104,17 @@ async def sync_account_tier(rest: KalshiRest, settings: Settings) -> str:
 
 def default_worker_config(settings: Settings, worker_id: str) -> WorkerConfig:
     """The worker's configuration from settings (``MM_QUOTE_STOP_BEFORE_START_S``, the account's
-    ``MM_DAILY_LOSS_LIMIT_USD``, ``MM_AGGREGATE_MAX_LOSS_USD``, ``MM_AGGREGATE_MAX_CONTRACTS``)."""
+    ``MM_DAILY_LOSS_LIMIT_USD``, ``MM_AGGREGATE_MAX_LOSS_USD``, ``MM_AGGREGATE_MAX_CONTRACTS``),
+    then the file ``MM_WORKER_CONFIG`` (``mm quote --config``, the quote-game flow's ``config``)
+    over it (:mod:`mmcore.worker.config`; ConfigError naming the bad key)."""
     quote = dataclasses.replace(DEFAULT_QUOTE_PARAMS,
                                 stop_before_start_ns=int(settings.quote_stop_before_start_s * 1e9))
-    return with_account_limits(WorkerConfig(worker_id, quote=quote), settings)
+    cfg = WorkerConfig(worker_id, quote=quote)
+    if settings.worker_config is not None:
+        from mmcore.worker.config import load_worker_config
+
+        cfg = load_worker_config(settings.worker_config, cfg)
+    return with_account_limits(cfg, settings)
 
 
 def with_account_limits(cfg: WorkerConfig, settings: Settings) -> WorkerConfig:
