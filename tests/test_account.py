@@ -185,3 +185,17 @@ def test_daily_loss_halts_at_the_limit_and_not_before():
     halted = evaluate(ks, RiskMetrics(day_pnl_money=-limit), NOW)
     assert halted.state == "HALTED" and Trigger.DAILY_LOSS in halted.active_triggers
     assert evaluate(ks, RiskMetrics(day_pnl_money=None), NOW).state == "ACTIVE"
+
+
+def test_ledger_files_round_trip_and_prune(tmp_path):
+    from mmcore.worker.account_ledger import AccountLedger
+
+    ledger = AccountLedger(tmp_path / "account", pid=1, host="h")
+    ledger.publish(entry("w:1", "G1", loss=7, contracts=3))
+    ledger.publish(entry("w:old", "G2", day="2000-01-01", flat=True))
+    (ledger.runs_dir / "junk.json").write_text("{not json")
+    assert {e.run_id for e in ledger.read_all()} == {"w:1", "w:old"}  # junk skipped, logged
+    v = ledger.exchange(entry("me", "G3"), NOW)
+    assert v.others.worst_loss_money == 7
+    assert ledger.prune(NOW) == 1
+    assert {e.run_id for e in ledger.read_all()} == {"w:1", "me"}

@@ -334,6 +334,8 @@ class WorkerDriver:
             if gid is None:  # keep trying in the background; no new orders until then
                 self._spawn(self._restore_group(RestoreOrderGroup(True, why), delay_s=0.0))
         if self.account is not None:  # the day's P&L and peak, before anything is judged
+            with contextlib.suppress(OSError):  # earlier days' entries nobody counts any more
+                await asyncio.to_thread(self.account.prune, self.clock_ns())
             await self._account_sync(direct=True)
         await self._reconcile(initial=True)
         self._read_theo()
