@@ -398,3 +398,42 @@ def test_low_theo_confidence_widens_the_quotes():
 
     assert spread(0.3) > spread(1.0)
     assert spread(None) == spread(1.0)
+
+
+def test_stop_loss_barrier_quotes_the_market_reduce_only_at_theo():
+    """Issue 10 item 6: long 10 A bought around 0.57; theo falls to 0.50 (7¢ against, stop 6¢):
+    A is quoted reduce-only — no bid, an ask for at most the position priced at theo — and it
+    stays so after theo recovers (latched until the lot closes)."""
+    w, out = started()
+    ack_all(w, out, T0)
+    bid = next(o for o in w.live.values() if (o.market, o.side) == (A, "bid"))
+    t1 = T0 + S
+    w.handle(FillEv("t1", bid.order_id, A, "bid", bid.price, 1000, 0, False, 1000, t1, t1), t1)
+    t2 = T0 + 2 * S
+    res = w.handle(TheoEv((0.50, 0.50), (0.003, 0.003), t2), t2)
+    decision = next(r for r in res.journal if r["kind"] == "quote_decision")
+    assert any("barrier" in n and "stop_loss" in n for n in decision["notes"]), decision["notes"]
+    a_quotes = [q for q in decision["quotes"] if q["market"] == A]
+    assert [q["side"] for q in a_quotes] == ["ask"]
+    # theo 0.50 is below the best bid 0.57: the exit joins one tick above it, never crossing
+    assert a_quotes[0]["count"] <= 1000 and a_quotes[0]["price"] == 5800
+    t3 = T0 + 3 * S
+    res = w.handle(TheoEv((0.6, 0.4), (0.003, 0.003), t3), t3)
+    assert w.lots[A] is not None and w.lots[A].hit == "stop_loss"
+    assert not any(a.slot == (A, "bid") for _, a in res.actions if not isinstance(a, Cancel))
+
+
+def test_time_barrier_exits_an_old_lot():
+    import dataclasses
+
+    from mmcore.risk.barrier import BarrierConfig
+
+    w, out = started()
+    w.cfg = dataclasses.replace(w.cfg, barrier=BarrierConfig(max_hold_ns=30 * S))
+    ack_all(w, out, T0)
+    ask = next(o for o in w.live.values() if (o.market, o.side) == (B, "ask"))
+    w.handle(FillEv("t1", ask.order_id, B, "ask", ask.price, 500, 0, False, -500, T0, T0), T0)
+    assert w.lots[B] is not None and w.lots[B].hit is None
+    late = T0 + 31 * S
+    w.on_timer(late)
+    assert w.lots[B].hit == "time"

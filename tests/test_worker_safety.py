@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from mmcore.sim.engine import OrderRequest
 from mmcore.sim.exchange import MM_USER
 from mmcore.units import CONTRACT, PRICE_ONE
 from tests.test_worker_faults import FAR, NOISE, Run, bounded, finish, hit_mm_order
+from mmcore.theo.snapshot import TheoSnapshot, read_snapshot, write_snapshot
 from mmcore.worker.driver import load_game
 from tests.workerkit import rig
 
@@ -125,6 +127,44 @@ async def test_own_resting_orders_do_not_raise_the_game_limit(tmp_path):
             assert inv <= w.limit().hard_contracts
             assert not [a for _, a in run.actions if isinstance(a, (Place, Amend))
                         and a.slot[0] not in run.markets]
+            await finish(run)
+        finally:
+            await run.close()
+
+
+@bounded
+async def test_stop_loss_barrier_exits_reduce_only_on_the_exchange(tmp_path):
+    """Issue 10 item 6 (triple barrier): mm gets long one team (another trader hits its bid),
+    then the odds move 8¢ against it. The stop-loss barrier quotes that market reduce-only: its
+    bid goes from the exchange, its ask stays for at most the position, and the quote decision
+    says which barrier and why."""
+    async with rig(tmp_path, seed=11, start_in_s=FAR) as r:
+        driver = await asyncio.wait_for(r.driver(worker_id="w-barrier"), timeout=15)
+        run = Run(r, driver)
+        run.start()
+        try:
+            await run.quoting(per_market=2)
+            await run.settled()
+            m, other = run.markets
+            bid = next(o for o in run.resting(m) if o.side == "bid")
+            assert hit_mm_order(run, bid) > 0
+            await run.until(lambda: run.worker.positions[m] > 0, 10, "the fill reaches the worker")
+            snap = read_snapshot(r.theo_dir, r.event_ticker)
+            assert snap is not None
+            p = run.worker.theo[run.markets.index(m)] - 0.08  # 8¢ against the entry mark
+            write_snapshot(r.theo_dir, TheoSnapshot(r.event_ticker, {m: p, other: 1 - p},
+                                                    snap.uncertainty, snap.confidence,
+                                                    time.time_ns(), "test: odds moved"))
+            await run.until(lambda: run.worker.lots[m] is not None
+                            and run.worker.lots[m].hit == "stop_loss", 10, "stop-loss barrier")
+            notes = [n for _, rec in run.journal if rec["kind"] == "quote_decision"
+                     for n in rec["notes"] if n.startswith(f"barrier {m}")]
+            assert any("stop_loss" in n for n in notes), notes
+            await run.settled()
+            position = run.positions()[m]
+            assert not [o for o in run.resting(m) if o.side == "bid"]
+            asks = [o for o in run.resting(m) if o.side == "ask"]
+            assert all(o.remaining <= position for o in asks)
             await finish(run)
         finally:
             await run.close()

@@ -32,6 +32,7 @@ units (YES-terms cash), probabilities float, times int ns.
 from __future__ import annotations
 
 import dataclasses
+import math
 import zlib
 from collections import deque
 from collections.abc import Mapping
@@ -39,11 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from mmcore.book import BookTop, MarketBook
-from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place, ReconcileParams, Side, Slot, reconcile
+from mmcore.orders import (Amend, Cancel, LiveOrder, OrderAction, Place, Quote, ReconcileParams, Side, Slot,
+                           reconcile)
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.game import GameSpec, directional_inventory
 from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
 from mmcore.risk.gate import GateConfig, GateResult, GateState, RecentPlace, check
+from mmcore.risk.barrier import URGENT, BarrierConfig, Lot
+from mmcore.risk.barrier import update as barrier_update
 from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream, observe_trade
 from mmcore.quoting.guards import AdverseGuards, GuardConfig
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
@@ -288,6 +292,9 @@ class WorkerConfig:
     gate: GateConfig = GateConfig()
     limits: LimitConfig = DEFAULT_LIMIT_CONFIG
     jump: JumpConfig = JumpConfig()
+    barrier: BarrierConfig = BarrierConfig()
+    """Triple barrier per market position (take-profit, stop-loss, time): a touched barrier
+    quotes that market reduce-only (:meth:`GameWorker._apply_barriers`)."""
     guard: GuardConfig = GuardConfig()
     """Adverse-selection guards: per-side widen and stale-quote holds (:mod:`mmcore.quoting.guards`)."""
     reconcile: ReconcileParams = ReconcileParams()
@@ -347,6 +354,8 @@ class GameWorker:
         self.seen_fills: set[str] = set()
         self.ks = KillSwitch.start(now_ns)
         self.jumps: dict[str, JumpMonitor] = {m: JumpMonitor() for m in game.markets}
+        self.lots: dict[str, Lot | None] = {m: None for m in game.markets}
+        """Each market's open position under the triple barrier (None when flat)."""
         self.guards = AdverseGuards(game.markets, cfg.guard)
         self.latencies: deque[int] = deque(maxlen=200)
         """Wire round trip (request written → reply read) of every REST write, ns: kept for the
@@ -1011,7 +1020,8 @@ class GameWorker:
                             stale=frozenset(self.stale) | closed,
                             limit_config=self.cfg.limits, others=self._others(),
                             guard_widen=guard.widen, hold=guard.hold, confidence=self.confidence)
-        free_quotes = [q for q in dq.quotes if not self._slot_locked(q.slot)]
+        quotes, barrier_notes = self._apply_barriers(dq.quotes, tops, trading, now_ns)
+        free_quotes = [q for q in quotes if not self._slot_locked(q.slot)]
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
                          id_prefix=self.client_id_prefix, id_seq=self.action_seq)
@@ -1034,7 +1044,8 @@ class GameWorker:
         self.decision_seq += 1
         out.journal.append(self._rec(
             "quote_decision", f"{self.run_id}:{self.decision_seq}", now_ns,
-            quotes=[_quote_dict(q) for q in dq.quotes], notes=[*dq.notes, *guard.notes], state=trading,
+            quotes=[_quote_dict(q) for q in quotes], notes=[*dq.notes, *guard.notes, *barrier_notes],
+            state=trading,
             theo=list(self.theo) if self.theo else None, repeated_refusals=repeated))
         for refusal in verdict.refused:
             out.journal.append(self._rec("refusal", f"gate:{self.run_id}:{self.decision_seq}:"
@@ -1056,6 +1067,41 @@ class GameWorker:
     def _others(self) -> OtherGames:
         """The other games' use of the account's caps (nothing known: none)."""
         return self.account.others if self.account is not None else OtherGames()
+
+    def _apply_barriers(self, quotes: tuple[Quote, ...], tops: Mapping[str, BookTop], trading: str,
+                        now_ns: int) -> tuple[list[Quote], list[str]]:
+        """Triple barrier (quoting-math §6.3) on each market's position, marked at theo. A
+        market whose lot touched a barrier is quoted reduce-only: its adding side goes, its
+        reducing side is sized at most to the position; after a stop-loss or the time barrier
+        the reducing side is also priced at theo or better for the taker (never crossing the
+        book: post-only). Take-profit exits passively at the price quoting chose."""
+        out = list(quotes)
+        notes: list[str] = []
+        for i, m in enumerate(self.game.markets):
+            pos = self.positions[m]
+            mark = self.theo[i] * PRICE_ONE if self.theo is not None else None
+            before = self.lots[m]
+            lot = self.lots[m] = barrier_update(before, pos, mark, now_ns, self.game.start_ns,
+                                                self.cfg.barrier)
+            if lot is None or lot.hit is None:
+                continue
+            if before is None or before.hit is None:
+                notes.append(f"barrier {m} {lot.hit}: {lot.detail}")
+            reducing: Side = "ask" if lot.sign > 0 else "bid"
+            adding: Side = "bid" if lot.sign > 0 else "ask"
+            out = [q for q in out if q.slot != (m, adding)]
+            if trading == "HALTED" or self.theo is None or m in self.stale or not self.market_open[m]:
+                continue
+            have = next((q for q in out if q.slot == (m, reducing)), None)
+            size = min(abs(pos), have.count if have else self.cfg.quote.clip)
+            price = have.price if have else None
+            if lot.hit in URGENT and mark is not None:
+                price = _urgent_exit_price(self.game.grids[i], reducing, mark, tops.get(m), price)
+            out = [q for q in out if q.slot != (m, reducing)]
+            if price is not None and size >= self.cfg.quote.min_size:
+                out.append(Quote(m, reducing, price, size))
+                notes.append(f"barrier {m} {lot.hit}: reduce-only {reducing} {size} @ {price}")
+        return out, notes
 
     def _risk_resting(self) -> tuple[LiveOrder, ...]:
         """Everything that could still fill: live, unconfirmed cancels, and places whose ack
@@ -1103,6 +1149,25 @@ def _updated_cost(cost: int, before: int, after: int, signed: int, money: int) -
 def _as_live(ev: OrderEv, placed_ns: int) -> LiveOrder:
     return LiveOrder(ev.order_id, ev.client_order_id, ev.market, ev.side, ev.price, ev.remaining,
                      ev.filled, placed_ns)
+
+
+def _urgent_exit_price(grid: Any, side: Side, mark: float, top: BookTop | None,
+                       quoted: int | None) -> int | None:
+    """An exit priced at theo (``mark``, price units) or better for the taker, or the quoted
+    price when that is already more aggressive; never crossing the other side (post-only)."""
+    if side == "ask":
+        at = grid.round_up(int(math.ceil(mark)))
+        floor = grid.next_above(top.bid) if top is not None and top.bid is not None else None
+        if at is not None and floor is not None:
+            at = max(at, floor)
+        at = at if at is not None else floor
+        return at if quoted is None or at is None else min(quoted, at)
+    at = grid.round_down(int(mark))
+    cap = grid.next_below(top.ask) if top is not None and top.ask is not None else None
+    if at is not None and cap is not None:
+        at = min(at, cap)
+    at = at if at is not None else cap
+    return at if quoted is None or at is None else max(quoted, at)
 
 
 def _filled_past(ev: AckEv) -> bool:
