@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from mmcore.game import directional_inventory
 from mmcore.orders import Amend, Place
+from mmcore.risk.gate import GateConfig
 from mmcore.risk.limits import available_liquidity, game_limit
 from mmcore.sim.engine import OrderRequest
 from mmcore.sim.exchange import MM_USER
@@ -165,6 +167,38 @@ async def test_stop_loss_barrier_exits_reduce_only_on_the_exchange(tmp_path):
             assert not [o for o in run.resting(m) if o.side == "bid"]
             asks = [o for o in run.resting(m) if o.side == "ask"]
             assert all(o.remaining <= position for o in asks)
+            await finish(run)
+        finally:
+            await run.close()
+
+
+@bounded
+async def test_an_order_whose_amend_the_gate_refuses_is_cancelled_on_the_exchange(tmp_path):
+    """Issue 10 item 9. While the worker quotes, its gate is tightened so that it refuses every
+    order larger than 0.01 contract; then the odds move, and the worker wants to amend each of
+    its orders. A refused amend must not leave the old order resting (sized and priced for the
+    old theo): every order that rested before is cancelled on the exchange."""
+    async with rig(tmp_path, seed=13, start_in_s=FAR) as r:
+        driver = await asyncio.wait_for(r.driver(worker_id="w-refuse"), timeout=15)
+        run = Run(r, driver)
+        run.start()
+        try:
+            await run.quoting(per_market=2)
+            await run.settled()
+            before = {o.order_id for o in run.resting()}
+            run.worker.cfg = dataclasses.replace(run.worker.cfg, gate=GateConfig(max_order_contracts=1))
+            snap = read_snapshot(r.theo_dir, r.event_ticker)
+            assert snap is not None
+            m, other = run.markets
+            p = snap.markets[m] + 0.03
+            write_snapshot(r.theo_dir, TheoSnapshot(r.event_ticker, {m: p, other: 1 - p},
+                                                    snap.uncertainty, snap.confidence,
+                                                    time.time_ns(), "test: odds moved"))
+            await run.until(lambda: not before & {o.order_id for o in run.resting()}, 15,
+                            "every order whose amend was refused cancelled on the exchange")
+            refused = [rec for _, rec in run.journal if rec["kind"] == "refusal"
+                       and rec["action"]["action"] == "amend"]
+            assert refused, "the test must exercise a refused amend"
             await finish(run)
         finally:
             await run.close()
