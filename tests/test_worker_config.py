@@ -149,3 +149,16 @@ def test_fuzz_file_bytes(tmp_path_factory, suffix: str, data: bytes) -> None:
         load_worker_config(p, BASE)
     except ConfigError:
         pass
+
+
+def test_barrier_guard_and_jump_sections_reach_the_worker_config() -> None:
+    from mmcore.worker.config import worker_config_from_dict
+    from mmcore.worker.engine import WorkerConfig
+
+    base = WorkerConfig("w")
+    cfg = worker_config_from_dict({"barrier": {"stop_loss_price": 300, "start_buffer_ns": 600_000_000_000},
+                                   "jump": {"warmup_n": base.jump.warmup_n + 1}}, base)
+    assert cfg.barrier.stop_loss_price == 300 and cfg.barrier.start_buffer_ns == 600_000_000_000
+    assert cfg.jump.warmup_n == base.jump.warmup_n + 1
+    with pytest.raises(ConfigError, match="barrier"):
+        worker_config_from_dict({"barrier": {"stop_loss_price": -3}}, base)

@@ -14,7 +14,10 @@ File (JSON like ``mm preview``'s ``config`` object, or TOML, or YAML — chosen 
                                                                   #  in centi-contracts, or *_contracts)
       "limits":      {"sports": {"soccer_epl": {"max_loss_money": 50000}}, "default": {...}},
       "killswitch":  {"max_drawdown_money": 2000000, "severity": {"STALE_THEO": "REDUCING"}},
-      "gate":        {"collar_price": 800, "max_order_contracts": 5000}
+      "gate":        {"collar_price": 800, "max_order_contracts": 5000},
+      "barrier":     {"take_profit_price": 400, "stop_loss_price": 600},   # BarrierConfig
+      "guard":       {...},                                      # GuardConfig (adverse selection)
+      "jump":        {...}                                       # JumpConfig
     }
 
 Rules of this file:
@@ -57,7 +60,7 @@ from mmcore.units import CONTRACT
 from mmcore.worker.engine import WorkerConfig
 
 T = TypeVar("T")
-SECTIONS = ("hjb", "competition", "quote", "limits", "killswitch", "gate")
+SECTIONS = ("hjb", "competition", "quote", "limits", "killswitch", "gate", "barrier", "guard", "jump")
 ACCOUNT_KEYS = {
     "limits": {"aggregate_max_loss_money": "MM_AGGREGATE_MAX_LOSS_USD",
                "aggregate_max_contracts": "MM_AGGREGATE_MAX_CONTRACTS"},
@@ -170,6 +173,10 @@ def _apply(raw: object, base: WorkerConfig) -> WorkerConfig:
             if isinstance(v, int) and v <= 0:
                 raise ConfigError(f"gate.{f.name} must be > 0, got {v}")
         cfg = dataclasses.replace(cfg, gate=gate)
+    for section in ("barrier", "guard", "jump"):
+        if section in table:
+            built = _build(type(getattr(base, section)), table[section], getattr(base, section), section)
+            cfg = dataclasses.replace(cfg, **{section: built})
     return cfg
 
 
