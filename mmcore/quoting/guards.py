@@ -76,7 +76,7 @@ class GuardConfig:
     markout_widen_k: float = 1.0
     markout_widen_max_price: float = 500.0
     flow_window_ns: int = 10 * NS
-    flow_min_contracts: int = 20 * CONTRACT
+    flow_min_contracts: int = 30 * CONTRACT
     """Traded volume in the window needed before imbalance counts (centi-contracts)."""
     flow_imbalance_trigger: float = 0.7
     flow_widen_price: float = 100.0
@@ -200,6 +200,7 @@ class AdverseGuards:
         self._markouts: dict[Slot, _Markouts] = {(m, s): _Markouts() for m in self.markets for s in SIDES}
         self._held: dict[Slot, tuple[int, str]] = {}
         self._last_jump_refresh_ns: int | None = None
+        self._last_key: tuple[frozenset[tuple[Slot, int]], frozenset[Slot]] = (frozenset(), frozenset())
         self._keep_ns = max(cfg.vol_window_ns, 2 * cfg.stale_quote_age_ns, 2 * cfg.markout_horizon_ns)
 
     # --- observations ---
@@ -305,6 +306,16 @@ class AdverseGuards:
                     widen[(m, side)] = min(w, cfg.max_widen_price)
         hold = self._holds(now_ns, live, notes)
         return GuardDecision(widen, hold, tuple(notes))
+
+    def changed(self, d: GuardDecision) -> bool:
+        """Whether ``d`` differs from the decision last passed here in which sides widen (to the
+        nearest 100 price units) or are held: the worker journals such a change even when no
+        order has to move, so every guard verdict is on the record with its numbers."""
+        key = (frozenset((s, round(w / 100)) for s, w in d.widen.items()), frozenset(d.hold))
+        if key == self._last_key:
+            return False
+        self._last_key = key
+        return True
 
     # --- internals ---
 

@@ -1025,7 +1025,8 @@ class GameWorker:
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
                          id_prefix=self.client_id_prefix, id_seq=self.action_seq)
-        if not plan.actions:
+        guard_news = self.guards.changed(guard)  # a new guard verdict is journaled, orders or not
+        if not plan.actions and not guard_news:
             return
         gate_state = GateState(self.game, self.ks, limit, self.theo, self.positions, self.cash,
                                self._risk_resting(), self.market_open, tuple(self.recent_places),
