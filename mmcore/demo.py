@@ -35,7 +35,7 @@ from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
 from mmcore.theo.pull import pull_theos
 from mmcore.units import CONTRACT, PRICE_ONE
-from mmcore.venues.kalshi.ratelimit import RateLimiter
+from mmcore.venues.kalshi.ratelimit import RateLimiter, TierLimits
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
 from mmcore.venues.oddsapi import OddsApiClient
@@ -116,8 +116,12 @@ async def _demo(seed: int, n_games: int, first_start_s: float, spacing_s: float,
         worst = _print_theos(console, sc, pull)
         signer = stack.signer()
         # one client for every game: room for each game's four quotes in the per-order pools
-        async with KalshiRest(stack.rest_url, signer, limiter=RateLimiter.for_tier("advanced"),
+        async with KalshiRest(stack.rest_url, signer, limiter=RateLimiter.for_tier("basic"),
                               presign_order_cap=max(16, 4 * len(sc.games))) as rest:
+            got = await rest.get_account_limits()  # the tier the exchange enforces, not a guess
+            rest.limiter.set_tier(got.usage_tier, TierLimits(
+                got.read.refill_rate, got.read.bucket_capacity, got.write.refill_rate,
+                got.write.bucket_capacity))
             quote = dataclasses.replace(DEFAULT_QUOTE_PARAMS, stop_before_start_ns=int(stop_before_start_s * NS))
             drivers = []
             for g in sc.games:

@@ -78,3 +78,13 @@ def test_audit_bench_runs_every_engine_and_they_agree() -> None:
     assert [r.split()[0] for r in rows] == ["duckdb", "polars", "pandas", "duckdb-view", "audit-polars"], out
     for r in rows:
         assert r.split()[-2] == "6,000" and r.split()[-1] == "yes", r  # 2,000 fills × 3 horizons matched
+
+
+def test_account_budget_bench_runs_workers_on_one_key_without_429() -> None:
+    out = run_bench("account_budget.py", "--workers", "2", "--minutes", "0.3")
+    assert re.search(r"^budget record: tier basic \(from the exchange\)", out, re.M), out
+    rows = [ln for ln in out.splitlines() if re.match(r"^KX\S+GAME-", ln)]
+    assert len(rows) == 2, out
+    for r in rows:
+        assert r.split()[-2:] == ["exit", "0"], r
+    assert "429 answered by the exchange  0 " in out, out
