@@ -337,8 +337,10 @@ async def test_news_jump_widens_quotes_and_asks_for_an_odds_repull(tmp_path: Pat
     assert request.exists(), "a jump should make the worker ask for a per-game odds pull"
     body = read_json(request, "refresh request")
     assert body["reason"].startswith("jump on ") and body["event_ticker"] == g.event_ticker
-    jump_decisions = [d for d in _records(journal_dir, "quote_decision")
-                      if any(n.startswith("guard jump ") for n in d["notes"])]
+    decisions = _records(journal_dir, "quote_decision")
+    # the trade channel reaches the worker: the informed buyers' prints tip the order flow
+    assert any(n.startswith("guard flow ") for d in decisions for n in d["notes"])
+    jump_decisions = [d for d in decisions if any(n.startswith("guard jump ") for n in d["notes"])]
     assert jump_decisions, "the jump verdict should widen the worker's quotes"
     widen = GuardConfig().jump_widen_price
     for d in jump_decisions:
