@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mmcore.game import directional_inventory
-from mmcore.orders import Amend, Place
+from mmcore.orders import Amend, Place, Quote
 from mmcore.risk.gate import GateConfig
 from mmcore.risk.limits import available_liquidity, game_limit
 from mmcore.sim.engine import OrderRequest
@@ -83,6 +83,10 @@ async def test_restart_above_the_limit_reduces_and_never_halts(tmp_path):
         assert not triggers & {"INVENTORY_BREACH", "DRAWDOWN"}, run.state_reasons()
         assert "INVENTORY_SOFT" in triggers
         assert run.worker.ks.state == "REDUCING"
+        # the reducing orders go out in the account budget's first class (with cancels)
+        assert run.driver._reduces(Place(Quote(m, "ask", 9900, CONTRACT), "x"))
+        assert run.driver._reduces(Place(Quote(other, "bid", 100, CONTRACT), "y"))
+        assert not run.driver._reduces(Place(Quote(m, "bid", 100, CONTRACT), "z"))
         await finish(run)
 
 

@@ -41,11 +41,13 @@ from mmcore.fees import FeeSchedule
 from mmcore.game import GameSpec, extra_outcomes_from_rules
 from mmcore.odds.teams import TIE_CODE, sport_for_series
 from mmcore.orders import Amend, Cancel, OrderAction, Place
+from mmcore.risk.gate import reduces_exposure
 from mmcore.risk.killswitch import Trigger
 from mmcore.theo.refresh import Refresher, write_request
 from mmcore.theo.snapshot import TheoSnapshot, path_for, read_snapshot
 from mmcore.units import CONTRACT
 from mmcore.venues.kalshi import ws as kws
+from mmcore.venues.kalshi.ratelimit import Priority
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.worker.account_ledger import AccountLedger, entry_for
 from mmcore.worker.engine import (
@@ -392,6 +394,8 @@ class WorkerDriver:
 
     async def _execute(self, seq: int, action: OrderAction) -> None:
         lock = self._slot_locks.setdefault(action.slot, asyncio.Lock())
+        # cancels and risk-reducing orders first: they spend the account budget's reserve
+        priority: Priority = "cancel" if self._reduces(action) else "normal"
         async with lock:
             try:
                 if isinstance(action, Place):
@@ -399,13 +403,14 @@ class WorkerDriver:
                     # itself removes the order then, even if every process of ours is gone
                     ack = await self.rest.create_order(action, order_group_id=self._group_id,
                                                        cancel_order_on_pause=True,
-                                                       expiration_ns=self.game.start_ns)
+                                                       expiration_ns=self.game.start_ns,
+                                                       priority=priority)
                     ev = AckEv(seq, True, order_id=ack.order_id, remaining=ack.remaining_count,
                                filled=ack.fill_count, latency_ns=ack.latency_ns,
                                receipt_ns=ack.received_ns)
                 elif isinstance(action, Amend):
                     amend = await self.rest.amend_order(action.order_id, action.market, action.side,
-                                                        action.price, action.count)
+                                                        action.price, action.count, priority=priority)
                     ev = AckEv(seq, True, order_id=amend.order_id, remaining=amend.remaining_count,
                                filled=amend.fill_count, latency_ns=amend.latency_ns,
                                receipt_ns=amend.received_ns)
@@ -419,6 +424,14 @@ class WorkerDriver:
                            rate_limited=isinstance(exc, RateLimitedError), receipt_ns=self.clock_ns(),
                            code=getattr(exc, "code", None))
         self._put(ev)
+
+    def _reduces(self, action: OrderAction) -> bool:
+        """A cancel, or a place/amend whose fill moves the game's exposure toward flat."""
+        if isinstance(action, Cancel):
+            return True
+        if self.worker is None:
+            return False
+        return reduces_exposure(self.game, self.worker.positions, *action.slot)
 
     async def _reconcile(self, *, initial: bool = False) -> None:
         try:

@@ -933,10 +933,14 @@ class KalshiRest:
         reduce_only: bool = False,
         self_trade_prevention_type: Stp = "taker_at_cross",
         expiration_ns: int | None = None,
+        priority: Priority = "normal",
     ) -> OrderAck:
         """``POST /portfolio/events/orders`` (pre-signed). A :class:`Quote` takes the keyword
         options and ``client_order_id`` (generated when None); a :class:`Place` brings its own
         id and ``post_only``; an :class:`OrderParams` is sent as is.
+
+        ``priority="cancel"`` puts a risk-reducing order in the limiter's cancel class (served
+        first, may spend the cancel reserve): the caller decides what reduces risk.
 
         Retries keep the same ``client_order_id``; a 409 after an ambiguous attempt (5xx,
         timeout, dropped connection) means that attempt landed, and the ack is rebuilt from the
@@ -949,7 +953,7 @@ class KalshiRest:
             kw["post_only"] = post_only  # a Place brings its own
         p = self._params(order, client_order_id, **kw)
         reply = await self._call("POST", CREATE_PATH, body=order_body(p), retry="keyed",
-                                 passthrough=frozenset({409}))
+                                 passthrough=frozenset({409}), priority=priority)
         if reply.status == 409:
             err = error_for(409, reply.body, what=f"POST {CREATE_PATH}")
             if not reply.after_ambiguous:
@@ -1063,7 +1067,8 @@ class KalshiRest:
 
     async def amend_order(self, order_id: str, market: str, side: Side, price: int,
                           count_total: int, *,
-                          updated_client_order_id: str | None = None) -> AmendAck:
+                          updated_client_order_id: str | None = None,
+                          priority: Priority = "normal") -> AmendAck:
         """``POST /portfolio/events/orders/{id}/amend`` (pre-signed when the order has per-order
         pools; a successful amend registers or touches them). ``count_total`` is the **new total**
         (already filled + desired resting remainder, centi-contracts), as Kalshi requires —
@@ -1079,7 +1084,7 @@ class KalshiRest:
             body["updated_client_order_id"] = updated_client_order_id
         path = ORDER_PATH.format(order_id=_seg(order_id)) + "/amend"
         try:
-            reply = await self._call("POST", path, body=body)
+            reply = await self._call("POST", path, body=body, priority=priority)
         except NotFoundError:
             self.forget_order(order_id)
             raise
