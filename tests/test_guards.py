@@ -35,6 +35,7 @@ from mmcore.quoting.guards import (
     realized_vol,
 )
 from mmcore.quoting.quotes import GameState, desired_quotes
+from mmcore.risk.barrier import BarrierConfig
 from mmcore.risk.jumps import JumpConfig, JumpVerdict
 from mmcore.risk.limits import LimitConfig
 from mmcore.sim.scenario import load_scenario
@@ -279,7 +280,10 @@ async def test_informed_flow_turns_markouts_negative_and_the_worker_quotes_that_
     # and no jump widen): what widens is the markout of the side the informed flow picks off.
     cfg = _cfg(guard=GuardConfig(markout_horizon_ns=2 * S, jump_widen_price=0, vol_trigger_price=1e9,
                                  flow_min_contracts=10**9, stale_quote_age_ns=10**15),
-               jump=JumpConfig(min_abs_prob=0.9))
+               jump=JumpConfig(min_abs_prob=0.9),
+               # the picked-off side adds to the position the jump moves against: the triple
+               # barrier's stop would quote it reduce-only (not at all); this test is the guard's
+               barrier=BarrierConfig(enabled=False))
     async with _worker(tmp_path, cfg) as (driver, _theo_dir, journal_dir, g):
         widened = asyncio.Event()
         driver.on_output = lambda w, out: widened.set() if any(
