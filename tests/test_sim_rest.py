@@ -523,7 +523,14 @@ def test_write_bucket_429(http: httpx.Client, keys: dict[str, Keys],
                          ).status_code == 201
         assert v.mm.post("/portfolio/events/orders/batched",
                          {"orders": [order(v.ticker, "bid", "0.10", "1")]}).status_code == 429
-        assert v.state()["rest"]["rate_limited"] == 4
+        state = v.state()
+        assert state["rest"]["rate_limited"] == 4 and state["rest"]["answered_429"] == 4
+        log = state["rate_limited_log"]
+        assert [(e["method"], e["cause"], e["who"]) for e in log] == [
+            ("POST", "bucket", MM_KEY), ("DELETE", "bucket", MM_KEY), ("DELETE", "bucket", MM_KEY),
+            ("POST", "bucket", MM_KEY)]
+        assert log[0]["path"] == "/trade-api/v2/portfolio/events/orders"
+        assert [e["at_ns"] for e in log] == sorted(e["at_ns"] for e in log)
 
 
 # --- faults ---------------------------------------------------------------------------------------
@@ -544,13 +551,21 @@ def test_fault_5xx(venue: Venue) -> None:
 
 
 def test_fault_rate_limit_storm(venue: Venue) -> None:
-    venue.fault("rate_limit_storm", seconds=10)
+    at = venue.fault("rate_limit_storm", seconds=10)["applied"]["at_ns"]
     for resp in (venue.anon.get("/markets"), venue.mm.get("/portfolio/balance"),
                  venue.mm.post("/portfolio/events/orders", order(venue.ticker, "bid", "0.2", "1"))):
         assert resp.status_code == 429 and resp.json() == TOO_MANY
         assert "retry-after" not in resp.headers
     venue.clock.advance(10.5)
     assert venue.mm.get("/portfolio/balance").status_code == 200
+    # every 429 is logged with its time and cause (the storm answers before authentication)
+    state = venue.state()
+    assert state["rest"]["answered_429"] == 3
+    assert [(e["method"], e["path"].removeprefix("/trade-api/v2"), e["cause"], e["who"])
+            for e in state["rate_limited_log"]] == [
+        ("GET", "/markets", "storm", None), ("GET", "/portfolio/balance", "storm", None),
+        ("POST", "/portfolio/events/orders", "storm", None)]
+    assert all(at <= e["at_ns"] < at + 10 * 10**9 for e in state["rate_limited_log"])
 
 
 def test_fault_slow_replies(venue: Venue) -> None:

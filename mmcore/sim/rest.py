@@ -16,7 +16,9 @@ Every trade-API request goes through one dispatcher, in this order:
 3. rate limit: token buckets per API key (anonymous reads: per client address), ``read`` and
    ``write`` with ``ex.tier``'s rates, costs per kalshi.md §5 (default 10; single cancel and
    single-order GET 2; batch create 10 and batch cancel 2 per item); 429 with body exactly
-   ``{"error": "too many requests"}`` and no ``Retry-After``;
+   ``{"error": "too many requests"}`` and no ``Retry-After``. Every 429 (storm or bucket) is
+   logged with its arrival time, route, key and cause (``GET /sim/state`` →
+   ``rate_limited_log``, ``rest.answered_429``);
 4. the handler; ``EngineError`` → its status and ``to_body()``, bad JSON / parameters → 400
    ``invalid_parameters``, anything unexpected → 500 (logged);
 5. a ``slow_replies`` fault sleeps ``delay_s`` (real time) **after** the work is done, before
@@ -144,17 +146,22 @@ def _render_error(exc: Exception) -> tuple[int, Any]:
 async def _dispatch(state: RestState, op: _Op, handler: Handler, request: Request) -> Response:
     ex = state.ex
     now = ex.now_ns()
+    who: str | None = None
     try:
         _gateway_faults(state, request, now)
         key_id = _authenticate(state, request, op.auth)
         host = request.client.host if request.client else "unknown"
+        who = key_id or f"ip:{host}"
         ctx = Ctx(state, request, ex.user_for_key(key_id) if key_id else None,
-                  key_id or f"ip:{host}", op.bucket, await request.body(), now)
+                  who, op.bucket, await request.body(), now)
         if op.cost is not None:
             ctx.charge(op.cost)
         status, body = handler(ctx)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a Kalshi error body
         status, body = _render_error(exc)
+        if status == 429:
+            cause = "storm" if now < ex.faults.rate_limit_storm_until_ns else "bucket"
+            state.note_429(now, request.method, request.url.path, who, cause)
     if status >= 500 and request.url.path == API_PREFIX + "/exchange/status":
         body = {"exchange_active": False, "trading_active": False, **body}
     f = ex.faults
@@ -494,7 +501,8 @@ def _control_routes(state: RestState) -> list[BaseRoute]:
                 "open_interest_fp": format_count_fp(m.open_interest)})
         return JSONResponse({"now_ns": ex.now_ns(), "faults": _faults_view(state),
                              "fault_log": ex.faults.log, "users": users, "markets": markets,
-                             "rest": {**state.counters, "pending_cancels": state.pending_cancels}})
+                             "rest": {**state.counters, "pending_cancels": state.pending_cancels},
+                             "rate_limited_log": list(state.log_429)})
 
     return [Route("/sim/faults", post_fault, methods=["POST"]),
             Route("/sim/state", get_state, methods=["GET"])]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -37,6 +38,8 @@ from mmcore.units import PRICE_ONE, format_dollars
 T = TypeVar("T")
 
 TOO_MANY_REQUESTS_BODY = {"error": "too many requests"}
+LOG_429_MAX = 20_000
+"""429 answers :class:`RestState` keeps with their times (older ones fall off)."""
 """Kalshi's 429 body, byte for byte the documented one."""
 
 
@@ -212,8 +215,21 @@ class RestState:
         self.pending_cancels = 0
         """Deferred cancels (``cancel_ack_not_applied``) scheduled and not yet applied."""
 
+        self.log_429: deque[dict[str, Any]] = deque(maxlen=LOG_429_MAX)
+        """Every 429 answered, oldest first (the newest :data:`LOG_429_MAX`): ``at_ns`` (exchange
+        clock, when the request arrived), ``method``, ``path``, ``who`` (API key id or
+        ``ip:<address>``; None when a storm answered before authentication) and ``cause``
+        (``storm``: the ``rate_limit_storm`` fault; ``bucket``: the tier's token bucket).
+        ``counters["answered_429"]`` counts them all, so a test can tell whether any fell off."""
+
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def note_429(self, at_ns: int, method: str, path: str, who: str | None, cause: str) -> None:
+        """Record one 429 answer (see :attr:`log_429`)."""
+        self.count("answered_429")
+        self.log_429.append({"at_ns": at_ns, "method": method, "path": path, "who": who,
+                             "cause": cause})
 
     def charge(self, who: str, kind: str, cost: float) -> None:
         """Take ``cost`` tokens from ``who``'s ``kind`` (``read``/``write``) bucket, or raise
