@@ -437,3 +437,34 @@ def test_time_barrier_exits_an_old_lot():
     late = T0 + 31 * S
     w.on_timer(late)
     assert w.lots[B].hit == "time"
+
+
+def test_near_the_start_the_worker_asks_for_fresh_theo_before_it_goes_stale():
+    """Issue 10 item 6: in the last 10 minutes theo may be at most 5 minutes old (STALE_THEO
+    near start is on); the worker asks for per-game pulls at half that age, once per interval,
+    and without a fresh theo it trips STALE_THEO (REDUCING)."""
+    from mmcore.worker.engine import RefreshTheo
+
+    start = GAME.start_ns
+    t = start - 9 * 60 * S  # inside the near-start window
+    w = GameWorker(GAME, WorkerConfig("w1"), t)
+    w.handle(ConnEv(True), t)
+    w.handle(ReconcileEv({}, (), t, initial=True), t)
+    w.handle(TheoEv((0.6, 0.4), (0.003, 0.003), t), t)
+    for m, b, a in ((A, 5700, 6300), (B, 3700, 4300)):
+        w.handle(BookEv(m, book(m, b, a), t, t), t)
+
+    def refreshes(now):
+        out = w.on_timer(now)
+        w.handle(BookEv(A, book(A, 5700, 6300), now, now), now)  # the book stays alive
+        w.handle(BookEv(B, book(B, 3700, 4300), now, now), now)
+        return [r for r in out.requests if isinstance(r, RefreshTheo)]
+
+    assert not refreshes(t + 60 * S)
+    first = refreshes(t + 151 * S)
+    assert first and "before the start" in first[0].reason
+    assert not refreshes(t + 200 * S)  # once per interval
+    assert refreshes(t + 302 * S)
+    w.on_timer(t + 301 * S)
+    assert w.ks.state == "REDUCING"
+    assert "STALE_THEO" in {tr.value for tr in w.ks.active_triggers}
