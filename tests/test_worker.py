@@ -167,6 +167,27 @@ def test_ack_timeout_keeps_slot_locked_until_the_exchange_answers():
     assert {a.slot for _, a in res.actions} == {(A, "bid"), (A, "ask"), (B, "bid"), (B, "ask")} - {q.slot}
 
 
+def test_a_late_ack_replaces_the_timeout_stand_in_in_the_order_ack_latencies():
+    """A place whose ack is late counts at ``ack_timeout_ns`` only until the ack arrives: then
+    the venue's round trip replaces it, or nothing does when it was a 429 (RATE_LIMIT measures
+    those). A late failure without a venue latency keeps it. Without this, acks held past the
+    timeout by our own 429 backoff kept the p95 at the timeout for the next 200 acks and the
+    worker REDUCING long after a storm (tests/test_account_faults.py)."""
+    w, out = started()
+    timeout = w.cfg.ack_timeout_ns
+    w.on_timer(T0 + 6 * S)
+    places = [(seq, a) for seq, a in out.actions if isinstance(a, Place)]
+    assert len(places) == 4 and list(w.order_ack_ns) == [timeout] * 4
+    (s1, a1), (s2, _), (s3, _), _ = places
+    now = T0 + 8 * S
+    w.handle(AckEv(s1, True, order_id="o1", remaining=a1.quote.count, filled=0,
+                   latency_ns=4_000_000), now)
+    w.handle(AckEv(s2, False, error="too many requests status=429", retryable=True,
+                   rate_limited=True), now)
+    w.handle(AckEv(s3, False, error="no answer in 10 s", retryable=True), now)
+    assert sorted(w.order_ack_ns) == [0, 4_000_000, timeout, timeout]  # s3's and s4's stand-ins
+
+
 def test_restart_adopts_exchange_orders_and_positions():
     """A restart adopts 25 directional contracts (A +20, B −5) before any book or theo arrives,
     with the floor limit (10) far below them. It must end REDUCING (quoting only the sides that

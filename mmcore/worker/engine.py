@@ -584,6 +584,16 @@ class GameWorker:
                 return
             entry = (late, now_ns)  # a late ack still tells us what happened
             self.pending[ev.action_seq] = entry
+            # Fix (found by tests/test_account_faults.py): the ack_timeout_ns that stood in for
+            # this missing ack is replaced by what the ack says — the venue's round trip of the
+            # attempt that landed (appended below), or a 429 (RATE_LIMIT's, not latency). In an
+            # 8 s storm our own retry backoff and limiter queue held acks past the timeout; the
+            # stand-ins kept the p95 at 5 s for the next 200 acks, so the worker stayed
+            # REDUCING, quoting nothing, long after the storm. A late failure without a venue
+            # latency (timeout, 5xx) keeps its stand-in.
+            if (isinstance(late, (Place, Amend)) and (ev.rate_limited or (ev.ok and ev.latency_ns))
+                    and self.cfg.ack_timeout_ns in self.order_ack_ns):
+                self.order_ack_ns.remove(self.cfg.ack_timeout_ns)
         action, sent_ns = entry
         self._release(ev.action_seq)
         if ev.rate_limited:
