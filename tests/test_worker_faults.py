@@ -494,7 +494,9 @@ async def test_rate_limit_storm_no_runaway_then_quotes_again(tmp_path):
         cancel_on_exchange(run, run.resting())  # every slot needs a new order, in the storm
         await run.until(lambda: run.ex.now_ns() >= storm_end, 10, "the storm to end")
         in_storm = [a for t, a in run.actions if t_fault <= t < storm_end]
-        assert any(isinstance(a, Place) for a in in_storm), "nothing was tried during the storm"
+        # a place, or an amend the worker decided before the exchange's cancel reached it (the
+        # book showed our orders gone first) — either way the storm was met with a request
+        assert any(isinstance(a, (Place, Amend)) for a in in_storm), "nothing was tried during the storm"
         assert run.r.rest.rate_limited > rl0 and run.r.rest.retries > retries0
         per_slot = Counter(a.slot for a in in_storm)
         assert max(per_slot.values()) <= 4, f"requote runaway in the storm: {per_slot}"

@@ -74,8 +74,10 @@ class QuoteParams:
     adverse_buffer_price: float = 50.0
     """Expected adverse markout + safety buffer added to the maker fee in ``e_min`` (price units)."""
     uncertainty_widen_k: float = 1.0
-    confidence_widen_k: float = 1.0
-    """Half-spreads and the adverse buffer are multiplied by ``1 + k × (1 − confidence)``."""
+    confidence_widen_k: float = 0.5
+    """Half-spreads and the adverse buffer are multiplied by ``1 + k × (1 − confidence)``
+    (confidence 0.5, one point of book disagreement: ×1.25). Moderate, because uncertainty
+    already widens additively (``uncertainty_widen_k``) and confidence derives from it."""
     stop_before_start_ns: int = 60 * NS
 
 
