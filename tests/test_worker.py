@@ -400,7 +400,7 @@ def test_breach_limit_is_the_largest_limit_of_the_memory_window(steps):
 
 
 def test_low_theo_confidence_widens_the_quotes():
-    """Issue 10 item 6: the same theo at confidence 0.3 is quoted wider than at 1.0 (empty
+    """Issue 10 item 6: the same theo at confidence 0 is quoted wider than at 1.0 (empty
     books, so the model's half-spreads, not competition, set the prices)."""
     def empty(market):
         b = MarketBook(market)
@@ -417,7 +417,7 @@ def test_low_theo_confidence_widens_the_quotes():
         q = {a.quote.slot: a.quote.price for _, a in acts if isinstance(a, Place)}
         return q[(A, "ask")] - q[(A, "bid")]
 
-    assert spread(0.3) > spread(1.0)
+    assert spread(0.0) > spread(1.0)
     assert spread(None) == spread(1.0)
 
 
