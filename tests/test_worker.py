@@ -411,7 +411,7 @@ def test_low_theo_confidence_widens_the_quotes():
         w = GameWorker(GAME, WorkerConfig("w1"), T0)
         acts = []
         for ev in (ConnEv(True), ReconcileEv({}, (), T0, initial=True),
-                   TheoEv((0.6, 0.4), (0.003, 0.003), T0, confidence=conf),
+                   TheoEv((0.6, 0.4), (0.02, 0.02), T0, confidence=conf),
                    BookEv(A, empty(A), T0, T0), BookEv(B, empty(B), T0, T0)):
             acts += w.handle(ev, T0).actions
         q = {a.quote.slot: a.quote.price for _, a in acts if isinstance(a, Place)}
