@@ -21,7 +21,7 @@ from mmcore.risk.limits import available_liquidity, game_limit
 from mmcore.sim.engine import OrderRequest
 from mmcore.sim.exchange import MM_USER
 from mmcore.units import CONTRACT, PRICE_ONE
-from tests.test_worker_faults import FAR, NOISE, Run, bounded, finish, hit_mm_order
+from tests.test_worker_faults import FAR, NOISE, Run, bounded, finish, hit_mm_order, running
 from mmcore.theo.snapshot import TheoSnapshot, read_snapshot, write_snapshot
 from mmcore.worker.driver import load_game
 from tests.workerkit import rig
@@ -94,48 +94,43 @@ async def test_restart_above_the_limit_reduces_and_never_halts(tmp_path):
 async def test_own_resting_orders_do_not_raise_the_game_limit(tmp_path):
     """Issue 10 item 4. While the worker quotes, its hard limit is what *others'* liquidity near
     the top allows: recomputed here from the exchange's book minus mm's own resting orders."""
-    async with rig(tmp_path, seed=7, start_in_s=FAR) as r:
-        driver = await asyncio.wait_for(r.driver(worker_id="w-liq"), timeout=15)
-        run = Run(r, driver)
-        run.start()
-        try:
-            await run.quoting(per_market=2)
-            await run.settled()
-            w = run.worker
-            own: dict[tuple[str, str, int], int] = {}
-            for o in run.resting():
-                key = (o.ticker, o.side, o.price)
-                own[key] = own.get(key, 0) + o.remaining
-            sizes: list[int] = []
-            window = w.cfg.liquidity_window_price
-            own_total = 0
-            for m in run.markets:
-                yes_bids, no_bids = run.ex.engine.orderbook(m)
-                bids = dict(yes_bids)
-                asks = {PRICE_ONE - p: n for p, n in no_bids}
-                if bids:
-                    top = max(bids)
-                    for p, n in bids.items():
-                        if p >= top - window:
-                            sizes.append(n - own.get((m, "bid", p), 0))
-                            own_total += own.get((m, "bid", p), 0)
-                if asks:
-                    top = min(asks)
-                    for p, n in asks.items():
-                        if p <= top + window:
-                            sizes.append(n - own.get((m, "ask", p), 0))
-                            own_total += own.get((m, "ask", p), 0)
-            assert own_total > 0, "mm's quotes rest near the top (else the test shows nothing)"
-            expected = game_limit(driver.game.sport_key, available_liquidity(sizes), w.cfg.limits)
-            assert w.limit() == expected
-            # and the exchange-side inventory respects it whatever the quotes
-            inv = max(map(abs, directional_inventory(driver.game.book, run.positions())))
-            assert inv <= w.limit().hard_contracts
-            assert not [a for _, a in run.actions if isinstance(a, (Place, Amend))
-                        and a.slot[0] not in run.markets]
-            await finish(run)
-        finally:
-            await run.close()
+    async with running(tmp_path, seed=7, worker_id="w-liq") as run:
+        r, driver = run.r, run.driver
+        await run.quoting(per_market=2)
+        await run.settled()
+        w = run.worker
+        own: dict[tuple[str, str, int], int] = {}
+        for o in run.resting():
+            key = (o.ticker, o.side, o.price)
+            own[key] = own.get(key, 0) + o.remaining
+        sizes: list[int] = []
+        window = w.cfg.liquidity_window_price
+        own_total = 0
+        for m in run.markets:
+            yes_bids, no_bids = run.ex.engine.orderbook(m)
+            bids = dict(yes_bids)
+            asks = {PRICE_ONE - p: n for p, n in no_bids}
+            if bids:
+                top = max(bids)
+                for p, n in bids.items():
+                    if p >= top - window:
+                        sizes.append(n - own.get((m, "bid", p), 0))
+                        own_total += own.get((m, "bid", p), 0)
+            if asks:
+                top = min(asks)
+                for p, n in asks.items():
+                    if p <= top + window:
+                        sizes.append(n - own.get((m, "ask", p), 0))
+                        own_total += own.get((m, "ask", p), 0)
+        assert own_total > 0, "mm's quotes rest near the top (else the test shows nothing)"
+        expected = game_limit(driver.game.sport_key, available_liquidity(sizes), w.cfg.limits)
+        assert w.limit() == expected
+        # and the exchange-side inventory respects it whatever the quotes
+        inv = max(map(abs, directional_inventory(driver.game.book, run.positions())))
+        assert inv <= w.limit().hard_contracts
+        assert not [a for _, a in run.actions if isinstance(a, (Place, Amend))
+                    and a.slot[0] not in run.markets]
+        await finish(run)
 
 
 @bounded
@@ -144,36 +139,31 @@ async def test_stop_loss_barrier_exits_reduce_only_on_the_exchange(tmp_path):
     then the odds move 8¢ against it. The stop-loss barrier quotes that market reduce-only: its
     bid goes from the exchange, its ask stays for at most the position, and the quote decision
     says which barrier and why."""
-    async with rig(tmp_path, seed=11, start_in_s=FAR) as r:
-        driver = await asyncio.wait_for(r.driver(worker_id="w-barrier"), timeout=15)
-        run = Run(r, driver)
-        run.start()
-        try:
-            await run.quoting(per_market=2)
-            await run.settled()
-            m, other = run.markets
-            bid = next(o for o in run.resting(m) if o.side == "bid")
-            assert hit_mm_order(run, bid) > 0
-            await run.until(lambda: run.worker.positions[m] > 0, 10, "the fill reaches the worker")
-            snap = read_snapshot(r.theo_dir, r.event_ticker)
-            assert snap is not None
-            p = run.worker.theo[run.markets.index(m)] - 0.08  # 8¢ against the entry mark
-            write_snapshot(r.theo_dir, TheoSnapshot(r.event_ticker, {m: p, other: 1 - p},
-                                                    snap.uncertainty, snap.confidence,
-                                                    time.time_ns(), "test: odds moved"))
-            await run.until(lambda: run.worker.lots[m] is not None
-                            and run.worker.lots[m].hit == "stop_loss", 10, "stop-loss barrier")
-            notes = [n for _, rec in run.journal if rec["kind"] == "quote_decision"
-                     for n in rec["notes"] if n.startswith(f"barrier {m}")]
-            assert any("stop_loss" in n for n in notes), notes
-            await run.settled()
-            position = run.positions()[m]
-            assert not [o for o in run.resting(m) if o.side == "bid"]
-            asks = [o for o in run.resting(m) if o.side == "ask"]
-            assert all(o.remaining <= position for o in asks)
-            await finish(run)
-        finally:
-            await run.close()
+    async with running(tmp_path, seed=11, worker_id="w-barrier") as run:
+        r, driver = run.r, run.driver
+        await run.quoting(per_market=2)
+        await run.settled()
+        m, other = run.markets
+        bid = next(o for o in run.resting(m) if o.side == "bid")
+        assert hit_mm_order(run, bid) > 0
+        await run.until(lambda: run.worker.positions[m] > 0, 10, "the fill reaches the worker")
+        snap = read_snapshot(r.theo_dir, r.event_ticker)
+        assert snap is not None
+        p = run.worker.theo[run.markets.index(m)] - 0.08  # 8¢ against the entry mark
+        write_snapshot(r.theo_dir, TheoSnapshot(r.event_ticker, {m: p, other: 1 - p},
+                                                snap.uncertainty, snap.confidence,
+                                                time.time_ns(), "test: odds moved"))
+        await run.until(lambda: run.worker.lots[m] is not None
+                        and run.worker.lots[m].hit == "stop_loss", 10, "stop-loss barrier")
+        notes = [n for _, rec in run.journal if rec["kind"] == "quote_decision"
+                 for n in rec["notes"] if n.startswith(f"barrier {m}")]
+        assert any("stop_loss" in n for n in notes), notes
+        await run.settled()
+        position = run.positions()[m]
+        assert not [o for o in run.resting(m) if o.side == "bid"]
+        asks = [o for o in run.resting(m) if o.side == "ask"]
+        assert all(o.remaining <= position for o in asks)
+        await finish(run)
 
 
 @bounded
@@ -182,27 +172,22 @@ async def test_an_order_whose_amend_the_gate_refuses_is_cancelled_on_the_exchang
     order larger than 0.01 contract; then the odds move, and the worker wants to amend each of
     its orders. A refused amend must not leave the old order resting (sized and priced for the
     old theo): every order that rested before is cancelled on the exchange."""
-    async with rig(tmp_path, seed=13, start_in_s=FAR) as r:
-        driver = await asyncio.wait_for(r.driver(worker_id="w-refuse"), timeout=15)
-        run = Run(r, driver)
-        run.start()
-        try:
-            await run.quoting(per_market=2)
-            await run.settled()
-            before = {o.order_id for o in run.resting()}
-            run.worker.cfg = dataclasses.replace(run.worker.cfg, gate=GateConfig(max_order_contracts=1))
-            snap = read_snapshot(r.theo_dir, r.event_ticker)
-            assert snap is not None
-            m, other = run.markets
-            p = snap.markets[m] + 0.03
-            write_snapshot(r.theo_dir, TheoSnapshot(r.event_ticker, {m: p, other: 1 - p},
-                                                    snap.uncertainty, snap.confidence,
-                                                    time.time_ns(), "test: odds moved"))
-            await run.until(lambda: not before & {o.order_id for o in run.resting()}, 15,
-                            "every order whose amend was refused cancelled on the exchange")
-            refused = [rec for _, rec in run.journal if rec["kind"] == "refusal"
-                       and rec["action"]["action"] == "amend"]
-            assert refused, "the test must exercise a refused amend"
-            await finish(run)
-        finally:
-            await run.close()
+    async with running(tmp_path, seed=13, worker_id="w-refuse") as run:
+        r, driver = run.r, run.driver
+        await run.quoting(per_market=2)
+        await run.settled()
+        before = {o.order_id for o in run.resting()}
+        run.worker.cfg = dataclasses.replace(run.worker.cfg, gate=GateConfig(max_order_contracts=1))
+        snap = read_snapshot(r.theo_dir, r.event_ticker)
+        assert snap is not None
+        m, other = run.markets
+        p = snap.markets[m] + 0.03
+        write_snapshot(r.theo_dir, TheoSnapshot(r.event_ticker, {m: p, other: 1 - p},
+                                                snap.uncertainty, snap.confidence,
+                                                time.time_ns(), "test: odds moved"))
+        await run.until(lambda: not before & {o.order_id for o in run.resting()}, 15,
+                        "every order whose amend was refused cancelled on the exchange")
+        refused = [rec for _, rec in run.journal if rec["kind"] == "refusal"
+                   and rec["action"]["action"] == "amend"]
+        assert refused, "the test must exercise a refused amend"
+        await finish(run)
