@@ -38,7 +38,7 @@ from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
 from mmcore.theo.pull import pull_theos
 from mmcore.theo.snapshot import TheoSnapshot, read_snapshot, write_snapshot
-from mmcore.units import CONTRACT, PRICE_ONE
+from mmcore.units import CONTRACT
 from mmcore.venues.kalshi.ratelimit import RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs

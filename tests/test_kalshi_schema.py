@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from mmcore.errors import InvalidRequestError, MalformedPayloadError
 from mmcore.ticks import TickGrid

@@ -95,7 +95,7 @@ async def test_own_resting_orders_do_not_raise_the_game_limit(tmp_path):
     """Issue 10 item 4. While the worker quotes, its hard limit is what *others'* liquidity near
     the top allows: recomputed here from the exchange's book minus mm's own resting orders."""
     async with running(tmp_path, seed=7, worker_id="w-liq") as run:
-        r, driver = run.r, run.driver
+        driver = run.driver
         await run.quoting(per_market=2)
         await run.settled()
         w = run.worker
@@ -140,7 +140,7 @@ async def test_stop_loss_barrier_exits_reduce_only_on_the_exchange(tmp_path):
     bid goes from the exchange, its ask stays for at most the position, and the quote decision
     says which barrier and why."""
     async with running(tmp_path, seed=11, worker_id="w-barrier") as run:
-        r, driver = run.r, run.driver
+        r = run.r
         await run.quoting(per_market=2)
         await run.settled()
         m, other = run.markets
@@ -173,7 +173,7 @@ async def test_an_order_whose_amend_the_gate_refuses_is_cancelled_on_the_exchang
     its orders. A refused amend must not leave the old order resting (sized and priced for the
     old theo): every order that rested before is cancelled on the exchange."""
     async with running(tmp_path, seed=13, worker_id="w-refuse") as run:
-        r, driver = run.r, run.driver
+        r = run.r
         await run.quoting(per_market=2)
         await run.settled()
         before = {o.order_id for o in run.resting()}
