@@ -267,7 +267,8 @@ def status_line(st: Any) -> str:
     if st.waiting_for:
         return f"{head} | waiting for {st.waiting_for}"
     return (f"{head} | quotes {quotes or '-'} | inv {inv or '-'} | fills {st.fills} | "
-            f"P&L ${st.pnl_money / PRICE_ONE:+.2f}" + (f" | {', '.join(st.kill_reasons)}" if st.kill_reasons else ""))
+            f"P&L ${st.pnl_money / PRICE_ONE:+.2f}" + ("" if st.marked_at == "theo" else f" (at {st.marked_at})")
+            + (f" | {', '.join(st.kill_reasons)}" if st.kill_reasons else ""))
 
 
 async def _quote_progress(driver: Any, every_s: float = 5.0) -> None:

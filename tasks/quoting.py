@@ -56,7 +56,7 @@ def _fmt_status(event_ticker: str, status: WorkerStatus | None, start_ns: int, n
     lines = [f"### {event_ticker} · {status.state}" + (f" · waiting for {status.waiting_for}"
                                                         if getattr(status, "waiting_for", None) else ""),
              f"starts in {max(0, start_ns - now_ns) / NS / 60:.1f} min · fills {status.fills} · "
-             f"P&L at theo ${status.pnl_money / PRICE_ONE:+.2f}", "",
+             f"P&L at {getattr(status, 'marked_at', 'theo')} ${status.pnl_money / PRICE_ONE:+.2f}", "",
              "| market | theo | our bid | our ask | inventory |", "|---|---|---|---|---|"]
 
     def px(price: int | None, size: int) -> str:

@@ -489,3 +489,23 @@ def test_near_the_start_the_worker_asks_for_fresh_theo_before_it_goes_stale():
     w.on_timer(t + 301 * S)
     assert w.ks.state == "REDUCING"
     assert "STALE_THEO" in {tr.value for tr in w.ks.active_triggers}
+
+
+def test_status_says_what_pnl_is_marked_at():
+    """Issue 10 item 11: the status a user watches names the marks when they are not theo."""
+    from pathlib import Path
+
+    from mmcore.worker.driver import FileTheoSource, WorkerDriver
+
+    w, out = started()
+    ack_all(w, out, T0)
+    bid = next(o for o in w.live.values() if (o.market, o.side) == (A, "bid"))
+    w.handle(FillEv("t1", bid.order_id, A, "bid", bid.price, 1000, 0, False, 1000, T0, T0), T0)
+    driver = WorkerDriver(None, lambda m: None, GAME, w.cfg,  # type: ignore[arg-type]
+                          FileTheoSource(Path("/nonexistent"), GAME.event_ticker),
+                          clock_ns=lambda: T0, order_group_contracts=None)
+    driver.worker = w
+    assert driver.status().marked_at == "theo"
+    w.theo = None
+    st = driver.status()
+    assert st.marked_at == "mid" and st.pnl_money == w.cash + 10 * 6000

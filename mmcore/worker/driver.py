@@ -164,12 +164,15 @@ class WorkerStatus:
     """Position per market, centi-contracts (YES positive)."""
     fills: int
     pnl_money: int
-    """Cash plus positions marked at theo, price units ($0.0001)."""
+    """Cash plus positions at their marks, price units ($0.0001)."""
     kill_reasons: tuple[str, ...]
     """Kill-switch triggers in force, and the reason of the last transition out of ACTIVE."""
     start_ns: int
     now_ns: int
     exit_reason: str = ""
+    marked_at: str = "theo"
+    """What ``pnl_money`` marks positions at: ``theo``; without one the book's ``mid``, else
+    the position's own ``cost`` (:meth:`GameWorker.marks`)."""
 
 
 def describe_waiting(event_ticker: str, worker: GameWorker | None, now_ns: int, *,
@@ -672,7 +675,7 @@ class WorkerDriver:
         return WorkerStatus(self.game.event_ticker, "STOPPED" if self._finished else w.ks.state,
                             waiting, theo, w.last_theo_ns if theo else None, _quotes(w),
                             dict(w.positions), self.report.fills, w.pnl_money(), reasons,
-                            self.game.start_ns, now, self.report.exit_reason)
+                            self.game.start_ns, now, self.report.exit_reason, w.marks()[1])
 
     async def _refill_presigned(self) -> None:
         """Idle-time RSA work keeps the hot path free: top up the REST client's pre-signed
