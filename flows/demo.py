@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -412,12 +413,20 @@ async def summary(stack: DemoStack, runs: list[RunView]) -> int:
     return 0 if ok else 1
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_demo_prefect(cfg: DemoConfig, console: Console | None = None,
                      after_summary: Callable[[DemoStack], None] | None = None) -> int:
     """``after_summary`` (e.g. tools/ui_shots.py) runs after the summary, while every process is up."""
     console = console or Console(width=max(Console().width, 160))
     stack = DemoStack(cfg, console)
     code = 1
+    if threading.current_thread() is threading.main_thread():
+        # `kill <pid>` (SIGTERM) shuts down like Ctrl-C: the finally below stops every process
+        # (it orphaned the Prefect server, the local exchange and `mm serve` before)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = asyncio.run(_with_env(stack, _run(stack)))
         if after_summary is not None:

@@ -30,3 +30,50 @@ def test_one_game_through_server_serve_and_deployments(tmp_path) -> None:
     assert con.execute("SELECT count(*) FROM fills").fetchone()[0] == summary["exchange_fills"]
     assert con.execute("SELECT count(*) FROM v_markouts").fetchone()[0] == summary["exchange_fills"]
     assert "nightly-audit: COMPLETED" in text
+
+
+def test_sigterm_stops_the_demo_and_every_process_it_started(tmp_path) -> None:
+    """`kill <demo pid>` shuts down like Ctrl-C: no Prefect server, local exchange or `mm serve`
+    is left behind (they were, before SIGTERM was handled)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "MM_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    mm = Path(sys.executable).with_name("mm")
+    proc = subprocess.Popen([str(mm), "demo", "--games", "1", "--minutes", "3"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # until every process is up (bounded by the demo's own waits)
+            seen.append(line)
+            if line.startswith("Prefect UI http"):
+                break
+        assert any(line.startswith("Prefect UI http") for line in seen), "".join(seen[-40:])
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "all processes stopped" in rest, rest[-3000:]
+
+    def ours() -> list[int]:
+        pids = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if str(tmp_path).encode() in (d / "environ").read_bytes():
+                        pids.append(int(d.name))
+                except OSError:
+                    pass
+        return pids
+
+    deadline = time.monotonic() + 20  # children exit after their parent's stop_all returns
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.2)  # ok: polling the OS process table with a deadline
+    assert ours() == []
