@@ -73,6 +73,9 @@ async def plan_launches(window_s: float | None = None) -> LaunchPlan:
                           deployment=QUOTE_DEPLOYMENT)
     if cal is None:
         logger().warning("no calendar yet (%s): refresh-calendar writes it", s.calendar_path)
+    missing = [g.event_ticker for g in games if g.event_ticker not in theo_as_of]
+    if missing:
+        logger().info("no theo snapshot in %s for %s", s.theo_dir, ", ".join(missing))
     return plan(games, now, params, theo_as_of=theo_as_of, halted=halted, runs=runs,
                 leases=read_leases(s.runs_dir))
 

@@ -27,8 +27,10 @@ async def _publish_theo(sim) -> str:
     async with sim.rest() as rest:
         game = await load_game(rest, ev)
     async with OddsApiClient(s.odds_url, "sim-odds-api-key", bookmakers=("pinnacle", "draftkings", "fanduel")) as odds:
-        await pull_theos(odds, [game.sport_key], [game_from_markets(ev, game.markets, game.start_ns)],
-                         s.theo_dir)
+        report = await pull_theos(odds, [game.sport_key],
+                                  [game_from_markets(ev, game.markets, game.start_ns)], s.theo_dir)
+    assert [x.event_ticker for x in report.snapshots] == [ev], (
+        f"no theo published for {ev}: {report}")
     return ev
 
 
