@@ -55,22 +55,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mmcore.odds.teams import game_from_markets
 from mmcore.orders import Quote
 from mmcore.risk.exposure import GamePosition
 from mmcore.risk.limits import available_liquidity, game_limit, game_usage
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SIM_KEY_ID, SimStack
-from mmcore.theo.pull import pull_theos
 from mmcore.units import CONTRACT, PRICE_ONE
 from mmcore.venues.kalshi.account_file import budget_path, read_record
-from mmcore.venues.oddsapi import OddsApiClient
 from mmcore.worker.driver import load_game
 from mmcore.worker.engine import WorkerConfig
 from mmcore.worker.journal import published_segments, read_records, recover_all
 from mmcore.worker.venue import default_worker_config, rest_for, sync_account_tier
 from tests.accountkit import sim_settings
+from tests.workerkit import publish_theos
 
 NS = 1_000_000_000
 N_GAMES = 10
@@ -333,11 +331,7 @@ async def test_ten_workers_through_a_429_storm_and_a_restart_of_half(tmp_path: P
     async with SimStack(sc, data_dir, heartbeat_s=1.0) as stack:
         port, odds_port = urlsplit(stack.rest_url).port, urlsplit(stack.odds_url).port
         assert port is not None and odds_port is not None
-        async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            await pull_theos(odds, sorted({g.sim.sport_key for g in sc.games}),
-                             [game_from_markets(g.event_ticker, g.markets, g.start_ns)
-                              for g in sc.games], data_dir / "theo")
+        await publish_theos(stack, sc.games, data_dir / "theo")
         settings = sim_settings(data_dir, port)
         # the games as the workers read them (on the account's shared budget, like them)
         async with rest_for(settings, label="test account-faults") as rest:

@@ -29,19 +29,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mmcore.odds.teams import game_from_markets
 from mmcore.orders import Place, Quote
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.rest_faults import apply_fault
 from mmcore.sim.scenario import load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo.pull import pull_theos
 from mmcore.units import CONTRACT
-from mmcore.venues.oddsapi import OddsApiClient
 from mmcore.worker.engine import OrderGroupEv, ReconcileEv, ResyncBooks
 from tests.test_worker_faults import FAR, Run, finish, first_event_after, hit_mm_order
 from tests.test_worker_sigkill import POLL_S, _kill, _mm_env, _until
-from tests.workerkit import rig, scenario_dict
+from tests.workerkit import publish_theos, rig, scenario_dict
 
 NS = 1_000_000_000
 
@@ -62,10 +59,7 @@ async def test_sigkilled_worker_leaves_nothing_resting_after_game_start(tmp_path
     async with SimStack(sc, data_dir, heartbeat_s=1.0) as stack:
         eng = stack.exchange.engine
         port = urlsplit(stack.rest_url).port
-        async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            await pull_theos(odds, [g.sim.sport_key],
-                             [game_from_markets(event, g.markets, g.start_ns)], data_dir / "theo")
+        await publish_theos(stack, [g], data_dir / "theo")
 
         def resting() -> list:
             return eng.orders(MM_USER, event_ticker=event, status="resting")

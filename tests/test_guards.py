@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from mmcore.atomicfile import read_json
 from mmcore.errors import InputError
-from mmcore.odds.teams import game_from_markets
 from mmcore.orders import LiveOrder
 from mmcore.quoting.guards import (
     AdverseGuards,
@@ -40,12 +39,10 @@ from mmcore.risk.jumps import JumpConfig, JumpVerdict
 from mmcore.risk.limits import LimitConfig
 from mmcore.sim.scenario import load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo.pull import pull_theos
 from mmcore.units import CONTRACT, PRICE_ONE
 from mmcore.venues.kalshi.ratelimit import RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
-from mmcore.venues.oddsapi import OddsApiClient
 from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
 from mmcore.worker.engine import RefreshTheo
 from mmcore.worker.journal import (
@@ -55,7 +52,7 @@ from mmcore.worker.journal import (
     read_records,
 )
 from tests.test_quotes import LIMIT, NOW, PARAMS, S, by_slot, game, tops
-from tests.workerkit import scenario_dict, worker_config
+from tests.workerkit import publish_theos, scenario_dict, worker_config
 
 A, B = "G-AAA", "G-BBB"
 
@@ -246,10 +243,7 @@ async def _worker(tmp_path: Path, cfg: Any) -> AsyncIterator[tuple[WorkerDriver,
     async with SimStack(sc, tmp_path / "data", heartbeat_s=1.0) as stack:
         signer = stack.signer()
         theo_dir, journal_dir = tmp_path / "theo", tmp_path / "journal"
-        async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            await pull_theos(odds, [g.sim.sport_key],
-                             [game_from_markets(g.event_ticker, g.markets, g.start_ns)], theo_dir)
+        await publish_theos(stack, [g], theo_dir)
         async with KalshiRest(stack.rest_url, signer, limiter=RateLimiter.for_tier("advanced")) as rest:
             spec = await load_game(rest, g.event_ticker)
             journal = Journal.open(JournalConfig(journal_dir, cfg.worker_id), time.time_ns())

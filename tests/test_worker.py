@@ -177,7 +177,7 @@ def test_a_late_ack_replaces_the_timeout_stand_in_in_the_order_ack_latencies():
     timeout = w.cfg.ack_timeout_ns
     w.on_timer(T0 + 6 * S)
     places = [(seq, a) for seq, a in out.actions if isinstance(a, Place)]
-    assert len(places) == 4 and list(w.order_ack_ns) == [timeout] * 4
+    assert len(places) == 4 and [v for _, v in w.order_ack_ns] == [timeout] * 4
     (s1, a1), (s2, _), (s3, _), _ = places
     now = T0 + 8 * S
     w.handle(AckEv(s1, True, order_id="o1", remaining=a1.quote.count, filled=0,
@@ -185,7 +185,30 @@ def test_a_late_ack_replaces_the_timeout_stand_in_in_the_order_ack_latencies():
     w.handle(AckEv(s2, False, error="too many requests status=429", retryable=True,
                    rate_limited=True), now)
     w.handle(AckEv(s3, False, error="no answer in 10 s", retryable=True), now)
-    assert sorted(w.order_ack_ns) == [0, 4_000_000, timeout, timeout]  # s3's and s4's stand-ins
+    assert sorted(v for _, v in w.order_ack_ns) == [0, 4_000_000, timeout, timeout]  # s3's and s4's stand-ins
+
+
+def test_latency_samples_age_out_so_a_reducing_worker_recovers():
+    """LATENCY (REDUCING) stops the adding orders whose acks would refresh the p95: the samples
+    must age out of the window, else a flat worker stays REDUCING for the rest of the game
+    (seen in tests/test_account_faults.py after a storm)."""
+    w, out = started()
+    ack_all(w, out, T0)
+    for _ in range(25):
+        w.order_ack_ns.append((T0, 3 * S))
+    w.on_timer(T0 + S)
+    assert w.ks.state == "REDUCING" and "LATENCY" in {t.value for t in w.ks.active_triggers}
+
+    def tick(now):  # live books, then the timer
+        for m, b, a in ((A, 5700, 6300), (B, 3700, 4300)):
+            w.handle(BookEv(m, book(m, b, a), now, now), now)
+        w.on_timer(now)
+
+    later = T0 + w.cfg.latency_window_ns + 2 * S
+    tick(later)
+    assert all(v != 3 * S for _, v in w.order_ack_ns)
+    tick(later + w.cfg.killswitch.reducing_cooldown_ns + S)
+    assert w.ks.state == "ACTIVE", w.ks.history
 
 
 def test_restart_adopts_exchange_orders_and_positions():

@@ -36,14 +36,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mmcore.models import ns_to_iso
-from mmcore.odds.teams import game_from_markets
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.scenario import load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo.pull import pull_theos
-from mmcore.venues.oddsapi import OddsApiClient
 from mmcore.worker.journal import published_segments, read_records, recover_all
-from tests.workerkit import scenario_dict
+from tests.workerkit import publish_theos, scenario_dict
 
 NS = 1_000_000_000
 POLL_S = 0.05
@@ -107,10 +104,7 @@ async def test_sigkill_then_restart_adopts_reconciles_and_journals_every_fill(tm
     async with SimStack(sc, data_dir, heartbeat_s=1.0) as stack:
         eng = stack.exchange.engine
         port = urlsplit(stack.rest_url).port
-        async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            await pull_theos(odds, [g.sim.sport_key],
-                             [game_from_markets(event, g.markets, g.start_ns)], data_dir / "theo")
+        await publish_theos(stack, [g], data_dir / "theo")
 
         def resting() -> list:
             return eng.orders(MM_USER, event_ticker=event, status="resting")

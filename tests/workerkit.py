@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,16 @@ def scenario_dict(seed: int, start_in_s: float, game: dict[str, Any] | None = No
     return d
 
 
+async def publish_theos(stack: SimStack, games: Sequence[Any], theo_dir: Path) -> None:
+    """Theo snapshots for the scenario's ``games`` from the local odds server, as the odds pull
+    publishes them (four books: with three, an outlier dropped can leave too few)."""
+    async with OddsApiClient(stack.odds_url, stack.odds_api_key,
+                             bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
+        await pull_theos(odds, sorted({g.sim.sport_key for g in games}),
+                         [game_from_markets(g.event_ticker, g.markets, g.start_ns) for g in games],
+                         theo_dir)
+
+
 @dataclass
 class Rig:
     stack: SimStack
@@ -61,10 +71,7 @@ async def rig(tmp_path: Path, seed: int = 3, start_in_s: float = 20.0,
         signer = stack.signer()
         theo_dir, journal_dir = tmp_path / "theo", tmp_path / "journal"
         g = sc.games[0]
-        async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            await pull_theos(odds, [g.sim.sport_key],
-                             [game_from_markets(g.event_ticker, g.markets, g.start_ns)], theo_dir)
+        await publish_theos(stack, [g], theo_dir)
         async with KalshiRest(stack.rest_url, signer, limiter=RateLimiter.for_tier("advanced")) as rest:
             r = Rig(stack, rest, theo_dir, journal_dir, g.event_ticker)
 

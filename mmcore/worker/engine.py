@@ -314,6 +314,8 @@ class WorkerConfig:
     drift_confirm_ns: int = 10 * NS
     """A position drift counts only once it has lasted this long (and two reconciles): REST
     positions may lag fills by seconds, and reconciles asked for on demand can come ms apart."""
+    latency_window_ns: int = 120 * NS
+    """LATENCY judges the order-to-ack samples of this window (at most the last 200)."""
     soft_trigger_fraction: float = 1.0
     """INVENTORY_SOFT (REDUCING: cancel the adding side, alert) fires when filled inventory is
     over this fraction of the *current* hard bound Q (quoting-math §6.2: "beyond Q: cancel the
@@ -360,10 +362,12 @@ class GameWorker:
         self.latencies: deque[int] = deque(maxlen=200)
         """Wire round trip (request written → reply read) of every REST write, ns: kept for the
         record; the LATENCY trigger reads :attr:`order_ack_ns`."""
-        self.order_ack_ns: deque[int] = deque(maxlen=200)
-        """Order-to-ack latency (quoting-math §6.2): per place/amend, the venue's ack time for the
-        attempt that landed; an ack that never came counts at ``ack_timeout_ns`` ("any ack
-        missing"). 429s are RATE_LIMIT's, not latency."""
+        self.order_ack_ns: deque[tuple[int, int]] = deque(maxlen=200)
+        """(when, order-to-ack latency) (quoting-math §6.2): per place/amend, the venue's ack time
+        for the attempt that landed; an ack that never came counts at ``ack_timeout_ns`` ("any
+        ack missing"). 429s are RATE_LIMIT's, not latency. Samples older than
+        ``latency_window_ns`` drop out: a worker REDUCING on LATENCY sends no adding orders, so
+        without ageing no new ack could ever clear it."""
         self.last_frame_ns: dict[str, int | None] = {m: None for m in game.markets}
         """Receipt time of the last book frame (snapshot or delta) per market: per-market
         staleness comes from frames actually received, not from the socket being up."""
@@ -443,7 +447,7 @@ class GameWorker:
                 del self.pending[seq]
                 self.unknown[seq] = action
                 if isinstance(action, (Place, Amend)):
-                    self.order_ack_ns.append(self.cfg.ack_timeout_ns)  # "any ack missing"
+                    self.order_ack_ns.append((now_ns, self.cfg.ack_timeout_ns))  # "any ack missing"
                 out.journal.append(self._rec("error", f"ack-timeout:{self.run_id}:{seq}", now_ns,
                                              reason=f"no ack for action {seq} in time"))
                 out.requests.append(ReconcileNow(f"ack timeout for action {seq}"))
@@ -591,9 +595,10 @@ class GameWorker:
             # stand-ins kept the p95 at 5 s for the next 200 acks, so the worker stayed
             # REDUCING, quoting nothing, long after the storm. A late failure without a venue
             # latency (timeout, 5xx) keeps its stand-in.
-            if (isinstance(late, (Place, Amend)) and (ev.rate_limited or (ev.ok and ev.latency_ns))
-                    and self.cfg.ack_timeout_ns in self.order_ack_ns):
-                self.order_ack_ns.remove(self.cfg.ack_timeout_ns)
+            if isinstance(late, (Place, Amend)) and (ev.rate_limited or (ev.ok and ev.latency_ns)):
+                stand_in = next((x for x in self.order_ack_ns if x[1] == self.cfg.ack_timeout_ns), None)
+                if stand_in is not None:
+                    self.order_ack_ns.remove(stand_in)
         action, sent_ns = entry
         self._release(ev.action_seq)
         if ev.rate_limited:
@@ -606,7 +611,7 @@ class GameWorker:
             # 429s are measured by RATE_LIMIT instead.
             self.latencies.append(ev.latency_ns or max(0, now_ns - sent_ns))
             if isinstance(action, (Place, Amend)):
-                self.order_ack_ns.append(ev.latency_ns or max(0, now_ns - sent_ns))
+                self.order_ack_ns.append((now_ns, ev.latency_ns or max(0, now_ns - sent_ns)))
         # Fix (found by tests/test_worker_faults.py::test_rate_limit_storm_*): a 429 is the
         # venue answering "slow down", not a connectivity failure; counting it into the REST
         # failure streak (CONNECTIVITY, HALTED for good) let a 3 s 429 storm with four actions
@@ -895,7 +900,9 @@ class GameWorker:
         if self.books_ready:  # limits wait for the books (a restart must not judge by the floor)
             hard = max(self._breach_limit(limit.hard_contracts, now_ns), self.inherited)
             soft = int(self.cfg.soft_trigger_fraction * limit.hard_contracts)
-        lat = sorted(self.order_ack_ns)
+        while self.order_ack_ns and now_ns - self.order_ack_ns[0][0] > self.cfg.latency_window_ns:
+            self.order_ack_ns.popleft()
+        lat = sorted(v for _, v in self.order_ack_ns)
         freshest = self._check_silence(now_ns, out)
         metrics = RiskMetrics(
             pnl_money=self.game_day_pnl_money(),
