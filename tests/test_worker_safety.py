@@ -22,7 +22,7 @@ from mmcore.sim.engine import OrderRequest
 from mmcore.sim.exchange import MM_USER
 from mmcore.units import CONTRACT, PRICE_ONE
 from tests.test_worker_faults import FAR, NOISE, Run, bounded, finish, hit_mm_order, running
-from mmcore.theo.snapshot import TheoSnapshot, read_snapshot, write_snapshot
+from mmcore.theo.snapshot import TheoSnapshot, path_for, read_snapshot, write_snapshot
 from mmcore.worker.driver import load_game
 from tests.workerkit import rig
 
@@ -30,10 +30,15 @@ NS = 1_000_000_000
 
 
 @contextlib.asynccontextmanager
-async def restarted_with(tmp_path: Any, contracts: int, *, seed: int = 5) -> AsyncIterator[Run]:
+async def restarted_with(tmp_path: Any, contracts: int, *, seed: int = 5,
+                         without_theo: bool = False) -> AsyncIterator[Run]:
     """A worker that starts (as after a crash) on an account already long ``contracts`` YES of
-    the game's first market, bought from another trader before the worker came up."""
+    the game's first market, bought from another trader before the worker came up; with
+    ``without_theo`` the game's theo snapshot is held back (moved aside; :func:`restore_theo`)."""
     async with rig(tmp_path, seed=seed, start_in_s=FAR) as r:
+        if without_theo:
+            snap = path_for(r.theo_dir, r.event_ticker)
+            snap.rename(snap.with_suffix(".held"))
         ex = r.stack.exchange
         market = (await load_game(r.rest, r.event_ticker)).markets[0]
         ask = ex.engine.best(market)[2]
@@ -190,4 +195,25 @@ async def test_an_order_whose_amend_the_gate_refuses_is_cancelled_on_the_exchang
         refused = [rec for _, rec in run.journal if rec["kind"] == "refusal"
                    and rec["action"]["action"] == "amend"]
         assert refused, "the test must exercise a refused amend"
+        await finish(run)
+
+
+@bounded
+async def test_pnl_without_theo_counts_positions_and_says_at_what(tmp_path):
+    """Issue 10 item 11. Restarted on 50 contracts before any theo is published: the P&L the
+    worker judges (and shows) counts the position — at its cost, flat, and says so — instead of
+    cash alone (−$25 and change, which read as a loss and then as a jump when theo came). Once
+    theo is published, the position is marked at theo, still flat."""
+    async with restarted_with(tmp_path, 50, without_theo=True) as run:
+        await run.until(lambda: run.driver.worker is not None and run.worker.books_ready, 15,
+                        "books in, no theo")
+        st = run.driver.status()
+        assert run.worker.theo is None and run.worker.positions[run.markets[0]] == 50 * CONTRACT
+        assert st.marked_at == "cost" and st.pnl_money == 0, st
+        held = path_for(run.r.theo_dir, run.r.event_ticker).with_suffix(".held")
+        held.rename(held.with_suffix(".json"))
+        await run.until(lambda: run.worker.theo is not None, 10, "theo published")
+        st = run.driver.status()
+        assert st.marked_at == "theo" and abs(st.pnl_money) <= 50 * 100, st  # within 1¢ a contract
+        assert "DRAWDOWN" not in {t for _, _, ts in run.states for t in ts}
         await finish(run)
