@@ -371,6 +371,28 @@ def demo(
 
 
 @app.command()
+def backtest(
+    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario JSON (default: the seeded default slate)."),
+    games: Optional[int] = typer.Option(None, "--games", min=1, help="Only the first N games."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Replaces the scenario's seed (default slate: 7)."),
+) -> None:
+    """Quote a scenario's games in-process on virtual time (the real worker on the local
+    exchange's engine and participants) and print per-game fills, volume, fees and net P&L."""
+    from mmcore.backtest import run_backtest
+    from mmcore.backtest.report import table_lines
+    from mmcore.sim.scenario import default_scenario_dict
+
+    source: Any = scenario if scenario is not None else default_scenario_dict(7 if seed is None else seed)
+    try:
+        result = run_backtest(source, games=games, seed=seed)
+    except MMError as exc:
+        _fail(exc, 1)
+    for line in table_lines(result):
+        typer.echo(line)
+    raise typer.Exit(1 if any(g.resting_after_stop for g in result.games) else 0)
+
+
+@app.command()
 def serve() -> None:
     """Serve every deployment of prefect.yaml from this process (schedules, ad-hoc runs, one
     subprocess per run) against PREFECT_API_URL; Ctrl-C/SIGTERM cancels in-flight runs (their

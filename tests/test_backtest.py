@@ -109,3 +109,22 @@ def test_backtest_package_reads_no_wall_clock_and_opens_no_socket() -> None:
                 assert (node.module or "").split(".")[0] not in banned_modules, path
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 assert node.func.attr not in {"time_ns", "now", "utcnow", "sleep"}, path
+
+
+def test_mm_backtest_prints_a_per_game_table(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mmcore.cli import app
+
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(default_scenario_dict(SEED, 3)), encoding="utf-8")
+    out = CliRunner().invoke(app, ["backtest", "--scenario", str(path), "--games", "1",
+                                   "--seed", str(SEED)])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].split()[:3] == ["game", "fills", "volume"]
+    first = run_backtest(path, games=1, seed=SEED).games[0]
+    assert lines[1].split()[:2] == [first.event_ticker, str(len(first.fills))]
+    assert lines[-1].startswith("total")
+    bad = CliRunner().invoke(app, ["backtest", "--scenario", str(tmp_path / "missing.json")])
+    assert bad.exit_code == 1 and "error" in bad.output
