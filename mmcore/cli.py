@@ -375,6 +375,8 @@ def backtest(
     scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario JSON (default: the seeded default slate)."),
     games: Optional[int] = typer.Option(None, "--games", min=1, help="Only the first N games."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Replaces the scenario's seed (default slate: 7)."),
+    strategy: str = typer.Option("ours", "--strategy",
+                                 help="Who quotes: ours, fixed-spread, inventory-skew or as-mid."),
 ) -> None:
     """Quote a scenario's games in-process on virtual time (the real worker on the local
     exchange's engine and participants) and print per-game fills, volume, fees and net P&L."""
@@ -384,7 +386,7 @@ def backtest(
 
     source: Any = scenario if scenario is not None else default_scenario_dict(7 if seed is None else seed)
     try:
-        result = run_backtest(source, games=games, seed=seed)
+        result = run_backtest(source, games=games, seed=seed, strategy=strategy)
     except MMError as exc:
         _fail(exc, 1)
     for line in table_lines(result):

@@ -128,3 +128,24 @@ def test_mm_backtest_prints_a_per_game_table(tmp_path: Path) -> None:
     assert lines[-1].startswith("total")
     bad = CliRunner().invoke(app, ["backtest", "--scenario", str(tmp_path / "missing.json")])
     assert bad.exit_code == 1 and "error" in bad.output
+
+
+@pytest.mark.parametrize("name", ["fixed-spread", "inventory-skew", "as-mid"])
+def test_each_baseline_quotes_through_the_same_worker_and_is_reproducible(name: str) -> None:
+    """Issue 11 item 3 in the backtest: a baseline decides the quotes of the same GameWorker
+    (gate, kill switch, limits unchanged), trades, stops at the start with nothing resting, and
+    the same seed gives the same fills; and it is not ours (different fills)."""
+    a = run_backtest(default_scenario_dict(SEED, 3), games=1, seed=SEED, strategy=name)
+    b = run_backtest(default_scenario_dict(SEED, 3), games=1, seed=SEED, strategy=name)
+    ours = run_backtest(default_scenario_dict(SEED, 3), games=1, seed=SEED)
+    g = a.games[0]
+    assert g.fills and g.resting_after_stop == 0
+    assert [f for f in g.fills] == [f for f in b.games[0].fills]
+    assert g.fills != ours.games[0].fills
+
+
+def test_unknown_strategy_is_a_config_error() -> None:
+    from mmcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        run_backtest(default_scenario_dict(SEED, 1), games=1, seed=SEED, strategy="nope")

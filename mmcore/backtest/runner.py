@@ -52,6 +52,7 @@ from mmcore.errors import InputError
 from mmcore.game import GameSpec, extra_outcomes_from_rules
 from mmcore.odds.teams import TIE_CODE, sport_for_series
 from mmcore.orders import Amend, Cancel, LiveOrder, OrderAction, Place
+from mmcore.strategies import make_strategy
 from mmcore.sim.driver import SimClock, SimDriver
 from mmcore.sim.driver import run_backtest as run_world
 from mmcore.sim.engine import Engine
@@ -160,7 +161,8 @@ class _GameRun:
         self.bt = bt
         self.g = g
         self.spec = game_spec(g)
-        self.worker = GameWorker(self.spec, cfg, bt.clock.now_ns())
+        strategy = None if bt.strategy == "ours" else make_strategy(bt.strategy)  # fresh per game
+        self.worker = GameWorker(self.spec, cfg, bt.clock.now_ns(), strategy=strategy)
         self.books = {m: MarketBook(m) for m in self.spec.markets}
         self.timer: Any = None
         self.actions = 0
@@ -340,8 +342,9 @@ class _GameRun:
 
 class _Backtest:
     def __init__(self, sc: ResolvedScenario, seed: int, latency: LatencyModel,
-                 cfg: WorkerConfig | None) -> None:
+                 cfg: WorkerConfig | None, strategy: str = "ours") -> None:
         self.sc = sc
+        self.strategy = strategy
         self.latency = latency
         self.rng = random.Random(derive_seed(seed, "backtest-latency"))
         self.clock = SimClock(sc.start_ns)
@@ -402,17 +405,21 @@ def _ticker(e: EngineEvent) -> str | None:
 def run_backtest(scenario: ScenarioSource, *, games: int | Sequence[str] | None = None,
                  seed: int | None = None, latency: LatencyModel = DEFAULT_LATENCY,
                  worker_config: WorkerConfig | None = None,
-                 tail_ns: int = DEFAULT_TAIL_NS) -> BacktestResult:
+                 tail_ns: int = DEFAULT_TAIL_NS, strategy: str = "ours") -> BacktestResult:
     """Quote the scenario's games (the first ``games``, or those event tickers; all by default)
     with one real :class:`GameWorker` each on the simulated world, from the scenario start until
     ``tail_ns`` after the last chosen game's start; P&L at each game's true outcome.
 
     ``seed`` replaces the scenario's own (world, books, participants) and seeds the latency
     legs; ``worker_config`` (default ``WorkerConfig("bt-<event>")``) is shared by every game.
+    ``strategy`` names who decides the quotes (:data:`mmcore.strategies.STRATEGIES`: ``ours``,
+    ``fixed-spread``, ``inventory-skew``, ``as-mid``); the worker's risk machinery around the
+    decision (gate, kill switch, barriers, limits) is the same for all.
     Same arguments → the same :class:`BacktestResult`, fill for fill.
     """
+    make_strategy(strategy)  # an unknown name fails here, before any work (ConfigError)
     sc = _select(resolve_backtest_scenario(scenario, seed), games)
-    bt = _Backtest(sc, sc.seed, latency, worker_config)
+    bt = _Backtest(sc, sc.seed, latency, worker_config, strategy)
     return bt.run(max(g.start_ns for g in sc.games) + tail_ns)
 
 

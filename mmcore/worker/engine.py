@@ -46,6 +46,7 @@ from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.game import GameSpec, directional_inventory
 from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
 from mmcore.risk.gate import GateConfig, GateResult, GateState, RecentPlace, check
+from mmcore.strategies.base import Strategy, StrategyInput
 from mmcore.risk.barrier import URGENT, BarrierConfig, Lot
 from mmcore.risk.barrier import update as barrier_update
 from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream, observe_trade
@@ -332,9 +333,14 @@ class WorkerConfig:
 class GameWorker:
     """One game's quoting engine. Feed it with :meth:`handle` and :meth:`on_timer`."""
 
-    def __init__(self, game: GameSpec, cfg: WorkerConfig, now_ns: int) -> None:
+    def __init__(self, game: GameSpec, cfg: WorkerConfig, now_ns: int, *,
+                 strategy: Strategy | None = None) -> None:
         self.game = game
         self.cfg = cfg
+        self.strategy = strategy
+        """Who decides the desired quotes: None is ours (:func:`desired_quotes`); a baseline of
+        :mod:`mmcore.strategies` (for the backtest's comparisons) is called with the same inputs.
+        Everything after the decision — barriers, gate, reconcile, locks — is the same."""
         self.books: dict[str, MarketBook | None] = {m: None for m in game.markets}
         self.stale: set[str] = set(game.markets)
         self.market_open: dict[str, bool] = {m: True for m in game.markets}
@@ -1032,11 +1038,18 @@ class GameWorker:
         state = GameState(self.positions, self.cash, self._avg_costs(), tuple(self.live.values()))
         guard = self.guards.decide(now_ns, self.live.values(), {
             m: combined(self.jumps[m], now_ns, self.cfg.jump) for m in self.game.markets})
-        dq = desired_quotes(self.game, tops, self.theo, state, limit, self.cfg.quote, now_ns,
-                            uncertainty=self.uncertainty, trading=trading,
-                            stale=frozenset(self.stale) | closed,
-                            limit_config=self.cfg.limits, others=self._others(),
-                            guard_widen=guard.widen, hold=guard.hold, confidence=self.confidence)
+        if self.strategy is None:
+            dq = desired_quotes(self.game, tops, self.theo, state, limit, self.cfg.quote, now_ns,
+                                uncertainty=self.uncertainty, trading=trading,
+                                stale=frozenset(self.stale) | closed,
+                                limit_config=self.cfg.limits, others=self._others(),
+                                guard_widen=guard.widen, hold=guard.hold, confidence=self.confidence)
+        else:
+            dq = self.strategy.quote(StrategyInput(
+                self.game, tops, self.theo, state, now_ns, limit=limit, trading=trading,
+                stale=frozenset(self.stale) | closed, uncertainty=self.uncertainty,
+                confidence=self.confidence, guard_widen=guard.widen, hold=guard.hold,
+                limit_config=self.cfg.limits, others=self._others()))
         quotes, barrier_notes = self._apply_barriers(dq.quotes, tops, trading, now_ns)
         free_quotes = [q for q in quotes if not self._slot_locked(q.slot)]
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
