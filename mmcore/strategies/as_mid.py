@@ -39,7 +39,7 @@ from mmcore.strategies.base import (
     quote_markets,
     two_sided_mid,
 )
-from mmcore.strategies.volatility import MidVolatility
+from mmcore.strategies.volatility import MarketVolatility
 from mmcore.units import CONTRACT, PRICE_ONE
 
 
@@ -103,28 +103,21 @@ class AsMid:
         self._size = contracts_to_count(params.size_contracts)
         self._max = contracts_to_count(params.max_inventory_contracts)
         self._stop_ns = int(params.stop_before_start_s * NS)
-        self._sample_ns = int(params.vol_sample_s * NS)
-        self._window = max(2, int(params.vol_window_s / params.vol_sample_s))
-        self._vol: dict[str, MidVolatility] = {}
+        self._vol = MarketVolatility(int(params.vol_sample_s * NS),
+                                     max(2, int(params.vol_window_s / params.vol_sample_s)))
         self._tau_s = 0.0
 
     def sigma(self, market: str) -> float:
         """σ used for ``market`` (dollars per √s): the book's, or the parameter (see above)."""
         if self.params.sigma_source == "book":
-            v = self._vol.get(market)
-            est = v.sigma() if v is not None else None
+            est = self._vol.sigma(market)
             if est is not None:
                 return est
         return self.params.sigma_dollars_per_sqrt_s
 
     def quote(self, inp: StrategyInput) -> DesiredQuotes:
-        for market in inp.game.markets:
-            mid = two_sided_mid(inp.tops.get(market))
-            vol = self._vol.get(market)
-            if vol is None:
-                vol = self._vol[market] = MidVolatility(
-                    self._sample_ns, self._window, min(5, self._window))
-            vol.observe(None if mid is None else mid / PRICE_ONE, inp.now_ns)
+        self._vol.observe({m: None if (mid := two_sided_mid(inp.tops.get(m))) is None else mid / PRICE_ONE
+                           for m in inp.game.markets}, inp.now_ns)
         self._tau_s = max(0.0, (inp.game.start_ns - inp.now_ns) / NS)
         return quote_markets(inp, self._stop_ns, self._decide)
 

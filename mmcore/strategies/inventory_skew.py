@@ -47,7 +47,7 @@ from mmcore.strategies.base import (
     two_sided_mid,
     whole_contracts,
 )
-from mmcore.strategies.volatility import MidVolatility
+from mmcore.strategies.volatility import MarketVolatility
 from mmcore.units import CENT, PRICE_ONE
 
 
@@ -97,24 +97,17 @@ class InventorySkew:
         self._floor = contracts_to_count(params.size_floor_contracts)
         self._max = contracts_to_count(params.max_inventory_contracts)
         self._stop_ns = int(params.stop_before_start_s * NS)
-        self._sample_ns = int(params.vol_sample_s * NS)
-        self._window = max(2, int(params.vol_window_s / params.vol_sample_s))
-        self._vol: dict[str, MidVolatility] = {}
+        self._vol = MarketVolatility(int(params.vol_sample_s * NS),
+                                     max(2, int(params.vol_window_s / params.vol_sample_s)))
 
     def volatility(self, market: str) -> float:
         """Recent σ of ``market``'s mid (dollars per √s); 0 until enough samples."""
-        v = self._vol.get(market)
-        sigma = v.sigma() if v is not None else None
+        sigma = self._vol.sigma(market)
         return 0.0 if sigma is None else sigma
 
     def quote(self, inp: StrategyInput) -> DesiredQuotes:
-        for market in inp.game.markets:
-            mid = two_sided_mid(inp.tops.get(market))
-            vol = self._vol.get(market)
-            if vol is None:
-                vol = self._vol[market] = MidVolatility(
-                    self._sample_ns, self._window, min(5, self._window))
-            vol.observe(None if mid is None else mid / PRICE_ONE, inp.now_ns)
+        self._vol.observe({m: None if (mid := two_sided_mid(inp.tops.get(m))) is None else mid / PRICE_ONE
+                           for m in inp.game.markets}, inp.now_ns)
         return quote_markets(inp, self._stop_ns, self._decide)
 
     def _decide(self, i: int, market: str, q: int, top: BookTop, mid: float) -> MarketIntent:

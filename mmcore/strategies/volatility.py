@@ -80,3 +80,26 @@ class MidVolatility:
         mean = sum(diffs) / len(diffs)
         var = sum((d - mean) ** 2 for d in diffs) / len(diffs)
         return math.sqrt(var) / math.sqrt(self.sample_ns / NS)
+
+
+class MarketVolatility:
+    """One :class:`MidVolatility` per market, fed with each decision's mids (probability; None
+    when a market's book is one-sided). Baselines that widen or skew by the book's σ share it;
+    one instance per game, fed in time order."""
+
+    def __init__(self, sample_ns: int, window: int) -> None:
+        self.sample_ns, self.window = sample_ns, window
+        self._by_market: dict[str, MidVolatility] = {}
+
+    def observe(self, mids: dict[str, float | None], now_ns: int) -> None:
+        for market, mid in mids.items():
+            vol = self._by_market.get(market)
+            if vol is None:
+                vol = self._by_market[market] = MidVolatility(
+                    self.sample_ns, self.window, min(5, self.window))
+            vol.observe(mid, now_ns)
+
+    def sigma(self, market: str) -> float | None:
+        """The market's σ (dollars per √s), or None until it has enough samples."""
+        vol = self._by_market.get(market)
+        return vol.sigma() if vol is not None else None
