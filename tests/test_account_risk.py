@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mmcore.models import ns_to_iso
-from mmcore.odds.teams import game_from_markets
 from mmcore.orders import Place, Quote
 from mmcore.risk.exposure import GamePosition
 from mmcore.risk.killswitch import Trigger
@@ -36,34 +35,23 @@ from mmcore.sim.engine import OrderRequest
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
-from mmcore.theo.pull import pull_theos
 from mmcore.theo.snapshot import TheoSnapshot, read_snapshot, write_snapshot
 from mmcore.units import CONTRACT
 from mmcore.venues.kalshi.ratelimit import RateLimiter
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
-from mmcore.venues.oddsapi import OddsApiClient
 from mmcore.worker.account_ledger import AccountLedger
 from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
 from mmcore.worker.engine import GameWorker, Output, WorkerConfig
 from mmcore.worker.journal import Journal, JournalConfig, published_segments, read_records
-from tests.workerkit import worker_config
+from tests.accountkit import wait_until as until
+from tests.workerkit import publish_theos, worker_config
 
 NS = 1_000_000_000
-POLL_S = 0.05
 HITTER = "noise-0-1"
 CAP = 30 * CONTRACT
 """Aggregate contract cap of the tests: one game quoting four sides at the 10-contract clip
 uses 20 (a bid on A and an ask on B both add to "A wins"), so a second game has 10 left."""
-
-
-async def until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        await asyncio.sleep(POLL_S)
 
 
 def config(worker_id: str, *, cap: int | None = None, daily_loss: int | None = None) -> WorkerConfig:
@@ -153,12 +141,7 @@ async def two_games(tmp_path: Path, seed: int = 21) -> AsyncIterator[Kit]:
     sc = load_scenario(d, time.time_ns())
     data_dir = tmp_path / "data"
     async with SimStack(sc, data_dir, heartbeat_s=1.0) as stack:
-        async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            for g in sc.games:
-                await pull_theos(odds, [g.sim.sport_key],
-                                 [game_from_markets(g.event_ticker, g.markets, g.start_ns)],
-                                 data_dir / "theo")
+        await publish_theos(stack, sc.games, data_dir / "theo")
         async with KalshiRest(stack.rest_url, stack.signer(),
                               limiter=RateLimiter.for_tier("basic")) as rest:
             kit = Kit(stack, rest, data_dir, [g.event_ticker for g in sc.games])

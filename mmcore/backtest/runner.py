@@ -250,7 +250,7 @@ class _GameRun:
             ack = bt.ex.mutate(run)
         except EngineError as exc:
             ack = AckEv(seq, False, error=str(exc), retryable=exc.status >= 500,
-                        rate_limited=exc.status == 429, code=exc.code)
+                        rate_limited=exc.status == 429)
         back = bt.clock.now_ns() + bt.leg()
         ack = dataclasses.replace(ack, latency_ns=back - sent_ns, receipt_ns=back)
         bt.clock.call_at(back, lambda: self.feed(ack))

@@ -72,7 +72,6 @@ class GateState:
     market_open: Mapping[str, bool] = field(default_factory=dict)
     """Markets absent from the map count as open."""
     recent_places: tuple[RecentPlace, ...] = ()
-    aggregate_used_loss: int = 0
     limit_config: LimitConfig | None = None
     others: OtherGames | None = None
     """The account's other running games (the ledger); with ``limit_config`` the aggregate and
@@ -176,8 +175,7 @@ def _refusal(
     others = [o for k, o in resting.items()
               if not (isinstance(action, Amend) and k == action.order_id)]
     allowed, why = cap_size(game.book, pos, others, quote, state.limit,
-                            aggregate_used_loss=state.aggregate_used_loss, cfg=state.limit_config,
-                            others=state.others, sport=game.sport_key)
+                            cfg=state.limit_config, others=state.others, sport=game.sport_key)
     if allowed < quote.count:
         return f"would breach the game's limits ({why})"
     return None

@@ -424,8 +424,7 @@ class WorkerDriver:
                                receipt_ns=cancel.received_ns)
             except MMError as exc:
                 ev = AckEv(seq, False, error=str(exc), retryable=exc.retryable,
-                           rate_limited=isinstance(exc, RateLimitedError), receipt_ns=self.clock_ns(),
-                           code=getattr(exc, "code", None))
+                           rate_limited=isinstance(exc, RateLimitedError), receipt_ns=self.clock_ns())
         self._put(ev)
 
     def _reduces(self, action: OrderAction) -> bool:

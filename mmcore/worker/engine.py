@@ -80,13 +80,6 @@ class BookStaleEv:
 
 
 @dataclass(frozen=True, slots=True)
-class HeartbeatEv:
-    """The market-data connection is alive (any frame or a pong)."""
-
-    receipt_ns: int
-
-
-@dataclass(frozen=True, slots=True)
 class FillEv:
     trade_id: str
     order_id: str
@@ -132,8 +125,6 @@ class AckEv:
     rate_limited: bool = False
     latency_ns: int = 0
     receipt_ns: int = 0
-    code: str | None = None
-    """The venue's error code when it refused (e.g. ``invalid_order_size``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +210,7 @@ class TradeEv:
     receipt_ns: int
 
 
-Event = Union[BookEv, BookStaleEv, HeartbeatEv, FillEv, OrderEv, AckEv, TheoEv, ReconcileEv,
+Event = Union[BookEv, BookStaleEv, FillEv, OrderEv, AckEv, TheoEv, ReconcileEv,
               ConnEv, LifecycleEv, StopEv, AccountEv, OrderGroupEv, TradeEv]
 
 
@@ -365,9 +356,6 @@ class GameWorker:
         self.lots: dict[str, Lot | None] = {m: None for m in game.markets}
         """Each market's open position under the triple barrier (None when flat)."""
         self.guards = AdverseGuards(game.markets, cfg.guard)
-        self.latencies: deque[int] = deque(maxlen=200)
-        """Wire round trip (request written → reply read) of every REST write, ns: kept for the
-        record; the LATENCY trigger reads :attr:`order_ack_ns`."""
         self.order_ack_ns: deque[tuple[int, int]] = deque(maxlen=200)
         """(when, order-to-ack latency) (quoting-math §6.2): per place/amend, the venue's ack time
         for the attempt that landed; an ack that never came counts at ``ack_timeout_ns`` ("any
@@ -386,7 +374,6 @@ class GameWorker:
         self.ws_connected = False
         self.ws_down_since_ns: int | None = now_ns
         self.rest_failures = 0
-        self.last_market_data_ns: int | None = None
         self.last_reconcile_ns = now_ns
         self.drift_seen = 0
         self.drift_since_ns = now_ns
@@ -437,9 +424,9 @@ class GameWorker:
         out = Output()
         handler = getattr(self, f"_on_{type(ev).__name__}")
         handler(ev, now_ns, out)
-        self._evaluate_risk(now_ns, out)
+        limit = self._evaluate_risk(now_ns, out)
         if self.dirty:
-            self._requote(now_ns, out)
+            self._requote(now_ns, out, limit)
         out.next_deadline_ns = self._deadline(now_ns)
         return out
 
@@ -461,8 +448,7 @@ class GameWorker:
         if now_ns - self.last_reconcile_ns >= self.cfg.reconcile_interval_ns:
             self.last_reconcile_ns = now_ns
             out.requests.append(ReconcileNow("periodic"))
-        self._evaluate_risk(now_ns, out)
-        self._requote(now_ns, out)
+        self._requote(now_ns, out, self._evaluate_risk(now_ns, out))
         out.next_deadline_ns = self._deadline(now_ns)
         return out
 
@@ -482,7 +468,6 @@ class GameWorker:
             self.stale.add(ev.market)
         else:
             self.stale.discard(ev.market)
-        self.last_market_data_ns = ev.receipt_ns
         self.last_frame_ns[ev.market] = max(self.last_frame_ns[ev.market] or 0, ev.receipt_ns)
         self.probed_ns.pop(ev.market, None)
         top = ev.book.top()
@@ -503,9 +488,6 @@ class GameWorker:
         self.stale.update(m for m in ev.markets if m in self.books)
         out.requests.append(ResyncBooks(tuple(m for m in ev.markets if m in self.books)))
         self.dirty = True
-
-    def _on_HeartbeatEv(self, ev: HeartbeatEv, now_ns: int, out: Output) -> None:
-        self.last_market_data_ns = max(self.last_market_data_ns or 0, ev.receipt_ns)
 
     def _on_TradeEv(self, ev: TradeEv, now_ns: int, out: Output) -> None:
         if ev.market not in self.jumps:
@@ -615,7 +597,6 @@ class GameWorker:
             # retry backoff and limiter wait (~3 s in a 3 s storm), which pushed the p95 over
             # the LATENCY limit and kept the worker REDUCING (not quoting) long after the storm.
             # 429s are measured by RATE_LIMIT instead.
-            self.latencies.append(ev.latency_ns or max(0, now_ns - sent_ns))
             if isinstance(action, (Place, Amend)):
                 self.order_ack_ns.append((now_ns, ev.latency_ns or max(0, now_ns - sent_ns)))
         # Fix (found by tests/test_worker_faults.py::test_rate_limit_storm_*): a 429 is the
@@ -895,7 +876,9 @@ class GameWorker:
         return self.cash + sum(int(q * p * PRICE_ONE) // CONTRACT
                                for q, p in zip((self.positions[m] for m in self.game.markets), marks))
 
-    def _evaluate_risk(self, now_ns: int, out: Output) -> None:
+    def _evaluate_risk(self, now_ns: int, out: Output) -> GameLimit:
+        """Measure, evaluate the kill switch, ask for what it needs; returns the game's limit
+        (books and our orders do not change before the requote that follows: computed once)."""
         limit = self.limit()
         # INVENTORY_BREACH looks at filled inventory: resting orders are already kept inside the
         # (liquidity-dependent, so moving) limit by sizing and the gate; a shrinking limit must
@@ -953,6 +936,7 @@ class GameWorker:
             if now_ns >= self.game.start_ns and self.stopping is None:
                 self.stopping = "game start"
         self._maybe_refresh_theo(limit, now_ns, out)
+        return limit
 
     def _check_silence(self, now_ns: int, out: Output) -> int:
         """Per-market staleness from frames received (Kalshi sends no per-market heartbeat, so a
@@ -1024,7 +1008,7 @@ class GameWorker:
 
     # --- quoting -----------------------------------------------------------------------------
 
-    def _requote(self, now_ns: int, out: Output) -> None:
+    def _requote(self, now_ns: int, out: Output, limit: GameLimit) -> None:
         self.dirty = False
         trading = "HALTED" if self.stopping or self.group_problem else self.ks.state
         own = {m: [(o.side, o.price, o.remaining) for o in self.live.values() if o.market == m]
@@ -1034,7 +1018,6 @@ class GameWorker:
             if book is not None and m not in self.stale:
                 tops[m] = book.top(exclude=own[m])
         closed = frozenset(m for m, ok in self.market_open.items() if not ok)
-        limit = self.limit()
         state = GameState(self.positions, self.cash, self._avg_costs(), tuple(self.live.values()))
         guard = self.guards.decide(now_ns, self.live.values(), {
             m: combined(self.jumps[m], now_ns, self.cfg.jump) for m in self.game.markets})
