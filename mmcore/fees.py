@@ -16,7 +16,10 @@ Rules of this file (reference: kalshi.md §4, quoting-math.md §5.1):
   (:class:`FeeAccumulator`). For one fill at a whole-cent price this equals the legacy rule
   "round the fee up to the cent" (:func:`fee_ceil_cent`).
 - All arithmetic is exact (integers and :class:`fractions.Fraction`); nothing here is a float
-  except the per-contract helpers used for quoting thresholds.
+  except the per-contract helpers used for quoting thresholds. The rounded fees quoting asks
+  for on every event (:func:`trade_fee`, :func:`fee_ceil_cent`) are one integer ceiling
+  division over the coefficient's cached numerator and denominator (:func:`_coefficient_ratio`),
+  equal to rounding the exact :func:`raw_fee` (a ``Fraction`` costs ~10× more).
 
 Units: ``price`` and every fee/money value are ``int`` price units ($0.0001, ``PRICE_ONE`` = $1);
 ``count`` is ``int`` centi-contracts (``CONTRACT`` = 1 contract). See :mod:`mmcore.units`.
@@ -123,6 +126,13 @@ def _coefficient(fee_type: str, fee_multiplier: float, maker: bool) -> Fraction:
     return taker * MAKER_SHARE[fee_type] if maker else taker
 
 
+@functools.lru_cache(maxsize=256)
+def _coefficient_ratio(fee_type: str, fee_multiplier: float, maker: bool) -> tuple[int, int]:
+    """The exact coefficient as (numerator, denominator), denominator > 0 (for integer fees)."""
+    c = _coefficient(fee_type, fee_multiplier, maker)
+    return c.numerator, c.denominator
+
+
 def _check(price: int, count: int) -> None:
     if not isinstance(price, int) or isinstance(price, bool) or not 0 <= price <= PRICE_ONE:
         raise InputError(f"price must be an int in [0, {PRICE_ONE}] ($0.0001 units), got {price!r}")
@@ -142,13 +152,23 @@ def raw_fee(price: int, count: int, *, maker: bool, schedule: FeeSchedule) -> Fr
     return coeff * Fraction(count * price * (PRICE_ONE - price), CONTRACT * PRICE_ONE)
 
 
-def _ceil_to(x: Fraction, quantum: int) -> int:
-    return -((-x) // quantum) * quantum
+def _rounded_fee(price: int, count: int, maker: bool, schedule: FeeSchedule, quantum: int) -> int:
+    """:func:`raw_fee` rounded **up** to a multiple of ``quantum`` price units, in integers only:
+    raw = num × count × P × (ONE − P) / (den × CONTRACT × ONE) exactly, so its ceiling to the
+    quantum is one ceiling division (no Fraction on the quoting path)."""
+    _check(price, count)
+    if schedule.fee_type == "flat":
+        per = schedule.flat_maker_fee_per_contract if maker else schedule.flat_taker_fee_per_contract
+        num, den = per * count, CONTRACT
+    else:
+        cn, cd = _coefficient_ratio(schedule.fee_type, schedule.fee_multiplier, maker)
+        num, den = cn * count * price * (PRICE_ONE - price), cd * CONTRACT * PRICE_ONE
+    return -(-num // (den * quantum)) * quantum
 
 
 def trade_fee(price: int, count: int, *, maker: bool, schedule: FeeSchedule) -> int:
     """Trade fee of one fill, rounded **up** to $0.0001 (Kalshi's current "centicent" rule)."""
-    return _ceil_to(raw_fee(price, count, maker=maker, schedule=schedule), 1)
+    return _rounded_fee(price, count, maker, schedule, 1)
 
 
 def fee_ceil_cent(price: int, count: int, *, maker: bool, schedule: FeeSchedule) -> int:
@@ -157,7 +177,7 @@ def fee_ceil_cent(price: int, count: int, *, maker: bool, schedule: FeeSchedule)
     Equals what a non-direct member pays for a single fill at a whole-cent price under the
     current rule (trade fee ceil to $0.0001, then the balance change floored to the cent).
     """
-    return _ceil_to(raw_fee(price, count, maker=maker, schedule=schedule), CENT)
+    return _rounded_fee(price, count, maker, schedule, CENT)
 
 
 def fee_per_contract(price: int, clip: int, *, maker: bool, schedule: FeeSchedule) -> float:

@@ -156,6 +156,19 @@ def test_symmetric_nonnegative(price: int, count: int, maker: bool, sched: FeeSc
     assert fee_ceil_cent(price, count, maker=maker, schedule=sched) >= fee
 
 
+@given(prices, counts, st.booleans(),
+       st.sampled_from([MAKER, PLAIN, COMBO, FeeSchedule("quadratic", 0.5),
+                        FeeSchedule("quadratic_with_maker_fees", "1.25"),
+                        FeeSchedule("quadratic_with_combo_maker_fees", 0.3),
+                        FeeSchedule("flat", flat_taker_fee_per_contract=37, flat_maker_fee_per_contract=13)]))
+def test_integer_rounding_equals_rounding_the_exact_fee(price: int, count: int, maker: bool,
+                                                        sched: FeeSchedule) -> None:
+    """The integer path quoting uses rounds exactly as the Fraction does: up to $0.0001, up to 1¢."""
+    raw = raw_fee(price, count, maker=maker, schedule=sched)
+    assert trade_fee(price, count, maker=maker, schedule=sched) == -((-raw) // 1)
+    assert fee_ceil_cent(price, count, maker=maker, schedule=sched) == -((-raw) // CENT) * CENT
+
+
 @given(prices, counts, counts, st.booleans())
 def test_monotone_in_count(price: int, c1: int, c2: int, maker: bool) -> None:
     lo, hi = sorted((c1, c2))
