@@ -44,6 +44,9 @@ class GameRunResult:
     resting_after: int | None = None
     """Our resting orders on the exchange after the verified cancel-all (must be 0)."""
     error: str | None = None
+    decision: dict[str, Any] = field(default_factory=dict)
+    """Book event received → decision handed to the senders: count, p50/p99/max/mean ms
+    (:class:`~mmcore.worker.latency_hist.LatencyHistogram`; bench/scale.py reads it)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +129,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         event_ticker, report.exit_reason, report.final_state, report.actions, report.fills,
         report.refusals, {m: q / CONTRACT for m, q in report.positions.items()},
         report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
-        report.error)
+        report.error, report.decision.summary_ms())
     if show is not None:
         await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
                    + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")

@@ -75,6 +75,7 @@ from mmcore.worker.engine import (
 )
 from mmcore.worker.journal import Journal
 from mmcore.worker.killall import KillReport, cancel_until_flat
+from mmcore.worker.latency_hist import LatencyHistogram
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -236,6 +237,9 @@ class WorkerReport:
     pnl_money: int = 0
     kill: KillReport | None = None
     error: str | None = None
+    decision: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Per book event: the frame's ``receipt_ns`` → the decision's orders handed to the send
+    tasks and its records journaled (ns; queue wait, worker, gate and journal included)."""
 
 
 class WorkerDriver:
@@ -308,13 +312,17 @@ class WorkerDriver:
                 try:
                     ev = await asyncio.wait_for(self._queue.get(), timeout=timeout)
                 except TimeoutError:
+                    book_rx = 0
                     out = self.worker.on_timer(self.clock_ns())
                 else:
+                    book_rx = ev.receipt_ns if isinstance(ev, BookEv) else 0
                     out = self.worker.handle(ev, self.clock_ns())
                     if isinstance(ev, ReconcileEv):
                         self._presign_live()
                 deadline = out.next_deadline_ns
                 self._process(out)
+                if book_rx:  # frame read → decision handed to the senders (bench/scale.py)
+                    self.report.decision.record(self.clock_ns() - book_rx)
         except asyncio.CancelledError:
             self.report.exit_reason = self.report.exit_reason or "cancelled"
             raise
