@@ -379,9 +379,10 @@ def backtest(
                                  help="Who quotes: ours, fixed-spread, inventory-skew or as-mid."),
 ) -> None:
     """Quote a scenario's games in-process on virtual time (the real worker on the local
-    exchange's engine and participants) and print per-game fills, volume, fees and net P&L."""
+    exchange's engine and participants) and print per-game fills, volume, fees, net P&L, P&L
+    per contract, drawdown, inventory ÷ limit, markouts, time at best and queue position."""
     from mmcore.backtest import run_backtest
-    from mmcore.backtest.report import table_lines
+    from mmcore.backtest.report import report_lines
     from mmcore.sim.scenario import default_scenario_dict
 
     source: Any = scenario if scenario is not None else default_scenario_dict(7 if seed is None else seed)
@@ -389,7 +390,7 @@ def backtest(
         result = run_backtest(source, games=games, seed=seed, strategy=strategy)
     except MMError as exc:
         _fail(exc, 1)
-    for line in table_lines(result):
+    for line in report_lines(result):
         typer.echo(line)
     raise typer.Exit(1 if any(g.resting_after_stop for g in result.games) else 0)
 

@@ -125,7 +125,8 @@ def test_mm_backtest_prints_a_per_game_table(tmp_path: Path) -> None:
     assert lines[0].split()[:3] == ["game", "fills", "volume"]
     first = run_backtest(path, games=1, seed=SEED).games[0]
     assert lines[1].split()[:2] == [first.event_ticker, str(len(first.fills))]
-    assert lines[-1].startswith("total")
+    assert lines[2].startswith("total")
+    assert "mid markout" in lines[4] and lines[6].startswith("total")  # the quality table
     bad = CliRunner().invoke(app, ["backtest", "--scenario", str(tmp_path / "missing.json")])
     assert bad.exit_code == 1 and "error" in bad.output
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmcore.backtest.latency import LatencyModel
+from mmcore.backtest.metrics import GameMetrics, RunMetrics
 from mmcore.game import GameSpec, directional_inventory
 from mmcore.sim.engine_types import Fill
 from mmcore.units import CONTRACT, PRICE_ONE
@@ -69,6 +70,8 @@ class GameResult:
     ``positions`` unless the simulated feed lost or garbled something."""
     worker_cash_money: int
     """The worker's own trading cash at the end (same convention as ``cash_money``)."""
+    metrics: GameMetrics | None = None
+    """Markouts, time at best, drawdown, inventory ÷ limit, queue (:mod:`.metrics`)."""
 
     @classmethod
     def build(cls, spec: GameSpec, winner: str | None, fills: list[Fill], *, actions: int,
@@ -104,6 +107,8 @@ class BacktestResult:
     end_ns: int
     steps: int
     """Participant steps the simulated world took."""
+    metrics: RunMetrics | None = None
+    """The run's totals of the per-game metrics (:mod:`.metrics`)."""
 
     @property
     def fills(self) -> tuple[BtFill, ...]:

@@ -27,6 +27,9 @@ clock differ from :class:`~mmcore.worker.driver.WorkerDriver`:
 - **Theo**: :func:`mmcore.backtest.theo.sim_theo` at the scenario start, every 30 minutes
   (the scheduled pull) and on request.
 - **Timers**: the worker's ``next_deadline_ns`` is a clock timer calling ``on_timer``.
+- **Metrics**: every engine batch also goes to a :class:`~mmcore.backtest.tape.Tape` (tops, our
+  orders at the best price, queue ahead of our orders, the worker's hard limit at each fill);
+  :mod:`mmcore.backtest.metrics` turns it into each game's and the run's metrics at the end.
 
 Deterministic: the scenario (with ``seed``) fixes the world; the latency legs come from
 ``random.Random(derive_seed(seed, "backtest-latency"))``; a ``"now"`` scenario start resolves
@@ -45,7 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from mmcore.backtest.latency import LatencyModel
+from mmcore.backtest.metrics import game_metrics, run_metrics
 from mmcore.backtest.result import BacktestResult, GameResult
+from mmcore.backtest.tape import Tape
 from mmcore.backtest.theo import PULL_INTERVAL_NS, sim_theo
 from mmcore.book import MarketBook
 from mmcore.errors import InputError
@@ -163,6 +168,7 @@ class _GameRun:
         self.spec = game_spec(g)
         strategy = None if bt.strategy == "ours" else make_strategy(bt.strategy)  # fresh per game
         self.worker = GameWorker(self.spec, cfg, bt.clock.now_ns(), strategy=strategy)
+        self.started_ns = bt.clock.now_ns()
         self.books = {m: MarketBook(m) for m in self.spec.markets}
         self.timer: Any = None
         self.actions = 0
@@ -331,13 +337,21 @@ class _GameRun:
             elif isinstance(e, LifecycleEvent):
                 self.feed(LifecycleEv(e.ticker, e.event_type))
 
-    def result(self) -> GameResult:
+    def result(self) -> tuple[GameResult, list[tuple[int, float]]]:
+        """The game's result with its metrics, and its mark-to-mid equity curve."""
         fills = [f for f in self.bt.ex.engine.fills(MM_USER) if f.ticker in self.books]
-        return GameResult.build(self.spec, self.g.winner_market, fills, actions=self.actions,
-                                stop_reason=self.stop_reason, stopped_ns=self.stopped_ns,
-                                resting_after_stop=self.resting_after_stop,
-                                worker_positions=dict(self.worker.positions),
-                                worker_cash_money=self.worker.cash)
+        res = GameResult.build(self.spec, self.g.winner_market, fills, actions=self.actions,
+                               stop_reason=self.stop_reason, stopped_ns=self.stopped_ns,
+                               resting_after_stop=self.resting_after_stop,
+                               worker_positions=dict(self.worker.positions),
+                               worker_cash_money=self.worker.cash)
+        window = (self.started_ns,
+                  self.stopped_ns if self.stopped_ns is not None else self.spec.start_ns)
+        tape = self.bt.tape
+        metrics, curve = game_metrics(self.spec.book, self.spec.markets, fills, tape.fills,
+                                      tape.tops, self.g.yes_prob, window, res.net_pnl_money,
+                                      res.volume)
+        return dataclasses.replace(res, metrics=metrics), curve
 
 
 class _Backtest:
@@ -355,12 +369,15 @@ class _Backtest:
                               if cfg is not None else WorkerConfig(f"bt-{g.event_ticker}"))
                      for g in sc.games]
         self.by_market = {m: r for r in self.runs for m in r.spec.markets}
+        self.tape = Tape(self.ex.engine, MM_USER, self.by_market,
+                         lambda m: self.by_market[m].worker.limit().hard_contracts)
         self.ex.subscribe(self._on_events)
 
     def leg(self) -> int:
         return self.latency.order_leg_ns(self.rng)
 
     def _on_events(self, events: list[EngineEvent]) -> None:
+        self.tape.record(self.clock.now_ns(), events)
         per_run: dict[int, list[EngineEvent]] = {}
         for e in events:
             ticker = _ticker(e)
@@ -386,8 +403,12 @@ class _Backtest:
         self._schedule_pulls(until_ns)
         summary = run_world(self.world, self.clock, until_ns)
         self.world.close()
-        return BacktestResult(self.sc.seed, self.latency, tuple(r.result() for r in self.runs),
-                              summary.end_ns, summary.steps)
+        done = [r.result() for r in self.runs]
+        games = tuple(g for g, _ in done)
+        total = run_metrics([(g.metrics, g.fills, g.net_pnl_money) for g in games
+                             if g.metrics is not None], [c for _, c in done])
+        return BacktestResult(self.sc.seed, self.latency, games, summary.end_ns, summary.steps,
+                              metrics=total)
 
 
 def _ticker(e: EngineEvent) -> str | None:
