@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from mmcore.errors import InputError
 from mmcore.risk.jumps import (
-    NS_PER_S, Barrier, JumpConfig, JumpMonitor, JumpState, check_barrier, combined, first_touch,
-    observe, observe_stream, observe_theo,
+    NS_PER_S, Barrier, JumpConfig, JumpMonitor, JumpState, check_barrier, combined, depth_mid,
+    first_touch, observe, observe_stream, observe_theo, observe_trade,
 )
 from mmcore.units import CENT
 
@@ -139,6 +139,7 @@ def test_theo_change_is_at_least_widen() -> None:
 
 
 def test_monitor_combines_streams_with_hold() -> None:
+    CFG = JumpConfig(confirm_ns=0)  # verdicts at once (persistence: the tests below)
     mon = JumpMonitor()
     for i, (t, p) in enumerate(walk(5, 100, 0.005)):
         mon, _ = observe_stream(mon, "mid", p, t, CFG)
@@ -155,6 +156,71 @@ def test_monitor_combines_streams_with_hold() -> None:
     assert v.level == "widen" and mon.theo_verdict is v
     with pytest.raises(InputError):
         observe_stream(mon, "book", 0.5, 0, CFG)  # type: ignore[arg-type]
+
+
+def _warm(stream: str = "mid") -> tuple[JumpMonitor, int, float]:
+    mon = JumpMonitor()
+    for t, p in walk(5, 100, 0.005):
+        mon, _ = observe_stream(mon, stream, p, t, CFG)  # type: ignore[arg-type]
+    state = getattr(mon, stream)
+    return mon, state.last_ns, expit(state.last_logit)
+
+
+def test_book_flicker_that_reverts_never_trips() -> None:
+    # A level eaten and refilled: the mid jumps 8¢ and is back 1 s later, many times over.
+    mon, t, p = _warm()
+    for k in range(10):
+        t0 = t + 10 * k * S
+        mon, v1 = observe_stream(mon, "mid", p + 0.08, t0 + S, CFG)
+        mon, v2 = observe_stream(mon, "mid", p, t0 + 2 * S, CFG)
+        assert (v1.level, v2.level) == ("none", "none")
+        assert combined(mon, t0 + 2 * S + CFG.confirm_ns, CFG) == "none"
+    assert mon.pending == ()
+
+
+def test_move_that_persists_trips_after_confirm_ns() -> None:
+    mon, t, p = _warm()
+    mon, v = observe_stream(mon, "mid", p + 0.10, t + S, CFG)
+    assert v.level == "none" and dict(mon.pending)["mid"].verdict.level == "pull"
+    assert combined(mon, t + S + CFG.confirm_ns - 1, CFG) == "none"
+    # a quiet book after the move: combined confirms it from the latest value, no event needed
+    assert combined(mon, t + S + CFG.confirm_ns, CFG) == "pull"
+    # the next book event (still moved, half-way back is still the move) confirms it for good
+    mon, v = observe_stream(mon, "mid", p + 0.06, t + S + CFG.confirm_ns, CFG)
+    assert v.level == "pull" and 0.05 < v.d_prob <= 0.06  # from the level where the walk had been
+    assert mon.pending == () and combined(mon, t + S + CFG.confirm_ns + CFG.hold_ns, CFG) == "pull"
+
+
+def test_sweep_print_deep_in_the_book_is_not_a_jump() -> None:
+    mon = JumpMonitor()
+    t = 0
+    for i in range(40):  # buys at the 52¢ ask, one every 2 s
+        t = i * 2 * S
+        mon, _ = observe_trade(mon, "bid", 0.52, t, CFG)
+    mon, v1 = observe_trade(mon, "bid", 0.60, t + S, CFG)  # a sweep's last print, 8¢ deep
+    mon, v2 = observe_trade(mon, "bid", 0.52, t + 5 * S, CFG)
+    assert (v1.level, v2.level) == ("none", "none")
+    assert combined(mon, t + 10 * S, CFG) == "none"
+
+
+def test_depth_mid_ignores_thin_top_and_our_orders() -> None:
+    bids = {4800: 100, 4700: 2500}
+    asks = {5200: 2500, 5300: 2500}
+    plain = depth_mid(bids, asks, 1000)
+    assert plain == pytest.approx((4800 * 100 + 4700 * 900 + 5200 * 1000) / 1000 / 2)
+    # a 1-lot penny bid at 51¢ moves the top mid by 1.5¢ but the depth mid by ~0.1¢
+    flicker = depth_mid({**bids, 5100: 100}, asks, 1000)
+    assert abs(flicker - plain) < 40
+    # our own 10-lot at 50¢ does not count at all
+    assert depth_mid({**bids, 5000: 1000}, asks, 1000, exclude=[("bid", 5000, 1000)]) == plain
+    assert depth_mid({}, asks, 1000) is None
+
+
+def test_confirm_config_is_checked() -> None:
+    with pytest.raises(InputError):
+        JumpConfig(confirm_ns=-1)
+    with pytest.raises(InputError):
+        JumpConfig(confirm_fraction=0.0)
 
 
 # --- triple barrier -------------------------------------------------------------------------

@@ -49,7 +49,8 @@ from mmcore.risk.gate import GateConfig, GateResult, GateState, RecentPlace, che
 from mmcore.strategies.base import Strategy, StrategyInput
 from mmcore.risk.barrier import URGENT, BarrierConfig, Lot
 from mmcore.risk.barrier import update as barrier_update
-from mmcore.risk.jumps import JumpConfig, JumpMonitor, combined, observe_stream, observe_trade
+from mmcore.risk.jumps import (JumpConfig, JumpMonitor, combined, depth_mid, observe_stream,
+                               observe_trade)
 from mmcore.quoting.guards import AdverseGuards, GuardConfig
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
 from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, available_liquidity, game_limit
@@ -471,13 +472,18 @@ class GameWorker:
         self.last_frame_ns[ev.market] = max(self.last_frame_ns[ev.market] or 0, ev.receipt_ns)
         self.probed_ns.pop(ev.market, None)
         top = ev.book.top()
-        if top.mid is not None:
+        # the jump detector and the guards watch the depth mid of *others'* orders: a 1-lot top
+        # level or our own requote is not a move (issue 11: 23 of 24 trips were flicker)
+        fair = depth_mid(ev.book.bids, ev.book.asks, int(self.cfg.jump.mid_depth_contracts * CONTRACT),
+                         [(o.side, o.price, o.remaining) for o in self.live.values()
+                          if o.market == ev.market])
+        if fair is not None:
             self.jumps[ev.market], jv = observe_stream(
-                self.jumps[ev.market], "mid", top.mid / PRICE_ONE, now_ns, self.cfg.jump)
+                self.jumps[ev.market], "mid", fair / PRICE_ONE, now_ns, self.cfg.jump)
             jump = self.guards.jump_refresh(ev.market, "mid", jv, now_ns)
             if jump is not None:  # a jump: re-pull this game's odds (guards rate-limit it)
                 out.requests.append(RefreshTheo(jump))
-        self.guards.observe_mid(ev.market, top.mid, now_ns)
+        self.guards.observe_mid(ev.market, fair, now_ns)
         out.journal.append(self._rec(
             "book_top", f"{ev.market}:{ev.receipt_ns}", now_ns, market=ev.market, bid=top.bid,
             bid_size=top.bid_size, ask=top.ask, ask_size=top.ask_size, exchange_ns=ev.exchange_ns,
