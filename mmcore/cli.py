@@ -377,21 +377,37 @@ def backtest(
     seed: Optional[int] = typer.Option(None, "--seed", help="Replaces the scenario's seed (default slate: 7)."),
     strategy: str = typer.Option("ours", "--strategy",
                                  help="Who quotes: ours, fixed-spread, inventory-skew or as-mid."),
+    db: Optional[Path] = typer.Option(None, "--db", help="DuckDB file the run is written to "
+                                      "(default: <data_dir>/backtest.duckdb)."),
+    no_db: bool = typer.Option(False, "--no-db", help="Print only; write no database."),
 ) -> None:
     """Quote a scenario's games in-process on virtual time (the real worker on the local
     exchange's engine and participants) and print per-game fills, volume, fees, net P&L, P&L
-    per contract, drawdown, inventory ÷ limit, markouts, time at best and queue position."""
+    per contract, drawdown, inventory ÷ limit, markouts, time at best and queue position; the
+    run, its games and fills are written to DuckDB (tables bt_runs, bt_games, bt_fills)."""
+    import time
+
     from mmcore.backtest import run_backtest
     from mmcore.backtest.report import report_lines
+    from mmcore.backtest.store import RunInfo, database_path, git_rev, run_id, scenario_identity, write_result
+    from mmcore.settings import get_settings
     from mmcore.sim.scenario import default_scenario_dict
 
     source: Any = scenario if scenario is not None else default_scenario_dict(7 if seed is None else seed)
+    started_ns = time.time_ns()
     try:
         result = run_backtest(source, games=games, seed=seed, strategy=strategy)
+        if not no_db:
+            path = db if db is not None else database_path(get_settings().data_dir)
+            digest, toxicity = scenario_identity(source)
+            write_result(path, result, RunInfo(run_id(digest, result, strategy), digest, strategy,
+                                               started_ns, toxicity, git_rev()))
     except MMError as exc:
         _fail(exc, 1)
     for line in report_lines(result):
         typer.echo(line)
+    if not no_db:
+        typer.echo(f"written to {path} (run {run_id(digest, result, strategy)})")
     raise typer.Exit(1 if any(g.resting_after_stop for g in result.games) else 0)
 
 

@@ -119,7 +119,7 @@ def test_mm_backtest_prints_a_per_game_table(tmp_path: Path) -> None:
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(default_scenario_dict(SEED, 3)), encoding="utf-8")
     out = CliRunner().invoke(app, ["backtest", "--scenario", str(path), "--games", "1",
-                                   "--seed", str(SEED)])
+                                   "--seed", str(SEED), "--no-db"])
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert lines[0].split()[:3] == ["game", "fills", "volume"]

@@ -166,7 +166,7 @@ def test_mm_backtest_prints_the_metrics(tmp_path) -> None:
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(default_scenario_dict(SEED, 3)), encoding="utf-8")
     out = CliRunner().invoke(app, ["backtest", "--scenario", str(path), "--games", "1",
-                                   "--seed", str(SEED)])
+                                   "--seed", str(SEED), "--no-db"])
     assert out.exit_code == 0, out.output
     res = run_backtest(path, games=1, seed=SEED)
     m = res.metrics

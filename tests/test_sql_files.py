@@ -85,6 +85,10 @@ def prepare(con: duckdb.DuckDBPyConnection, relative: str, data_dir: Path, bench
         for dep in schema:
             if dep < relative:
                 run(con, dep, data_dir)
+    elif folder == "backtest":  # mmcore/backtest/store.py: the tables, then empty staged rows
+        run(con, "backtest/000_schema.sql", data_dir)
+        for table in ("runs", "games", "fills"):
+            con.execute(f"CREATE TEMP TABLE bt_{table}_in AS FROM bt_{table} LIMIT 0")
     elif folder == "ingest":
         if name != "000_segment_lines.sql":
             run(con, "ingest/000_segment_lines.sql", data_dir, segment_params(data_dir))
