@@ -8,6 +8,7 @@ FLOW_MODULES = {
     "quote-game": "flows.quote_game:quote_game",
     "ingest": "flows.ingest:ingest",
     "nightly-audit": "flows.nightly_audit:nightly_audit",
+    "calibrate": "flows.calibrate:calibrate",
     "cancel-all": "flows.cancel_all:cancel_all",
 }
 """Flow name → ``module:function`` (the same flows prefect.yaml deploys)."""

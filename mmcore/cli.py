@@ -412,6 +412,37 @@ def backtest(
 
 
 @app.command()
+def calibrate(
+    days: float = typer.Option(7.0, "--days", min=0.001, help="Days of record to fit on."),
+    min_fills: int = typer.Option(30, "--min-fills", min=1, help="Maker fills the A, k fit needs."),
+    max_k_rel_se: float = typer.Option(0.5, "--max-k-rel-se", min=0.0,
+                                       help="Refuse the A, k fit when SE(k)/k is above this."),
+    sample_s: float = typer.Option(10.0, "--sample-s", min=0.001, help="σ's mid sampling step (s)."),
+) -> None:
+    """Ingest the journals, fit A and k (our fills against their depth from theo) and σ (the
+    book mid, logit/√s) and publish them to <data_dir>/calibration/hjb.json, which workers
+    started afterwards quote with (a refused fit keeps the previous values). Exit 1 when
+    nothing was written."""
+    import time
+
+    from mmcore.quoting.calibrate import IntensityLimits
+    from mmcore.record.calibration import run_calibration
+    from mmcore.record.ingest import ingest
+    from mmcore.settings import get_settings
+
+    try:
+        data_dir = get_settings().data_dir
+        ingest(data_dir)
+        run = run_calibration(data_dir, now_ns=time.time_ns(), days=days, sample_s=sample_s,
+                              intensity_limits=IntensityLimits(min_fills=min_fills,
+                                                               max_k_rel_se=max_k_rel_se))
+    except MMError as exc:
+        _fail(exc, 1)
+    typer.echo(run.markdown())
+    raise typer.Exit(0 if run.written else 1)
+
+
+@app.command()
 def serve() -> None:
     """Serve every deployment of prefect.yaml from this process (schedules, ad-hoc runs, one
     subprocess per run) against PREFECT_API_URL; Ctrl-C/SIGTERM cancels in-flight runs (their
@@ -445,7 +476,7 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 @app.command("run")
 def run_flow_once(
     flow_name: str = typer.Argument(..., help="pull-odds | refresh-calendar | launch-quoting | "
-                                               "quote-game | ingest | nightly-audit | cancel-all"),
+                                               "quote-game | ingest | nightly-audit | calibrate | cancel-all"),
     params: Optional[list[str]] = typer.Argument(None, help="name=value parameters (JSON values allowed)."),
 ) -> None:
     """Run one flow once, here, without a Prefect server (the same code the deployments run)."""

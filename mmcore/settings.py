@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     """``MM_WORKER_CONFIG``: a JSON/TOML/YAML file of quoting, limit, kill-switch and gate
     settings every worker loads over the defaults (:mod:`mmcore.worker.config`); ``mm quote
     --config`` and the quote-game flow's ``config`` parameter override it per run."""
+    calibration_max_age_s: float = Field(default=7 * 86400, ge=0)
+    """Workers quote with the A, k and σ the ``calibrate`` flow published
+    (``<data_dir>/calibration/hjb.json``) when fitted at most this long ago; 0 = ignore them.
+    An explicit worker config file's keys still win."""
     launch_window_s: float = Field(default=6 * 3600, gt=0)
     """The launcher starts a game's quoting run when the game starts within this many seconds."""
     launch_max_theo_age_s: float = Field(default=3 * 3600, gt=0)

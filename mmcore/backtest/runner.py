@@ -79,6 +79,7 @@ from mmcore.sim.scenario import (
     derive_seed,
     load_scenario,
 )
+from mmcore.worker.journal import Journal, JournalConfig
 from mmcore.worker.engine import (
     AckEv,
     BookEv,
@@ -208,8 +209,13 @@ class _GameRun:
 
     # --- out of the worker -------------------------------------------------------------------
 
+    journal: Journal | None = None
+    """Where the worker's journal records go (``run_backtest(journal_dir=…)``), else dropped."""
+
     def process(self, out: Output) -> None:
         bt = self.bt
+        if self.journal is not None and out.journal:
+            self.journal.append_batch(out.journal, bt.clock.now_ns())
         for seq, action in out.actions:
             self.actions += 1
             sent = bt.clock.now_ns()
@@ -426,7 +432,8 @@ def _ticker(e: EngineEvent) -> str | None:
 def run_backtest(scenario: ScenarioSource, *, games: int | Sequence[str] | None = None,
                  seed: int | None = None, latency: LatencyModel = DEFAULT_LATENCY,
                  worker_config: WorkerConfig | None = None,
-                 tail_ns: int = DEFAULT_TAIL_NS, strategy: str = "ours") -> BacktestResult:
+                 tail_ns: int = DEFAULT_TAIL_NS, strategy: str = "ours",
+                 journal_dir: Path | None = None) -> BacktestResult:
     """Quote the scenario's games (the first ``games``, or those event tickers; all by default)
     with one real :class:`GameWorker` each on the simulated world, from the scenario start until
     ``tail_ns`` after the last chosen game's start; P&L at each game's true outcome.
@@ -437,11 +444,27 @@ def run_backtest(scenario: ScenarioSource, *, games: int | Sequence[str] | None 
     ``fixed-spread``, ``inventory-skew``, ``as-mid``); the worker's risk machinery around the
     decision (gate, kill switch, barriers, limits) is the same for all.
     Same arguments → the same :class:`BacktestResult`, fill for fill.
+
+    ``journal_dir``: each game's worker writes the same journal a live worker writes
+    (:mod:`mmcore.worker.journal`, ``<journal_dir>/<worker_id>/``, stamped with the virtual
+    clock; fsync'd at the end, not per decision), so ingest, the audit and calibration read a
+    backtest like a live run.
     """
     make_strategy(strategy)  # an unknown name fails here, before any work (ConfigError)
     sc = _select(resolve_backtest_scenario(scenario, seed), games)
     bt = _Backtest(sc, sc.seed, latency, worker_config, strategy)
-    return bt.run(max(g.start_ns for g in sc.games) + tail_ns)
+    if journal_dir is None:
+        return bt.run(max(g.start_ns for g in sc.games) + tail_ns)
+    for run in bt.runs:
+        run.journal = Journal.open(JournalConfig(
+            Path(journal_dir), run.worker.cfg.worker_id, segment_max_age_ns=1 << 62,
+            fsync_every_records=1 << 30), bt.clock.now_ns())
+    try:
+        return bt.run(max(g.start_ns for g in sc.games) + tail_ns)
+    finally:
+        for run in bt.runs:
+            if run.journal is not None:
+                run.journal.close(bt.clock.now_ns())
 
 
 __all__ = ["BACKTEST_EPOCH_NS", "game_spec", "resolve_backtest_scenario", "run_backtest"]

@@ -106,15 +106,36 @@ def default_worker_config(settings: Settings, worker_id: str) -> WorkerConfig:
     """The worker's configuration from settings (``MM_QUOTE_STOP_BEFORE_START_S``, the account's
     ``MM_DAILY_LOSS_LIMIT_USD``, ``MM_AGGREGATE_MAX_LOSS_USD``, ``MM_AGGREGATE_MAX_CONTRACTS``),
     then the file ``MM_WORKER_CONFIG`` (``mm quote --config``, the quote-game flow's ``config``)
-    over it (:mod:`mmcore.worker.config`; ConfigError naming the bad key)."""
+    over it (:mod:`mmcore.worker.config`; ConfigError naming the bad key). Between the two, the
+    calibrated A, k and σ (:func:`with_calibration`): the file's own ``hjb`` keys win over them."""
     quote = dataclasses.replace(DEFAULT_QUOTE_PARAMS,
                                 stop_before_start_ns=int(settings.quote_stop_before_start_s * 1e9))
-    cfg = WorkerConfig(worker_id, quote=quote)
+    cfg = with_calibration(WorkerConfig(worker_id, quote=quote), settings, time.time_ns())
     if settings.worker_config is not None:
         from mmcore.worker.config import load_worker_config
 
         cfg = load_worker_config(settings.worker_config, cfg)
     return with_account_limits(cfg, settings)
+
+
+def with_calibration(cfg: WorkerConfig, settings: Settings, now_ns: int) -> WorkerConfig:
+    """``cfg`` with the model parameters the ``calibrate`` flow published, when they are fresh
+    (``MM_CALIBRATION_MAX_AGE_S``; 0 = off) and sane; otherwise ``cfg`` as it was, and the log
+    says why (:mod:`mmcore.record.calibration`: a bad or stale fit never replaces defaults)."""
+    if settings.calibration_max_age_s <= 0:
+        return cfg
+    from mmcore.quoting.calibrated import apply_overrides
+    from mmcore.record.calibration import calibrated_overrides
+
+    overrides, notes = calibrated_overrides(settings.data_dir, now_ns,
+                                            round(settings.calibration_max_age_s * 1e9))
+    for note in notes:
+        log.warning("calibration not used: %s", note)
+    if not overrides:
+        return cfg
+    log.info("quoting with calibrated %s", ", ".join(f"{k}={v:.6g}" for k, v in overrides.items()))
+    hjb = apply_overrides(cfg.quote.hjb, overrides)
+    return dataclasses.replace(cfg, quote=dataclasses.replace(cfg.quote, hjb=hjb))
 
 
 def with_account_limits(cfg: WorkerConfig, settings: Settings) -> WorkerConfig:
