@@ -88,3 +88,38 @@ def test_account_budget_bench_runs_workers_on_one_key_without_429() -> None:
     for r in rows:
         assert r.split()[-2:] == ["exit", "0"], r
     assert "429 answered by the exchange  0 " in out, out
+
+
+def test_backtest_bench_counts_book_events_and_runs_the_day_slate() -> None:
+    out = run_bench("backtest.py", "--games", "1", "--lead-min", "2", "--day-games", "2",
+                    "--day-lead-min", "2")
+    rows = {ln.split("(")[0].strip(): re.split(r"\s{2,}", ln.strip()) for ln in out.splitlines()
+            if ln.startswith(("throughput (", "sport day ("))}
+    assert sorted(rows) == ["sport day", "throughput"], out
+    assert rows["throughput"][1] == "1" and rows["sport day"][1] == "2", rows
+    for cells in rows.values():
+        assert int(cells[3].replace(",", "")) > 0  # book events delivered to the workers
+        assert int(cells[4].replace(",", "")) > 0  # decisions
+    assert re.search(r"^verdict: (MEETS|BELOW) the 200,000 book events/CPU-s goal", out, re.M), out
+
+
+def test_killswitch_bench_pairs_each_level_with_the_run_without_halt() -> None:
+    out = run_bench("killswitch.py", "--seeds", "7", "--games", "1", "--lead-min", "3",
+                    "--levels", "0.1,1000")
+    assert re.search(r"^no halt\s", out, re.M), out
+    never = re.search(r"^halt at \$1000\s+(\d+) / 1\s+\+0\.00\s+\+0\.00\s+\+0\.00\s", out, re.M)
+    assert never and never.group(1) == "0", out  # a level never reached changes nothing
+    assert re.search(r"^halt at \$0\.1\s+[01] / 1\s", out, re.M), out
+    assert "unexpected" not in out
+
+
+def test_scale_bench_runs_quote_game_processes_and_reads_their_decision_latency() -> None:
+    out = run_bench("scale.py", "--n", "2", "--seconds", "3", "--rate", "100")
+    row = next((re.split(r"\s{2,}", ln.strip()) for ln in out.splitlines()
+                if ln.startswith("2 ")), None)
+    assert row is not None, out
+    assert row[-1] == "2/2", row  # both workers exited 0 after their verified cancel-all
+    assert int(row[2].replace(",", "")) > 0, row  # each worker recorded decisions
+    assert row[3] != "-" and row[8] != "-", row  # p50 read from the workers, RSS from /proc
+    assert row[10] == "0", row  # no 429
+    assert "failed" not in out and re.search(r"^verdict: (MEETS|MISSES) decision p99", out, re.M)
