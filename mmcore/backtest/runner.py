@@ -238,31 +238,7 @@ class _GameRun:
     def execute(self, seq: int, action: OrderAction, sent_ns: int) -> None:
         """The REST write lands on the engine; its ack returns one leg later."""
         bt = self.bt
-        g = self.spec
-
-        def run(eng: Engine, t: int) -> AckEv:
-            if isinstance(action, Place):
-                q = action.quote
-                r = eng.place(OrderRequest(MM_USER, q.market, q.side, q.price, q.count,
-                                           client_order_id=action.client_order_id,
-                                           post_only=action.post_only, cancel_order_on_pause=True,
-                                           expiration_ns=g.start_ns), t)
-                return AckEv(seq, True, order_id=r.order.order_id, remaining=r.remaining,
-                             filled=r.fill_count)
-            if isinstance(action, Amend):
-                r = eng.amend(MM_USER, action.order_id, ticker=action.market, side=action.side,
-                              price=action.price, count=action.count, now_ns=t)
-                return AckEv(seq, True, order_id=r.order.order_id, remaining=r.remaining,
-                             filled=r.fill_count)
-            assert isinstance(action, Cancel)
-            eng.cancel(MM_USER, action.order_id, t)
-            return AckEv(seq, True, order_id=action.order_id)
-
-        try:
-            ack = bt.ex.mutate(run)
-        except EngineError as exc:
-            ack = AckEv(seq, False, error=str(exc), retryable=exc.status >= 500,
-                        rate_limited=exc.status == 429)
+        ack = execute_on_engine(bt.ex, seq, action, self.spec.start_ns)
         back = bt.clock.now_ns() + bt.leg()
         ack = dataclasses.replace(ack, latency_ns=back - sent_ns, receipt_ns=back)
         bt.clock.call_at(back, lambda: self.feed(ack))
@@ -417,6 +393,38 @@ class _Backtest:
                               metrics=total)
 
 
+def execute_on_engine(ex: LocalExchange, seq: int, action: OrderAction,
+                      expiration_ns: int) -> AckEv:
+    """One order action of ours on the exchange's engine now, as the REST write the worker's
+    driver sends would do it (post-only as the action says, ``cancel_order_on_pause``,
+    ``expiration_ns`` = game start, no order group), published to the exchange's subscribers;
+    the worker's :class:`AckEv` for it (a refusal is ``ok=False``, not an exception)."""
+
+    def run(eng: Engine, t: int) -> AckEv:
+        if isinstance(action, Place):
+            q = action.quote
+            r = eng.place(OrderRequest(MM_USER, q.market, q.side, q.price, q.count,
+                                       client_order_id=action.client_order_id,
+                                       post_only=action.post_only, cancel_order_on_pause=True,
+                                       expiration_ns=expiration_ns), t)
+            return AckEv(seq, True, order_id=r.order.order_id, remaining=r.remaining,
+                         filled=r.fill_count)
+        if isinstance(action, Amend):
+            r = eng.amend(MM_USER, action.order_id, ticker=action.market, side=action.side,
+                          price=action.price, count=action.count, now_ns=t)
+            return AckEv(seq, True, order_id=r.order.order_id, remaining=r.remaining,
+                         filled=r.fill_count)
+        assert isinstance(action, Cancel)
+        eng.cancel(MM_USER, action.order_id, t)
+        return AckEv(seq, True, order_id=action.order_id)
+
+    try:
+        return ex.mutate(run)
+    except EngineError as exc:
+        return AckEv(seq, False, error=str(exc), retryable=exc.status >= 500,
+                     rate_limited=exc.status == 429)
+
+
 def _ticker(e: EngineEvent) -> str | None:
     if isinstance(e, (BookDelta, LifecycleEvent)):
         return e.ticker
@@ -467,4 +475,4 @@ def run_backtest(scenario: ScenarioSource, *, games: int | Sequence[str] | None 
                 run.journal.close(bt.clock.now_ns())
 
 
-__all__ = ["BACKTEST_EPOCH_NS", "game_spec", "resolve_backtest_scenario", "run_backtest"]
+__all__ = ["BACKTEST_EPOCH_NS", "execute_on_engine", "game_spec", "resolve_backtest_scenario", "run_backtest"]
