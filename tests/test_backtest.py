@@ -65,6 +65,7 @@ def test_same_seed_same_fills_from_a_file_or_a_dict(tmp_path: Path) -> None:
     assert len(a.fills) > 0
     assert a.fills == b.fills
     assert a.games == b.games
+    assert a.metrics == b.metrics and a.metrics is not None  # markouts, queue, drawdown too
     assert (a.end_ns, a.steps) == (b.end_ns, b.steps)
 
 
