@@ -13,7 +13,8 @@ events, untimed, so slots never stay locked):
   or a duplicate snapshot: nothing the quotes depend on moved);
 - **top change**: others' size at the best bid alternates between two values (the top's size
   moves, the prices do not);
-- **theo change**: a ``TheoEv`` alternating between 0.60 and 0.62 (requotes: two amends each);
+- **theo change**: a ``TheoEv`` alternating between about 0.60 and 0.62, never twice the same
+  (requotes: two amends each);
 - **fill**: a 1-contract fill of one of our resting orders, alternating bid and ask on market A
   (inventory moves by ±1 contract; the order shrinks; the worker may amend).
 
@@ -150,7 +151,9 @@ def make_events(rig: Rig, kind: str) -> Callable[[int], Callable[[], Output]]:
             ev = BookEv(A, book, now, now)
             return lambda: w.handle(ev, now)
         if kind == "theo":
-            tev = TheoEv(theos[i % 2], (0.003, 0.003), now, confidence=0.9)
+            drift = i * 1e-7  # a new theo every time (no two events quote from the same)
+            tev = TheoEv((theos[i % 2][0] + drift, theos[i % 2][1] - drift), (0.003, 0.003), now,
+                         confidence=0.9)
             return lambda: w.handle(tev, now)
         if kind == "fill":
             fev = rig.fill_event(A, "bid" if i % 2 else "ask", CONTRACT)

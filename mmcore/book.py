@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from mmcore.units import PRICE_ONE
 
@@ -57,6 +57,20 @@ def top_of(
 
 
 BookSide = Literal["yes", "no"]
+
+
+def _best(levels: dict[int, int], pick: Any, side: str, exclude: tuple[tuple[str, int, int], ...],
+          min_size: int) -> tuple[int | None, int] | None:
+    """(price, size) of the best level when it passes :func:`top_of`'s filters after ``exclude``;
+    (None, 0) for an empty side; None when the best level fails (the caller scans instead)."""
+    if not levels:
+        return None, 0
+    price = pick(levels)
+    size = levels[price]
+    for s, p, n in exclude:
+        if p == price and s == side:
+            size = max(0, size - n)
+    return (price, size) if size > 0 and size >= min_size else None
 
 
 @dataclass(slots=True)
@@ -123,7 +137,16 @@ class MarketBook:
         return True
 
     def top(self, *, exclude: Iterable[tuple[str, int, int]] = (), min_size: int = 0) -> BookTop:
-        """Best levels, minus our own resting orders given as (side "bid"|"ask", price, size)."""
+        """Best levels, minus our own resting orders given as (side "bid"|"ask", price, size).
+
+        Called several times per book event: when each side's best price still holds a size that
+        passes (after our own orders and ``min_size``) that level is the answer, found without
+        copying the book; otherwise the levels are scanned as :func:`top_of` does."""
+        exclude = tuple(exclude)
+        bid = _best(self.bids, max, "bid", exclude, min_size)
+        ask = _best(self.asks, min, "ask", exclude, min_size)
+        if bid is not None and ask is not None:
+            return BookTop(bid[0], bid[1], ask[0], ask[1])
         bids, asks = dict(self.bids), dict(self.asks)
         for side, price, size in exclude:
             levels = bids if side == "bid" else asks

@@ -70,3 +70,23 @@ def test_deltas_rebuild_the_book(start_bids, start_asks, steps, use_yes):
             assert book.apply_delta(side, wire_price, delta, use_yes_price=use_yes)
     assert book.bids == truth_bids and book.asks == truth_asks
     assert book.top() == top_of(truth_bids.items(), truth_asks.items())
+
+
+levels = st.dictionaries(st.integers(1, 99).map(lambda c: c * 100), st.integers(0, 50), max_size=8)
+
+
+@given(levels, levels, st.lists(st.tuples(st.sampled_from(["bid", "ask"]),
+                                          st.integers(1, 99).map(lambda c: c * 100),
+                                          st.integers(0, 60)), max_size=6),
+       st.integers(0, 30))
+def test_top_is_the_scan_of_every_level(bids, asks, exclude, min_size):
+    """The quick path (best level passes) and the scan agree, zero-size levels and own orders
+    at the top included."""
+    b = MarketBook("X", bids=dict(bids), asks=dict(asks), stale=False)
+    adj_b, adj_a = dict(bids), dict(asks)
+    for side, price, size in exclude:
+        lv = adj_b if side == "bid" else adj_a
+        if price in lv:
+            lv[price] = max(0, lv[price] - size)
+    assert b.top(exclude=exclude, min_size=min_size) == top_of(adj_b.items(), adj_a.items(),
+                                                               min_size=min_size)

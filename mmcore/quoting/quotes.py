@@ -44,7 +44,8 @@ from mmcore.quoting.competition import (
     MarketQuote,
     quote_market,
 )
-from mmcore.quoting.hjb import HjbParams, model_quotes
+from mmcore.quoting.hjb import HjbParams, ModelQuote, model_quotes
+from mmcore.quoting.memo import Memo
 from mmcore.risk.exposure import GamePosition, parity_violation
 from mmcore.risk.limits import GameLimit, LimitConfig, OtherGames, cap_size
 from mmcore.units import CONTRACT, PRICE_ONE, prob_to_price
@@ -113,6 +114,8 @@ def desired_quotes(
     guard_widen: Mapping[Slot, float] | None = None,
     hold: Mapping[Slot, str] | None = None,
     confidence: float | None = None,
+    size_scale: Mapping[Slot, float] | None = None,
+    memo: Memo | None = None,
 ) -> DesiredQuotes:
     """All desired quotes of one game (see the module docstring for the steps).
 
@@ -125,7 +128,17 @@ def desired_quotes(
     ``hold`` are not quoted (a live order there is then cancelled by the reconcile).
 
     ``limit_config`` with ``others`` (the account's other running games, from the ledger) makes
-    sizing keep the account's aggregate and per-sport caps as well (:func:`cap_size`)."""
+    sizing keep the account's aggregate and per-sport caps as well (:func:`cap_size`).
+
+    ``size_scale`` (from the guards' markouts, :attr:`~mmcore.quoting.guards.GuardDecision.size`)
+    shrinks a side that *adds* exposure to that fraction of its size, never below ``min_size``:
+    the measured toxicity sets the size, and a side inside the hard limit is quoted small rather
+    than not at all. Applied after sizing, so it only ever cuts (the limits stay hard).
+
+    ``memo`` (the worker's :class:`~mmcore.quoting.memo.Memo`) reuses the model quotes, fees and
+    sizing of an earlier call whose inputs to those steps were equal — the same result, computed
+    once per change of theo, inventory, resting orders, limits or chosen prices instead of once
+    per book event. Each step's key is built from all of its inputs below."""
     book = game.book
     inv = directional_inventory(book, state.positions)
     notes: list[str] = []
@@ -156,10 +169,15 @@ def desired_quotes(
             notes.append(f"R8 {market} book is stale: not quoted")
             continue
         q = inv[i]
-        mq = model_quotes(theo[i], q / CONTRACT, tau_s, params.hjb)
+        if memo is None:
+            mq = model_quotes(theo[i], q / CONTRACT, tau_s, params.hjb)
+            fee = maker_fee_per_contract(prob_to_price(theo[i]), game.fees, params.clip)
+        else:  # τ enters only the finite-horizon A-S model: the others are keyed without it
+            tau_key = tau_s if params.hjb.model == "as_finite" else None
+            mq, fee = memo.get("model", (theo[i], q, tau_key, params.hjb, game.fees, params.clip),
+                               lambda: _model_and_fee(theo[i], q, tau_s, params, game))
         widen = params.uncertainty_widen_k * (uncertainty[i] if uncertainty else 0.0)
         theo_price = theo[i] * PRICE_ONE
-        fee = maker_fee_per_contract(prob_to_price(theo[i]), game.fees, params.clip)
         inputs = MarketInputs(
             theo=theo_price,
             reservation=mq.reservation * PRICE_ONE,
@@ -190,9 +208,55 @@ def desired_quotes(
                 continue
             candidates.append((market, side, price, q))  # type: ignore[arg-type]
 
+    if memo is None:
+        quotes = _size(game, state, limit, params, candidates, notes, limit_config, others)
+        quotes = _fix_parity(game, quotes, inv, params, notes)
+    else:
+        # every input of _size and _fix_parity; mappings copied into tuples (see memo.py)
+        key = (game, tuple(state.positions.items()), state.cash,
+               tuple((o.market, o.side, o.price, o.remaining) for o in state.resting),
+               limit, params, tuple(candidates), limit_config, others, inv)
+        sized, size_notes = memo.get("size", key, lambda: _size_and_parity(
+            game, state, limit, params, candidates, limit_config, others, inv))
+        quotes = list(sized)
+        notes += size_notes
+    if size_scale:
+        quotes = _toxicity_sized(quotes, inv, game, params, size_scale, notes)
+    return DesiredQuotes(tuple(quotes), per_market, tuple(notes), inv)
+
+
+def _model_and_fee(theo: float, q: int, tau_s: float, params: QuoteParams,
+                   game: GameSpec) -> tuple[ModelQuote, float]:
+    """One market's model quotes and maker fee per contract at ``clip`` (memoised by the caller)."""
+    return (model_quotes(theo, q / CONTRACT, tau_s, params.hjb),
+            maker_fee_per_contract(prob_to_price(theo), game.fees, params.clip))
+
+
+def _size_and_parity(
+    game: GameSpec, state: GameState, limit: GameLimit, params: QuoteParams,
+    candidates: list[tuple[str, Side, int, int]], limit_config: LimitConfig | None,
+    others: OtherGames | None, inv: tuple[int, ...],
+) -> tuple[tuple[Quote, ...], tuple[str, ...]]:
+    """:func:`_size` then :func:`_fix_parity`, with the notes they add (memoised by the caller)."""
+    notes: list[str] = []
     quotes = _size(game, state, limit, params, candidates, notes, limit_config, others)
     quotes = _fix_parity(game, quotes, inv, params, notes)
-    return DesiredQuotes(tuple(quotes), per_market, tuple(notes), inv)
+    return tuple(quotes), tuple(notes)
+
+
+def _toxicity_sized(quotes: Sequence[Quote], inv: tuple[int, ...], game: GameSpec,
+                    params: QuoteParams, scale: Mapping[Slot, float], notes: list[str]) -> list[Quote]:
+    """Adding sides cut to ``scale × count`` (whole contracts, at least ``min_size``)."""
+    out: list[Quote] = []
+    for qt in quotes:
+        f = scale.get(qt.slot, 1.0)
+        if f < 1.0 and not _reduces(qt.side, inv[game.markets.index(qt.market)]):
+            want = max(params.min_size, int(qt.count * f) // CONTRACT * CONTRACT)
+            if want < qt.count:
+                notes.append(f"size {qt.market} {qt.side}: markouts ×{f:.2f} → {want}")
+                qt = Quote(qt.market, qt.side, qt.price, want)
+        out.append(qt)
+    return out
 
 
 def _widened(inp: MarketInputs, market: str, widen: Mapping[Slot, float] | None) -> MarketInputs:

@@ -44,6 +44,7 @@ from mmcore.orders import (Amend, Cancel, LiveOrder, OrderAction, Place, Quote, 
                            reconcile)
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
 from mmcore.game import GameSpec, directional_inventory
+from mmcore.quoting.memo import Memo
 from mmcore.quoting.quotes import GameState, QuoteParams, desired_quotes
 from mmcore.risk.gate import GateConfig, GateResult, GateState, RecentPlace, check
 from mmcore.strategies.base import Strategy, StrategyInput
@@ -417,6 +418,9 @@ class GameWorker:
         self.day_base_pnl = 0
         """``pnl_money()`` when the current trading day began during this run (0 before)."""
         self.dirty = True
+        self.quote_memo = Memo()
+        """Recent results of the quoting's pure steps (model, fees, sizing) by their inputs: a
+        book event that moves none of them reuses them (:mod:`mmcore.quoting.memo`)."""
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -1032,7 +1036,8 @@ class GameWorker:
                                 uncertainty=self.uncertainty, trading=trading,
                                 stale=frozenset(self.stale) | closed,
                                 limit_config=self.cfg.limits, others=self._others(),
-                                guard_widen=guard.widen, hold=guard.hold, confidence=self.confidence)
+                                guard_widen=guard.widen, hold=guard.hold, confidence=self.confidence,
+                                size_scale=guard.size, memo=self.quote_memo)
         else:
             dq = self.strategy.quote(StrategyInput(
                 self.game, tops, self.theo, state, now_ns, limit=limit, trading=trading,
