@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from mmcore.errors import InputError
 from mmcore.sim.participants import (
-    BookView, CancelIntent, CompetingMaker, InformedTaker, Intent, MarketView, NoiseTaker, OwnOrder,
-    PlaceIntent, TakerState,
+    BookView, CancelIntent, CompetingMaker, InformedTaker, Intent, MarketView, NewsTaker,
+    NoiseTaker, OwnOrder, PlaceIntent, TakerState,
 )
 from mmcore.ticks import TickGrid
 from mmcore.units import CONTRACT, PRICE_ONE
@@ -303,3 +303,63 @@ def test_maker_run_is_deterministic() -> None:
     a = run(maker, 120, 1.0, view(4800, 5200), truth_p=0.52, seed=5)
     assert a == run(maker, 120, 1.0, view(4800, 5200), truth_p=0.52, seed=5)
     assert a != run(maker, 120, 1.0, view(4800, 5200), truth_p=0.52, seed=6)
+
+
+# --- leaning noise, sweeping sharps, news-informed takers (issue 11 item 2) -----------------------
+
+
+def test_noise_leans_toward_yes_and_longshots() -> None:
+    noise = NoiseTaker("n", rate_per_s=1.0, side_bias=0.55, longshot_bias=0.15)
+    assert noise.buy_prob(view(900, 1100).book) == pytest.approx(0.55 + 0.15 * 0.8)
+    assert noise.buy_prob(view(4900, 5100).book) == pytest.approx(0.55)
+    assert noise.buy_prob(view(8900, 9100).book) == pytest.approx(0.55 - 0.15 * 0.8)
+    assert noise.buy_prob(view(None, 1100).book) == 0.55  # one-sided: no mid, no lean
+    for bid, ask, lo, hi in ((900, 1100, 0.62, 0.72), (8900, 9100, 0.38, 0.48)):
+        buys = [i.side == "bid" for i in places(run(noise, 4000, 1.0, view(bid, ask)))]
+        assert lo < sum(buys) / len(buys) < hi, (bid, sum(buys) / len(buys))
+    with pytest.raises(InputError):
+        NoiseTaker("n", rate_per_s=1.0, longshot_bias=1.5)
+
+
+def test_sweeping_informed_taker_takes_every_level_inside_its_edge() -> None:
+    touch = InformedTaker("i", edge_threshold_price=100, rate_per_s=1.0)
+    sweep = InformedTaker("i", edge_threshold_price=100, rate_per_s=1.0, sweep=True)
+    mv = view(4800, 5200)
+    assert {i.price for i in places(run(touch, 30, 1.0, mv, truth_p=0.60))} == {5200}
+    assert {i.price for i in places(run(sweep, 30, 1.0, mv, truth_p=0.60))} == {5800}
+    assert {i.price for i in places(run(sweep, 30, 1.0, mv, truth_p=0.40))} == {4200}
+    assert places(run(sweep, 30, 1.0, mv, truth_p=0.5)) == []
+
+
+def news_view(public_p: float | None, bid: int = 4800, ask: int = 5200) -> MarketView:
+    mv = view(bid, ask)
+    return MarketView(mv.ticker, mv.book, (), mv.grid, True, public_p)
+
+
+def test_news_taker_trades_only_while_the_books_do_not_know() -> None:
+    news = NewsTaker("x", rate_per_s=1.0, edge_price=200)
+    # truth jumped to 0.60 while the books still price 0.50: buy, sweeping up to 58¢
+    bought = places(run(news, 60, 1.0, news_view(0.50), truth_p=0.60))
+    assert bought and {(i.side, i.price, i.time_in_force) for i in bought} == {
+        ("bid", 5800, "immediate_or_cancel")}
+    assert all(10 * CONTRACT <= i.count <= 50 * CONTRACT for i in bought)
+    sold = places(run(news, 60, 1.0, news_view(0.50), truth_p=0.40))
+    assert sold and {(i.side, i.price) for i in sold} == {("ask", 4200)}
+    # once the books know (public == truth) it stops, however wrong the exchange's book is
+    assert places(run(news, 60, 1.0, news_view(0.60), truth_p=0.60)) == []
+    assert places(run(news, 60, 1.0, news_view(None), truth_p=0.60)) == []
+    # news smaller than its edge: the book already prices it
+    assert places(run(news, 60, 1.0, news_view(0.50), truth_p=0.53)) == []
+
+
+def test_book_following_maker_estimates_from_what_the_books_price() -> None:
+    sharp = CompetingMaker("m", half_spread_price=300, ceiling_edge_price=100, bias_sd_prob=0.0,
+                           fair_noise_sd_prob=0.0)
+    follower = CompetingMaker("m", half_spread_price=300, ceiling_edge_price=100, bias_sd_prob=0.0,
+                              fair_noise_sd_prob=0.0, follows_books=True)
+    mv = news_view(0.50, bid=None, ask=None)
+    rng = random.Random(1)
+    s_sharp, _ = sharp.decide(sharp.initial_state(T0, rng), mv, 0.60, T0, rng)
+    s_follow, _ = follower.decide(follower.initial_state(T0, rng), mv, 0.60, T0, rng)
+    assert s_sharp.est_prob == pytest.approx(0.60)
+    assert s_follow.est_prob == pytest.approx(0.50)

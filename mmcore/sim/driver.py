@@ -65,8 +65,8 @@ from mmcore.sim.engine_types import (
 )
 from mmcore.sim.exchange import LocalExchange
 from mmcore.sim.participants import (
-    BookView, CancelAllIntent, CancelIntent, CompetingMaker, Intent, MarketView, OwnOrder,
-    ParticipantConfig, ParticipantState, PlaceIntent,
+    BookView, CancelAllIntent, CancelIntent, CompetingMaker, Intent, MarketView, NewsTaker,
+    OwnOrder, ParticipantConfig, ParticipantState, PlaceIntent,
 )
 from mmcore.sim.scenario import Fault, ResolvedGame, ResolvedScenario
 from mmcore.sim.truth import NS_PER_S
@@ -215,6 +215,8 @@ class _Agent:
     rng: random.Random
     state: ParticipantState
     maker: bool
+    public: bool = False
+    """Its view carries ``public_p`` (news takers, makers following the books)."""
     seen_version: int = -1
     last_decided_ns: int | None = None
     live: bool = True
@@ -260,9 +262,10 @@ class SimDriver:
                 for m in g.markets:
                     rng = p.rng(m)
                     cfg = p.config
-                    self._agents.append(_Agent(len(self._agents), cfg, g, m, rng,
-                                               cfg.initial_state(t0, rng),
-                                               isinstance(cfg, CompetingMaker)))
+                    self._agents.append(_Agent(
+                        len(self._agents), cfg, g, m, rng, cfg.initial_state(t0, rng),
+                        isinstance(cfg, CompetingMaker),
+                        isinstance(cfg, NewsTaker) or getattr(cfg, "follows_books", False)))
         self._by_market: dict[str, list[_Agent]] = {}
         for a in self._agents:
             self._by_market.setdefault(a.market, []).append(a)
@@ -390,8 +393,10 @@ class SimDriver:
         user = agent.config.user_id
         own = tuple(OwnOrder(o.order_id, o.side, o.price, o.remaining)
                     for o in eng.orders(user, ticker=m, status="resting"))
+        # only news takers and book-following makers look at what the books know
+        public = agent.game.public_prob(m, now) if agent.public else None
         view = MarketView(m, BookView.from_best(eng.best(m)), own, agent.game.grid,
-                          is_open=status == "active")
+                          is_open=status == "active", public_p=public)
         state, intents = agent.config.decide(agent.state, view, agent.game.yes_prob(m, now),
                                              now, agent.rng)
         agent.state = state

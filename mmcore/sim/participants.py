@@ -75,6 +75,10 @@ class MarketView:
     own_orders: tuple[OwnOrder, ...]
     grid: TickGrid
     is_open: bool = True
+    public_p: float | None = None
+    """The YES probability the sportsbooks price now (the truth with news still private taken
+    out, :meth:`~mmcore.sim.truth.TruthPath.public_at`); the driver fills it for
+    :class:`NewsTaker` and makers that follow the books only (None otherwise)."""
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ class PlaceIntent:
     time_in_force: TimeInForce
     post_only: bool
     tag: str
-    """Who/why, for logs and client order ids (``noise``, ``informed``, ``maker``)."""
+    """Who/why, for logs and client order ids (``noise``, ``informed``, ``news``, ``maker``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +162,14 @@ def _check_taker(rate_per_s: float, lo: int, hi: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class NoiseTaker:
-    """Uninformed flow: at Poisson times buys YES at the best ask (prob. ``side_bias``) or sells at
-    the best bid, IOC, a uniform whole number of contracts. Never looks at the truth.
+    """Uninformed flow: at Poisson times buys YES at the best ask or sells at the best bid, IOC, a
+    uniform whole number of contracts. Never looks at the truth.
+
+    It buys YES with probability ``side_bias + longshot_bias·(1 − 2·mid)`` (clamped to [0, 1];
+    ``mid`` the book's mid as a probability, ``side_bias`` alone when a side is empty): a
+    ``side_bias`` above ½ is the optimism of takers who buy YES, a positive ``longshot_bias`` the
+    favourite–longshot bias — below 50¢ buying YES is buying the longshot, above it selling YES
+    (buying NO) is (reference/market-realism.md: takers buy YES and longshots).
 
     ``max_spread_price`` (optional): skip an arrival when the spread is wider than this or a
     side is empty — without it, a maker quoting absurdly wide would still be filled.
@@ -170,13 +180,24 @@ class NoiseTaker:
     size_contracts_min: int = 1
     size_contracts_max: int = 10
     side_bias: float = 0.5
-    """Probability that an arrival buys YES."""
+    """Probability that an arrival buys YES (at a 50¢ mid)."""
     max_spread_price: int | None = None
+    longshot_bias: float = 0.0
+    """Extra probability of buying the cheaper side, per unit of ``1 − 2·mid``."""
 
     def __post_init__(self) -> None:
         _check_taker(self.rate_per_s, self.size_contracts_min, self.size_contracts_max)
         if not 0.0 <= self.side_bias <= 1.0:
             raise InputError(f"side_bias must be in [0, 1], got {self.side_bias!r}")
+        if not (math.isfinite(self.longshot_bias) and 0.0 <= self.longshot_bias <= 1.0):
+            raise InputError(f"longshot_bias must be in [0, 1], got {self.longshot_bias!r}")
+
+    def buy_prob(self, book: BookView) -> float:
+        """Probability that an arrival buys YES against this book."""
+        if self.longshot_bias == 0.0 or book.best_bid is None or book.best_ask is None:
+            return self.side_bias
+        mid = (book.best_bid + book.best_ask) / (2 * PRICE_ONE)
+        return min(1.0, max(0.0, self.side_bias + self.longshot_bias * (1.0 - 2.0 * mid)))
 
     def initial_state(self, now_ns: int, rng: random.Random) -> TakerState:
         return TakerState(_next_arrival(now_ns, self.rate_per_s, rng))
@@ -186,9 +207,9 @@ class NoiseTaker:
         new = _arrival(state, self.rate_per_s, now_ns, rng)
         if new is None:
             return state, []
-        buy = rng.random() < self.side_bias
-        size = _size(self.size_contracts_min, self.size_contracts_max, rng)
         book = view.book
+        buy = rng.random() < self.buy_prob(book)
+        size = _size(self.size_contracts_min, self.size_contracts_max, rng)
         if not view.is_open:
             return new, []
         if self.max_spread_price is not None and (
@@ -209,7 +230,9 @@ class InformedTaker:
     """Sharp flow: at Poisson times observes ``truth_p + N(0, noise_sd_prob)`` and takes, IOC at the
     touch, when the book is wrong by more than ``edge_threshold_price``: buys when
     ``best_ask < p·PRICE_ONE − threshold``, sells when ``best_bid > p·PRICE_ONE + threshold``.
-    This is the adverse selection a careless maker pays for."""
+    This is the adverse selection a careless maker pays for. With ``sweep`` its IOC limit is its
+    edge (``⌊p·PRICE_ONE − threshold⌋`` on the grid, mirrored for sells) rather than the touch,
+    so it takes every level that is wrong enough, not just the best."""
 
     user_id: str
     edge_threshold_price: int
@@ -217,6 +240,7 @@ class InformedTaker:
     size_contracts_min: int = 5
     size_contracts_max: int = 25
     noise_sd_prob: float = 0.0
+    sweep: bool = False
 
     def __post_init__(self) -> None:
         _check_taker(self.rate_per_s, self.size_contracts_min, self.size_contracts_max)
@@ -238,11 +262,72 @@ class InformedTaker:
         fair = min(1.0, max(0.0, truth_p + noise)) * PRICE_ONE
         book = view.book
         if book.best_ask is not None and book.best_ask < fair - self.edge_threshold_price:
-            return new, [PlaceIntent(self.user_id, view.ticker, "bid", book.best_ask, size,
+            price = book.best_ask
+            if self.sweep:  # the highest grid price still strictly inside its edge
+                price = max(price, view.grid.round_down(
+                    math.ceil(fair - self.edge_threshold_price) - 1) or price)
+            return new, [PlaceIntent(self.user_id, view.ticker, "bid", price, size,
                                      "immediate_or_cancel", False, "informed")]
         if book.best_bid is not None and book.best_bid > fair + self.edge_threshold_price:
-            return new, [PlaceIntent(self.user_id, view.ticker, "ask", book.best_bid, size,
+            price = book.best_bid
+            if self.sweep:
+                price = min(price, view.grid.round_up(
+                    math.floor(fair + self.edge_threshold_price) + 1) or price)
+            return new, [PlaceIntent(self.user_id, view.ticker, "ask", price, size,
                                      "immediate_or_cancel", False, "informed")]
+        return new, []
+
+
+@dataclass(frozen=True, slots=True)
+class NewsTaker:
+    """News-informed flow: knows a news item while it is still private — before the sportsbooks
+    (and so every theo built from them) move — and trades it until they do.
+
+    At Poisson times it compares the truth ``p`` with what the books price, ``view.public_p``
+    (:meth:`~mmcore.sim.truth.TruthPath.public_at`); only while they differ by at least
+    ``min_news_prob`` (a private jump is in force) does it act, in the jump's direction: it buys
+    YES with an IOC limit at ``⌊p·PRICE_ONE − edge_price⌋`` — sweeping every ask up to its edge,
+    not just the touch — when the best ask is below that limit (mirrored: sells down to
+    ``⌈p·PRICE_ONE + edge_price⌉``). Once the books know, it stops, whatever the exchange shows.
+    """
+
+    user_id: str
+    rate_per_s: float
+    edge_price: int = 200
+    size_contracts_min: int = 10
+    size_contracts_max: int = 50
+    min_news_prob: float = 0.005
+
+    def __post_init__(self) -> None:
+        _check_taker(self.rate_per_s, self.size_contracts_min, self.size_contracts_max)
+        if self.edge_price < 0 or not (math.isfinite(self.min_news_prob)
+                                       and self.min_news_prob > 0):
+            raise InputError("edge_price must be >= 0 and min_news_prob > 0")
+
+    def initial_state(self, now_ns: int, rng: random.Random) -> TakerState:
+        return TakerState(_next_arrival(now_ns, self.rate_per_s, rng))
+
+    def decide(self, state: TakerState, view: MarketView, truth_p: float, now_ns: int,
+               rng: random.Random) -> tuple[TakerState, list[Intent]]:
+        new = _arrival(state, self.rate_per_s, now_ns, rng)
+        if new is None:
+            return state, []
+        size = _size(self.size_contracts_min, self.size_contracts_max, rng)
+        public = view.public_p
+        if not view.is_open or public is None or abs(truth_p - public) < self.min_news_prob:
+            return new, []
+        book, grid = view.book, view.grid
+        fair = truth_p * PRICE_ONE
+        if truth_p > public and book.best_ask is not None:
+            limit = grid.round_down(math.floor(fair - self.edge_price))
+            if limit is not None and book.best_ask <= limit:
+                return new, [PlaceIntent(self.user_id, view.ticker, "bid", limit, size,
+                                         "immediate_or_cancel", False, "news")]
+        elif truth_p < public and book.best_bid is not None:
+            limit = grid.round_up(math.ceil(fair + self.edge_price))
+            if limit is not None and book.best_bid >= limit:
+                return new, [PlaceIntent(self.user_id, view.ticker, "ask", limit, size,
+                                         "immediate_or_cancel", False, "news")]
         return new, []
 
 
@@ -267,7 +352,8 @@ class MakerState:
 class CompetingMaker:
     """A simple two-sided quoter like the seed baselines, with a slow, biased view of the truth.
 
-    Estimate: ``truth_p + bias + N(0, fair_noise_sd_prob)``, re-drawn only every
+    Estimate: ``truth_p + bias + N(0, fair_noise_sd_prob)`` (``view.public_p`` in place of
+    ``truth_p`` with ``follows_books``), re-drawn only every
     ``estimate_refresh_ns`` (so it lags jumps), clamped to [0.01, 0.99]; ``bias ~ N(0,
     bias_sd_prob)`` is fixed per maker. In price units, with ``e = est·PRICE_ONE``:
 
@@ -292,6 +378,9 @@ class CompetingMaker:
     requote_min_ns: int = 5 * NS_PER_S
     bias_sd_prob: float = 0.01
     estimate_refresh_ns: int = 30 * NS_PER_S
+    follows_books: bool = False
+    """Estimate from what the sportsbooks price (``view.public_p``) instead of the truth: such a
+    maker learns news only when the books move, and news-informed takers sweep it till then."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.ceiling_edge_price <= self.half_spread_price:
@@ -309,7 +398,8 @@ class CompetingMaker:
                rng: random.Random) -> tuple[MakerState, list[Intent]]:
         if state.est_prob is None or now_ns - state.est_ns >= self.estimate_refresh_ns:
             noise = rng.gauss(0.0, self.fair_noise_sd_prob) if self.fair_noise_sd_prob > 0 else 0.0
-            est = min(EST_MAX_PROB, max(EST_MIN_PROB, truth_p + state.bias_prob + noise))
+            seen = view.public_p if self.follows_books and view.public_p is not None else truth_p
+            est = min(EST_MAX_PROB, max(EST_MIN_PROB, seen + state.bias_prob + noise))
             state = replace(state, est_prob=est, est_ns=now_ns)
         assert state.est_prob is not None
         cooling = state.last_quote_ns is not None and now_ns - state.last_quote_ns < self.requote_min_ns
@@ -397,5 +487,5 @@ def _others_best(price: int | None, size: int, own: tuple[OwnOrder, ...],
     return price if size > mine else _Held(price)
 
 
-ParticipantConfig = Union[NoiseTaker, InformedTaker, CompetingMaker]
+ParticipantConfig = Union[NoiseTaker, InformedTaker, NewsTaker, CompetingMaker]
 ParticipantState = Union[TakerState, MakerState]

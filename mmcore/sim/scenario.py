@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
@@ -42,7 +42,10 @@ from mmcore.errors import InputError
 from mmcore.fees import FeeSchedule, FeeType
 from mmcore.models import iso_to_ns
 from mmcore.odds.teams import EASTERN, TIE_CODE, parse_event_ticker, series_for_sport, team_codes
-from mmcore.sim.participants import CompetingMaker, InformedTaker, NoiseTaker, ParticipantConfig
+from mmcore.sim.participants import (
+    CompetingMaker, InformedTaker, NewsTaker, NoiseTaker, ParticipantConfig,
+)
+from mmcore.sim.toxicity import dial
 from mmcore.sim.slate import DEFAULT_SLATE_SPORTS, SPORTS, SimGame, TruthFn
 from mmcore.sim.truth import NS_PER_S, TruthParams, TruthPath, settle_ns, simulate_path, truth_fn
 from mmcore.ticks import TickGrid
@@ -146,6 +149,7 @@ InformedTakerIn = create_model("InformedTakerIn", __base__=_Who,
                                **_file_fields(InformedTaker, optional=False))
 CompetingMakerIn = create_model("CompetingMakerIn", __base__=_Who,
                                 **_file_fields(CompetingMaker, optional=False))
+NewsTakerIn = create_model("NewsTakerIn", __base__=_Who, **_file_fields(NewsTaker, optional=False))
 
 
 class ParticipantsIn(BaseModel):
@@ -153,6 +157,7 @@ class ParticipantsIn(BaseModel):
     noise_takers: list[NoiseTakerIn] = Field(default_factory=list)  # type: ignore[valid-type]
     informed_takers: list[InformedTakerIn] = Field(default_factory=list)  # type: ignore[valid-type]
     competing_makers: list[CompetingMakerIn] = Field(default_factory=list)  # type: ignore[valid-type]
+    news_takers: list[NewsTakerIn] = Field(default_factory=list)  # type: ignore[valid-type]
 
 
 class FaultIn(BaseModel):
@@ -185,6 +190,9 @@ class Scenario(BaseModel):
     rate_tier: RateTierName = "basic"
     """The account's API usage tier: the buckets the exchange enforces and reports at
     ``GET /account/limits``."""
+    toxicity: Literal["benign", "default", "toxic"] | Annotated[float, Field(ge=0.0, le=3.0)] | None = None
+    """The toxicity dial (:mod:`mmcore.sim.toxicity`): news rate and size and the informed share
+    of takers together. Truth fields and participant groups given here win over the dial's."""
 
 
 # --- resolved ---------------------------------------------------------------------------------
@@ -236,6 +244,11 @@ class ResolvedGame:
     def yes_prob(self, market: str, now_ns: int) -> float:
         """Hidden YES probability of one of this game's markets at ``now_ns``."""
         return self.truth.at(now_ns)[self.markets.index(market)]
+
+    def public_prob(self, market: str, now_ns: int) -> float:
+        """The YES probability the sharpest sportsbook prices at ``now_ns`` (news still private
+        left out, :meth:`~mmcore.sim.truth.TruthPath.public_at`)."""
+        return self.truth.public_at(now_ns)[self.markets.index(market)]
 
 
 @dataclass(frozen=True)
@@ -400,7 +413,7 @@ def _participants(spec: ParticipantsIn, sport_key: str, event: str,
     out: list[ResolvedParticipant] = []
     groups: tuple[tuple[str, list[Any]], ...] = (
         ("noise", spec.noise_takers), ("informed", spec.informed_takers),
-        ("maker", spec.competing_makers))
+        ("maker", spec.competing_makers), ("news", spec.news_takers))
     for kind, entries in groups:
         for i, entry in enumerate(entries):
             if entry.games is not None and not {event, sport_key} & set(entry.games):
@@ -413,7 +426,8 @@ def _participants(spec: ParticipantsIn, sport_key: str, event: str,
 
 
 def _config(kind: str, entry: Any, user: str) -> ParticipantConfig:
-    cls = {"noise": NoiseTaker, "informed": InformedTaker, "maker": CompetingMaker}[kind]
+    cls = {"noise": NoiseTaker, "informed": InformedTaker, "maker": CompetingMaker,
+           "news": NewsTaker}[kind]
     raw = entry.model_dump(exclude={"count", "games"})
     ns_fields = {f.name for f in fields(cls) if f.name.endswith("_ns")}
     for name in ns_fields:
@@ -442,8 +456,22 @@ def _fault_params(fault: FaultIn, games: tuple[ResolvedGame, ...]) -> dict[str, 
     return params
 
 
+def with_toxicity(sc: Scenario) -> Scenario:
+    """The scenario with its toxicity dial filled in under what the file gives: the dial's truth
+    fields under ``truth``, its participant groups where the file names none (a group the file
+    names, even empty, replaces the dial's). Unchanged without ``toxicity``."""
+    if sc.toxicity is None:
+        return sc
+    d = dial(sc.toxicity)
+    truth = TruthOverrides(**{**d.truth, **sc.truth.model_dump(exclude_none=True)})
+    given = {k: getattr(sc.participants, k) for k in sc.participants.model_fields_set}
+    participants = ParticipantsIn.model_validate({**d.participants, **given})
+    return sc.model_copy(update={"truth": truth, "participants": participants})
+
+
 def resolve(sc: Scenario, now_ns: int) -> ResolvedScenario:
     """Resolve a validated scenario against ``now_ns``: concrete games, truth, participants."""
+    sc = with_toxicity(sc)
     t0_ns = resolve_time(sc.start, now_ns)
     games = tuple(_resolve_game(sc, g, t0_ns, now_ns) for g in sc.games)
     seen: set[str] = set()
@@ -524,5 +552,5 @@ def default_scenario(seed: int, now_ns: int, n_games: int = 3) -> ResolvedScenar
 __all__ = [
     "Fault", "FaultKind", "ResolvedGame", "ResolvedParticipant", "ResolvedScenario", "Scenario",
     "default_scenario", "default_scenario_dict", "derive_seed", "kalshi_tickers", "load_scenario",
-    "resolve", "resolve_time",
+    "resolve", "resolve_time", "with_toxicity",
 ]

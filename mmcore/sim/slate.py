@@ -7,9 +7,11 @@ time is passed in as ``now_ns`` (integer ns since the epoch, UTC). Nothing reads
 Units: probabilities are floats in (0, 1) summing to 1, ordered (home, away[, draw]); prices are
 decimal odds (> 1.0, two decimals); timestamps are integer ns.
 
-The hidden probability path is pluggable: the odds server calls a :data:`TruthFn`
-``truth(game, now_ns) -> probs``; :func:`static_truth` (the default) returns the game's fixed
-``true_probs``.
+The hidden probability path is pluggable: the odds server calls a :class:`TruthFn`
+``truth(game, now_ns, book) -> probs`` (what ``book`` knows at ``now_ns``: books learn news late,
+each after its own ``news_lag_factor``); :func:`static_truth` (the default) returns the game's
+fixed ``true_probs``. The backtest's theo prices through the same :func:`quote_h2h`, so it lags
+news exactly as the odds server does.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from mmcore.errors import InputError
 
@@ -103,11 +106,16 @@ class SimGame:
         return names + (DRAW,) if len(self.true_probs) == 3 else names
 
 
-TruthFn = Callable[[SimGame, int], tuple[float, ...]]
-"""``truth(game, now_ns) -> probs``: the hidden true probabilities of a game at a time."""
+class TruthFn(Protocol):
+    """``truth(game, now_ns) -> probs``: the hidden true probabilities of a game at a time;
+    ``truth(game, now_ns, book)``: what that sportsbook knows then (news it has not yet heard of
+    left out)."""
+
+    def __call__(self, game: SimGame, now_ns: int,
+                 book: SimBook | None = None) -> tuple[float, ...]: ...
 
 
-def static_truth(game: SimGame, now_ns: int) -> tuple[float, ...]:
+def static_truth(game: SimGame, now_ns: int, book: SimBook | None = None) -> tuple[float, ...]:
     """The default :data:`TruthFn`: the game's fixed ``true_probs`` at every time."""
     return game.true_probs
 
@@ -191,21 +199,25 @@ class SimBook:
     missing_prob: float = 0.0
     region: str = "us"
     exchange: bool = False
+    news_lag_factor: float = 1.0
+    """How late this book hears news, as a multiple of each news item's private window
+    (:attr:`~mmcore.sim.truth.TruthParams.news_lag_s`): the sharp books move first (1.0)."""
 
 
 DEFAULT_BOOKS: tuple[SimBook, ...] = (
     SimBook("pinnacle", "Pinnacle", 0.025, 0.015, 0.01, 0.03, region="eu"),
-    SimBook("betfair_ex_eu", "Betfair", 0.012, 0.03, 0.03, 0.05, region="eu", exchange=True),
-    SimBook("draftkings", "DraftKings", 0.045, 0.05, 0.03, 0.02),
-    SimBook("fanduel", "FanDuel", 0.045, 0.05, 0.03, 0.02),
-    SimBook("betmgm", "BetMGM", 0.05, 0.06, 0.04, 0.03),
-    SimBook("williamhill_us", "Caesars", 0.05, 0.06, 0.04, 0.03),
-    SimBook("betonlineag", "BetOnline.ag", 0.04, 0.045, 0.03, 0.03),
-    SimBook("lowvig", "LowVig.ag", 0.02, 0.045, 0.03, 0.05),
-    SimBook("betrivers", "BetRivers", 0.055, 0.06, 0.05, 0.04),
-    SimBook("bovada", "Bovada", 0.055, 0.07, 0.05, 0.04),
-    SimBook("mybookieag", "MyBookie.ag", 0.08, 0.11, 0.08, 0.06),
-    SimBook("betus", "BetUS", 0.09, 0.12, 0.08, 0.06),
+    SimBook("betfair_ex_eu", "Betfair", 0.012, 0.03, 0.03, 0.05, region="eu", exchange=True,
+            news_lag_factor=1.05),
+    SimBook("draftkings", "DraftKings", 0.045, 0.05, 0.03, 0.02, news_lag_factor=1.2),
+    SimBook("fanduel", "FanDuel", 0.045, 0.05, 0.03, 0.02, news_lag_factor=1.2),
+    SimBook("betmgm", "BetMGM", 0.05, 0.06, 0.04, 0.03, news_lag_factor=1.3),
+    SimBook("williamhill_us", "Caesars", 0.05, 0.06, 0.04, 0.03, news_lag_factor=1.3),
+    SimBook("betonlineag", "BetOnline.ag", 0.04, 0.045, 0.03, 0.03, news_lag_factor=1.1),
+    SimBook("lowvig", "LowVig.ag", 0.02, 0.045, 0.03, 0.05, news_lag_factor=1.1),
+    SimBook("betrivers", "BetRivers", 0.055, 0.06, 0.05, 0.04, news_lag_factor=1.4),
+    SimBook("bovada", "Bovada", 0.055, 0.07, 0.05, 0.04, news_lag_factor=1.4),
+    SimBook("mybookieag", "MyBookie.ag", 0.08, 0.11, 0.08, 0.06, news_lag_factor=1.6),
+    SimBook("betus", "BetUS", 0.09, 0.12, 0.08, 0.06, news_lag_factor=1.6),
 )
 SOFT_BOOK_KEYS = ("mybookieag", "betus")
 REGIONS = ("us", "us2", "uk", "eu", "au")
@@ -265,7 +277,7 @@ def quote_h2h(
     else:
         priced_at = bucket_start - int(rng.uniform(0.0, FRESH_AGE_S) * NS_PER_S)
     priced_at = (priced_at // NS_PER_S) * NS_PER_S  # the API reports whole seconds
-    probs = truth(game, priced_at)
+    probs = truth(game, priced_at, book)
     logs = [math.log(max(p, 1e-9)) + rng.gauss(0.0, book.noise_sd) for p in probs]
     top = max(logs)
     weights = [math.exp(v - top) for v in logs]

@@ -17,6 +17,11 @@ always lie in (0, 1) and sum to 1. For a 2-way game ``y`` is the ordinary logit 
   ``logit(p_k)`` rises by ``a``, and ``k`` drawn with odds ``∝ p_k / w_k`` — which keeps the jump
   a fair game (``E[p'] = p``) for any number of outcomes.
 - **Settlement.** At ``end_ns`` one outcome is drawn from the last probabilities (``winner``).
+- **News is private for a while.** Each pre-game news jump stays unknown to the sportsbooks for
+  ``news_lag_s × U(0.5, 1.5)`` (drawn per jump, after the winner, so the path and the winner do
+  not depend on it; in-play jumps have no lag). :meth:`TruthPath.public_at` is the path with the
+  jumps still private taken out (their logit displacement subtracted): what a book prices, and
+  what news-informed takers trade against while it differs from the truth.
 
 Units: probabilities are floats; logits are natural-log odds; every time is integer ns since the
 epoch; rates are per second. Randomness comes only from the ``random.Random`` passed in.
@@ -31,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mmcore.errors import InputError
-from mmcore.sim.slate import SimGame, TruthFn
+from mmcore.sim.slate import SimBook, SimGame, TruthFn
 
 NS_PER_S = 1_000_000_000
 LOGIT_CAP = 15.0
@@ -53,11 +58,20 @@ class TruthParams:
     """Start to settlement; :func:`settle_ns` applies it."""
     step_s: float = 1.0
     """Grid spacing of the diffusion (the path is piecewise constant between breakpoints)."""
+    news_lag_s: float = 0.0
+    """Mean time a pre-game news jump stays private (unknown to the sportsbooks); each jump's lag
+    is this × U(0.5, 1.5). 0: books see news at once."""
+    inplay_step_s: float | None = None
+    """Grid spacing after the start (None: ``step_s``). A coarser in-play grid makes long slates
+    cheap to generate when nobody quotes in play."""
 
     def __post_init__(self) -> None:
+        if self.inplay_step_s is not None and not (math.isfinite(self.inplay_step_s)
+                                                   and self.inplay_step_s > 0):
+            raise InputError(f"TruthParams.inplay_step_s must be > 0, got {self.inplay_step_s!r}")
         for name in ("sigma_logit_per_sqrt_s_pregame", "sigma_logit_per_sqrt_s_inplay",
                      "news_rate_per_s", "news_jump_logit_sd", "inplay_jump_rate_per_s",
-                     "inplay_jump_logit_sd"):
+                     "inplay_jump_logit_sd", "news_lag_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"TruthParams.{name} must be finite and >= 0, got {value!r}")
@@ -90,6 +104,10 @@ class TruthPath:
     """Exact ns of every news / in-play jump, ascending."""
     winner: int
     """Index of the settled outcome in (home, away[, draw])."""
+    jump_dy: tuple[tuple[float, ...], ...] = ()
+    """Per jump (aligned with ``jump_times``): its displacement of the log-odds state ``y``."""
+    jump_lags_ns: tuple[int, ...] = ()
+    """Per jump: how long it stays private (0: public at once, e.g. in play)."""
 
     @property
     def n_outcomes(self) -> int:
@@ -106,6 +124,37 @@ class TruthPath:
 
     def settled(self, now_ns: int) -> bool:
         return now_ns >= self.end_ns
+
+    def private_jumps(self, now_ns: int, lag_factor: float = 1.0) -> list[int]:
+        """Indices of the jumps at or before ``now_ns`` still private for a book whose lag is
+        ``lag_factor`` × each jump's lag (``t_j <= now < t_j + lag_j·factor``)."""
+        if not self.jump_lags_ns:
+            return []
+        hi = bisect.bisect_right(self.jump_times, now_ns)
+        out = []
+        for j in range(hi - 1, -1, -1):
+            age = now_ns - self.jump_times[j]
+            if age >= self._max_lag_ns * lag_factor:
+                break  # jump_times ascend: every earlier jump is older still
+            if age < self.jump_lags_ns[j] * lag_factor:
+                out.append(j)
+        return out
+
+    @property
+    def _max_lag_ns(self) -> int:
+        return max(self.jump_lags_ns, default=0)
+
+    def public_at(self, now_ns: int, lag_factor: float = 1.0) -> tuple[float, ...]:
+        """What a sportsbook with this ``lag_factor`` knows at ``now_ns``: :meth:`at` with the
+        still-private jumps' log-odds displacement taken out (equal to :meth:`at` when none)."""
+        p = self.at(now_ns)
+        private = self.private_jumps(now_ns, lag_factor)
+        if not private:
+            return p
+        y = _to_y(p)
+        for j in private:
+            y = [yi - d for yi, d in zip(y, self.jump_dy[j])]
+        return _softmax([max(-LOGIT_CAP, min(LOGIT_CAP, v)) for v in y])
 
 
 def _softmax(y: list[float]) -> tuple[float, ...]:
@@ -184,7 +233,13 @@ def simulate_path(
     if end_ns <= t0_ns:
         raise InputError(f"settlement {end_ns} must be after the path's start {t0_ns}")
     step_ns = max(1, round(params.step_s * NS_PER_S))
-    grid = list(range(t0_ns + step_ns, end_ns, step_ns))
+    if params.inplay_step_s is None:
+        grid = list(range(t0_ns + step_ns, end_ns, step_ns))
+    else:  # the pre-game grid, then the in-play grid from the start
+        inplay_ns = max(1, round(params.inplay_step_s * NS_PER_S))
+        switch = max(t0_ns, start_ns)
+        grid = list(range(t0_ns + step_ns, min(switch, end_ns), step_ns))
+        grid += list(range(switch + inplay_ns, end_ns, inplay_ns))
     if t0_ns < start_ns < end_ns:
         bisect.insort(grid, start_ns)
         if grid.count(start_ns) > 1:
@@ -204,6 +259,7 @@ def simulate_path(
     times: list[int] = [t0_ns]
     path: list[tuple[float, ...]] = [p]
     jumps: list[int] = []
+    jump_dy: list[tuple[float, ...]] = []
     y = _to_y(p)
     prev = t0_ns
     sigma, rate, jump_sd = regime(prev)
@@ -212,7 +268,8 @@ def simulate_path(
         # Jumps strictly inside (prev, t): each is its own breakpoint.
         while pending is not None and pending < t:
             p = _jump(p, abs(rng.gauss(0.0, jump_sd)), rng)
-            y = _to_y(p)
+            before, y = y, _to_y(p)
+            jump_dy.append(tuple(b - a for a, b in zip(before, y)))
             p = _softmax(y)
             times.append(pending)
             path.append(p)
@@ -234,18 +291,25 @@ def simulate_path(
             sigma, rate, jump_sd = new_regime
             pending = next_jump(t, rate)  # memoryless: redraw at the regime change
     winner = rng.choices(range(len(p)), weights=p)[0]
-    return TruthPath(t0_ns, start_ns, end_ns, tuple(times), tuple(path), tuple(jumps), winner)
+    # drawn after the winner: the path and the result do not depend on the lags
+    lags = tuple(round(params.news_lag_s * rng.uniform(0.5, 1.5) * NS_PER_S)
+                 if params.news_lag_s > 0 and t < start_ns else 0 for t in jumps)
+    return TruthPath(t0_ns, start_ns, end_ns, tuple(times), tuple(path), tuple(jumps), winner,
+                     tuple(jump_dy), lags)
 
 
 def truth_fn(paths: Mapping[str, TruthPath]) -> TruthFn:
     """A :data:`~mmcore.sim.slate.TruthFn` reading each game's hidden path by ``event_id``.
 
     Games without a path fall back to their static ``true_probs``; so the odds server prices
-    its books from the same truth the exchange participants see.
+    its books from the same truth the exchange participants see. Asked for a ``book``, it answers
+    what that book knows (:meth:`TruthPath.public_at` with the book's ``news_lag_factor``).
     """
 
-    def truth(game: SimGame, now_ns: int) -> tuple[float, ...]:
+    def truth(game: SimGame, now_ns: int, book: SimBook | None = None) -> tuple[float, ...]:
         path = paths.get(game.event_id)
-        return game.true_probs if path is None else path.at(now_ns)
+        if path is None:
+            return game.true_probs
+        return path.at(now_ns) if book is None else path.public_at(now_ns, book.news_lag_factor)
 
     return truth
