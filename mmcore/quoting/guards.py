@@ -34,6 +34,11 @@ volatility (both)       realised mid volatility over ``vol_window_ns``, ``sqrt(�
                         ``vol_trigger_price`` both sides widen by ``vol_widen_k × vol`` (capped).
 jump (both)             a market whose jump verdict (:mod:`mmcore.risk.jumps`) is ``widen`` or
                         ``pull`` widens both sides by ``jump_widen_price``.
+markout size (per side) the same decayed markout mean sizes the side: at ``≥ −size_markout_full_price``
+                        full size, at ``≤ −size_markout_floor_price`` ``size_floor_fraction`` of it,
+                        linear between (:attr:`GuardDecision.size`). Sizing from the measured
+                        toxicity instead of stepping away: benign flow gets the full clip, toxic
+                        flow the minimum, never nothing (quotes.py keeps ``min_size``).
 stale quote (hold)      a live order older than ``stale_quote_age_ns`` while the mid moved at
                         least ``stale_quote_move_price`` since it was placed is held back (not
                         quoted, so the reconcile cancels it) for ``stale_quote_hold_ns``.
@@ -75,6 +80,11 @@ class GuardConfig:
     markout_trigger_price: float = 50.0
     markout_widen_k: float = 1.0
     markout_widen_max_price: float = 500.0
+    size_markout_full_price: float = 0.0
+    """Mean markout (per contract, adverse side negative) down to which a side gets full size."""
+    size_markout_floor_price: float = 200.0
+    """Adverse mean markout at which a side is down to ``size_floor_fraction`` of its size."""
+    size_floor_fraction: float = 0.1
     flow_window_ns: int = 10 * NS
     flow_min_contracts: int = 30 * CONTRACT
     """Traded volume in the window needed before imbalance counts (centi-contracts)."""
@@ -102,6 +112,10 @@ class GuardConfig:
         for name in ("markout_horizon_ns", "markout_halflife_ns", "flow_window_ns", "vol_window_ns"):
             if getattr(self, name) <= 0:
                 raise InputError(f"GuardConfig.{name} must be > 0")
+        if not 0 < self.size_floor_fraction <= 1:
+            raise InputError("GuardConfig.size_floor_fraction must be in (0, 1]")
+        if self.size_markout_floor_price <= self.size_markout_full_price:
+            raise InputError("GuardConfig.size_markout_floor_price must be > size_markout_full_price")
         if not 0 < self.flow_imbalance_trigger <= 1:
             raise InputError("GuardConfig.flow_imbalance_trigger must be in (0, 1]")
 
@@ -113,6 +127,8 @@ class GuardDecision:
     hold: Mapping[Slot, str]
     """Sides not to quote now, with why."""
     notes: tuple[str, ...]
+    size: Mapping[Slot, float] = field(default_factory=dict)
+    """Fraction of its size each side is quoted at (only sides below 1), from its markouts."""
 
 
 # --- pure pieces ------------------------------------------------------------------------------
@@ -121,6 +137,17 @@ class GuardDecision:
 def markout(side: Side, price: int, mid: float) -> float:
     """Markout of one fill per contract (price units): positive means the fill was good."""
     return (mid - price) if side == "bid" else (price - mid)
+
+
+def size_fraction(mean_markout: float | None, cfg: GuardConfig) -> float:
+    """Share of a side's size to quote given its mean markout (price units per contract; None:
+    not enough measured → 1): 1 down to ``−size_markout_full_price``, ``size_floor_fraction``
+    from ``−size_markout_floor_price``, linear between."""
+    if mean_markout is None or mean_markout >= -cfg.size_markout_full_price:
+        return 1.0
+    x = (-mean_markout - cfg.size_markout_full_price) / (
+        cfg.size_markout_floor_price - cfg.size_markout_full_price)
+    return max(cfg.size_floor_fraction, 1.0 - (1.0 - cfg.size_floor_fraction) * min(1.0, x))
 
 
 def decay(value: float, dt_ns: int, halflife_ns: int) -> float:
@@ -270,6 +297,7 @@ class AdverseGuards:
         if not cfg.enabled:
             return GuardDecision({}, {}, ())
         widen: dict[Slot, float] = {}
+        size: dict[Slot, float] = {}
         notes: list[str] = []
         for m in self.markets:
             st = self._m[m]
@@ -304,8 +332,12 @@ class AdverseGuards:
                                  f"({n} fills) < −{cfg.markout_trigger_price:.0f} → widen {side} +{wm:.0f}")
                 if w > 0:
                     widen[(m, side)] = min(w, cfg.max_widen_price)
+                f = size_fraction(mean if weight >= cfg.markout_min_contracts else None, cfg)
+                if f < 1.0:
+                    size[(m, side)] = f
+                    notes.append(f"guard size {m} {side}: mean markout {mean:+.0f} → size ×{f:.2f}")
         hold = self._holds(now_ns, live, notes)
-        return GuardDecision(widen, hold, tuple(notes))
+        return GuardDecision(widen, hold, tuple(notes), size)
 
     def changed(self, d: GuardDecision) -> bool:
         """Whether ``d`` differs from the decision last passed here in which sides widen (to the
