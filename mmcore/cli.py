@@ -372,9 +372,12 @@ def demo(
 
 @app.command()
 def backtest(
-    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario JSON (default: the seeded default slate)."),
-    games: Optional[int] = typer.Option(None, "--games", min=1, help="Only the first N games."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Replaces the scenario's seed (default slate: 7)."),
+    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario JSON (default: a seeded world, see --toxicity)."),
+    games: Optional[int] = typer.Option(None, "--games", min=1, help="Only the first N games (default world: 3 games)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Replaces the scenario's seed (default world: 7)."),
+    toxicity: Optional[str] = typer.Option(None, "--toxicity", help="benign, default, toxic or a "
+                                           "number in [0, 3]: the world's level (default world: "
+                                           "default), or set on --scenario's file."),
     strategy: str = typer.Option("ours", "--strategy",
                                  help="Who quotes: ours, fixed-spread, inventory-skew or as-mid."),
     db: Optional[Path] = typer.Option(None, "--db", help="DuckDB file the run is written to "
@@ -391,11 +394,25 @@ def backtest(
     from mmcore.backtest.report import report_lines
     from mmcore.backtest.store import RunInfo, database_path, git_rev, run_id, scenario_identity, write_result
     from mmcore.settings import get_settings
-    from mmcore.sim.scenario import default_scenario_dict
+    from mmcore.sim.worlds import world_scenario
 
-    source: Any = scenario if scenario is not None else default_scenario_dict(7 if seed is None else seed)
+    level: Any = toxicity
+    if toxicity is not None:
+        try:
+            level = float(toxicity)
+        except ValueError:
+            pass  # a named level; world_scenario / the scenario model check it
+    source: Any = scenario
     started_ns = time.time_ns()
     try:
+        if scenario is None:
+            source = world_scenario("default" if level is None else level, games or 3,
+                                    7 if seed is None else seed)
+        elif level is not None:
+            try:
+                source = {**json.loads(scenario.read_text(encoding="utf-8")), "toxicity": level}
+            except (OSError, ValueError) as exc:
+                raise InputError(f"scenario {scenario}: {exc}") from exc
         result = run_backtest(source, games=games, seed=seed, strategy=strategy)
         if not no_db:
             path = db if db is not None else database_path(get_settings().data_dir)

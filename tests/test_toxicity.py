@@ -219,3 +219,16 @@ def test_naive_quoter_is_picked_off_more_in_a_toxic_world() -> None:
         assert r.metrics is not None and r.metrics.fills > 0, level
         marks[level] = r.metrics.markout_mid[2]
     assert marks["toxic"] < marks["benign"], marks
+
+
+def test_mm_backtest_takes_the_dial() -> None:
+    from typer.testing import CliRunner
+
+    from mmcore.cli import app
+
+    out = CliRunner().invoke(app, ["backtest", "--toxicity", "toxic", "--games", "1",
+                                   "--strategy", "fixed-spread", "--no-db"])
+    assert out.exit_code == 0, out.output
+    assert "total" in out.output
+    bad = CliRunner().invoke(app, ["backtest", "--toxicity", "spicy", "--no-db"])
+    assert bad.exit_code == 1 and "toxicity 'spicy'" in bad.output
