@@ -9,8 +9,9 @@ backtest unit: ``--seeds`` slates of ``--games`` games per level.
 
 Figures per level and strategy (per game means): net P&L after fees at settlement, P&L per
 contract traded, fills, markouts at +1/+5/+30 s against the hidden truth (per contract, in
-cents: positive = the fill was good), time quoted at the best price, max drawdown of the P&L
-marked at the truth, max |inventory| ÷ the sport's hard cap. Then the **paired** difference
+cents: positive = the fill was good), time quoted at the best price (bid and ask averaged), max
+drawdown of the P&L marked to the book mid, max |inventory| ÷ the worker's hard limit
+(:mod:`mmcore.backtest.metrics`). Then the **paired** difference
 ours − baseline per game (same seed, same game) with a 95 % confidence interval
 (mean ± t₀.₉₇₅·sd/√n over games).
 
@@ -46,15 +47,15 @@ DRAWDOWN_STEP_NS = 5 * NS
 # --- the world --------------------------------------------------------------------------------
 
 
-def world(level: str, seed: int, games: int, minutes: float) -> dict[str, Any]:
-    """The scenario of one slate: ``mmcore.sim.scenario.world_scenario`` (the toxicity dial) when
+def world(level: str, seed: int, games: int, minutes: float, kind: str = "dial") -> dict[str, Any]:
+    """The scenario of one slate: ``mmcore.sim.worlds.world_scenario`` (the toxicity dial) when
     present, else the default slate made busy (the `mm demo` world) with informed flow scaled
-    by level. Every game starts ``minutes`` after the scenario start."""
+    by level (also with ``kind="busy"``). Every game starts ``minutes`` after the scenario start."""
     try:
-        from mmcore.sim.scenario import world_scenario  # type: ignore[attr-defined]
+        from mmcore.sim.worlds import world_scenario  # type: ignore[import-not-found]
     except ImportError:
         world_scenario = None
-    if world_scenario is not None:
+    if world_scenario is not None and kind == "dial":
         spec = world_scenario(level, games, seed)
         spec = dict(spec) if isinstance(spec, Mapping) else spec.model_dump()
     else:
@@ -96,18 +97,34 @@ class GameFigures:
     inv_over_limit: float
 
 
-def _unit(key: tuple[str, int, str, int, float]) -> tuple[tuple[str, int, str], list[GameFigures]]:
-    level, seed, strategy, games, minutes = key
+def _unit(key: tuple[str, int, str, int, float, str]) -> tuple[tuple[str, int, str], list[GameFigures]]:
+    level, seed, strategy, games, minutes, kind = key
     from mmcore.backtest.runner import resolve_backtest_scenario, run_backtest
 
-    spec = world(level, seed, games, minutes)
+    spec = world(level, seed, games, minutes, kind)
     res = run_backtest(spec, strategy=strategy)
     sc = resolve_backtest_scenario(spec, None)
     return (level, seed, strategy), [_figures(sc, g) for g in res.games]
 
 
 def _figures(sc: Any, g: Any) -> GameFigures:
-    """From the game's fills and the hidden truth (B's metrics module is used when present)."""
+    """From the game's :mod:`mmcore.backtest.metrics` (markouts vs the hidden truth, time at the
+    best bid/ask averaged, drawdown marked to the book mid, max |inventory| ÷ the worker's hard
+    limit); without them, from the fills and the truth (drawdown marked to the truth, inventory
+    ÷ the sport's cap)."""
+    from mmcore.units import CONTRACT, PRICE_ONE
+
+    m = getattr(g, "metrics", None)
+    if m is not None:
+        return GameFigures(
+            g.event_ticker, g.net_pnl_money / PRICE_ONE, g.volume / CONTRACT, len(g.fills),
+            tuple(None if x is None else x / 100 for x in m.markout_truth),
+            (m.time_at_best_bid + m.time_at_best_ask) / 2, m.max_drawdown_money / PRICE_ONE,
+            m.max_inventory_ratio or 0.0)
+    return _figures_from_fills(sc, g)
+
+
+def _figures_from_fills(sc: Any, g: Any) -> GameFigures:
     from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG
     from mmcore.units import CONTRACT, PRICE_ONE
 
@@ -183,6 +200,13 @@ def _avg(xs: list[float | None]) -> float | None:
     return statistics.fmean(v) if v else None
 
 
+def _wavg(xs: list[tuple[float | None, float]]) -> float | None:
+    """Contract-weighted mean (a game without fills has no markout)."""
+    v = [(x, w) for x, w in xs if x is not None and w > 0]
+    total = sum(w for _, w in v)
+    return sum(x * w for x, w in v) / total if total else None
+
+
 def _f(x: float | None, fmt: str = "{:+.2f}") -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
@@ -205,7 +229,7 @@ def report(results: dict[tuple[str, int, str], list[GameFigures]], levels: list[
             pnl, ci = mean_ci([f.pnl for f in fs])
             vol = sum(f.contracts for f in fs)
             ppc = 100 * sum(f.pnl for f in fs) / vol if vol else None
-            mks = [_avg([f.markouts[k] for f in fs]) for k in range(len(MARKOUT_S))]
+            mks = [_wavg([(f.markouts[k], f.contracts) for f in fs]) for k in range(len(MARKOUT_S))]
             lines.append(
                 f"  {s:<15}{_f(pnl):>7} ±{_f(ci, '{:.2f}'):<6}{_f(ppc):>11}"
                 f"{statistics.fmean([f.fills for f in fs]):>7.0f}"
@@ -236,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0,
                     help="quoting time before each game's start (default 10)")
     ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--world", choices=("dial", "busy"), default="dial",
+                    help="dial: world_scenario(level) (default); busy: the mm demo slate, "
+                         "informed flow by level")
     ap.add_argument("--levels", default=",".join(LEVELS))
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1))
@@ -243,14 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     levels = a.levels.split(",")
     strategies = a.strategies.split(",")
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
-    keys = [(lv, sd, st, a.games, a.minutes) for lv in levels for sd in seeds for st in strategies]
+    keys = [(lv, sd, st, a.games, a.minutes, a.world) for lv in levels for sd in seeds for st in strategies]
     keys.sort(key=lambda k: k[2] != "ours")  # the slow ones first: better packing
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     print(f"strategy bench: {platform.node()} {platform.machine()} python "
           f"{platform.python_version()}, {os.cpu_count()} CPUs, load average before run "
           f"{load:.2f}; {a.procs} procs; {len(seeds)} seeds × {a.games} games × "
           f"{len(levels)} levels × {len(strategies)} strategies, {a.minutes:g} min quoting each")
-    world_src = "world_scenario" if _has_world() else "fallback (busy default slate, informed flow by level)"
+    world_src = "world_scenario" if _has_world() and a.world == "dial" else "fallback (busy default slate, informed flow by level)"
     print(f"world: {world_src}")
     t0 = time.perf_counter()
     if a.procs > 1:
@@ -265,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _has_world() -> bool:
     try:
-        from mmcore.sim.scenario import world_scenario  # type: ignore[attr-defined]  # noqa: F401
+        from mmcore.sim.worlds import world_scenario  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return False
     return True

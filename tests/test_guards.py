@@ -32,6 +32,7 @@ from mmcore.quoting.guards import (
     imbalance,
     markout,
     realized_vol,
+    size_fraction,
 )
 from mmcore.quoting.quotes import GameState, desired_quotes
 from mmcore.risk.barrier import BarrierConfig
@@ -101,12 +102,27 @@ def test_fills_picked_off_widen_that_side_only_then_decay() -> None:
     assert g.decide(NOW + 3 * S, ()).widen == {}  # horizon (5 s) not reached yet: nothing known
     d = g.decide(NOW + 8 * S, ())
     assert d.widen == pytest.approx({(A, "bid"): 400.0})  # |−400| per contract; ask, B untouched
-    [note] = d.notes
+    note, size_note = d.notes  # the same markouts also size the side (issue 11)
     assert note.startswith(f"guard markout {A} bid: mean -400 per contract at 5s over 14.8")
+    assert size_note == f"guard size {A} bid: mean markout -400 → size ×0.10"
+    assert d.size == {(A, "bid"): pytest.approx(cfg.size_floor_fraction)}
     mean, weight, n = g.markout_stats((A, "bid"), NOW + 8 * S)
     assert mean == pytest.approx(-400.0) and n == 3 and weight == pytest.approx(14.83, abs=0.01)
     # no new fills: the weight halves every 120 s; under 5 contracts the side quotes normally
-    assert g.decide(NOW + 8 * S + 2 * cfg.markout_halflife_ns, ()).widen == {}
+    later = g.decide(NOW + 8 * S + 2 * cfg.markout_halflife_ns, ())
+    assert later.widen == {} and later.size == {}
+
+
+def test_size_fraction_from_markouts() -> None:
+    cfg = GuardConfig()
+    assert size_fraction(None, cfg) == 1.0 and size_fraction(30.0, cfg) == 1.0
+    assert size_fraction(0.0, cfg) == 1.0
+    assert size_fraction(-100.0, cfg) == pytest.approx(0.55)  # half-way to the floor
+    assert size_fraction(-200.0, cfg) == pytest.approx(0.1) == size_fraction(-900.0, cfg)
+    with pytest.raises(InputError):
+        GuardConfig(size_floor_fraction=0.0)
+    with pytest.raises(InputError):
+        GuardConfig(size_markout_full_price=300.0, size_markout_floor_price=200.0)
 
 
 def test_markout_uses_the_mid_in_force_at_the_horizon_not_a_later_one() -> None:

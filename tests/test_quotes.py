@@ -52,6 +52,21 @@ def test_flat_competitive_book_quotes_four_sides():
     assert all(x.count == PARAMS.clip for x in dq.quotes)
 
 
+def test_toxicity_size_scale_shrinks_adding_sides_only_never_below_min():
+    long_a = GameState(positions={"G-AAA": 20 * CONTRACT}, cash=-20 * 6000, avg_cost={"G-AAA": 6000})
+    scale = {("G-AAA", "bid"): 0.5, ("G-AAA", "ask"): 0.5, ("G-BBB", "ask"): 0.01}
+    plain = by_slot(desired_quotes(game(), {}, (0.6, 0.4), long_a, LIMIT, PARAMS, NOW))
+    dq = desired_quotes(game(), {}, (0.6, 0.4), long_a, LIMIT, PARAMS, NOW, size_scale=scale)
+    q = by_slot(dq)
+    assert q.keys() == plain.keys()  # same sides, same prices: only sizes change
+    assert all(q[s].price == plain[s].price for s in q)
+    assert q["G-AAA", "bid"].count == plain["G-AAA", "bid"].count // 2  # adds: halved
+    assert q["G-AAA", "ask"].count == plain["G-AAA", "ask"].count  # reduces the long: untouched
+    assert q["G-BBB", "ask"].count == PARAMS.min_size  # adds (short B = long A): floored, not dropped
+    assert q["G-BBB", "bid"].count == plain["G-BBB", "bid"].count
+    assert any("markouts ×0.50" in n for n in dq.notes)
+
+
 def test_one_inventory_skews_both_markets_opposite_ways():
     flat = by_slot(desired_quotes(game(), {}, (0.6, 0.4), GameState(), LIMIT, PARAMS, NOW))
     long_a = GameState(positions={"G-AAA": 80 * CONTRACT}, cash=-80 * 6000, avg_cost={"G-AAA": 6000})
