@@ -19,6 +19,7 @@ settlement values in price units ($0.0001 per YES contract).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -110,11 +111,24 @@ class GameBook:
             raise InputError(f"market {market!r} is not in game {self.markets!r}") from None
 
 
+def settlement_matrix(book: GameBook) -> tuple[Settlement, ...]:
+    """``book.settlement(o)`` for every outcome ``o`` (built once per game shape: sizing asks
+    for it several times per candidate order)."""
+    return _settlement_matrix(len(book.markets), book.extra_outcomes)
+
+
+@functools.lru_cache(maxsize=256)
+def _settlement_matrix(n: int, extra_outcomes: tuple[Settlement, ...]) -> tuple[Settlement, ...]:
+    return tuple(tuple(PRICE_ONE if m == o else 0 for m in range(n)) for o in range(n)) + extra_outcomes
+
+
 def position_vector(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
     """Positions in outcome order (centi-contracts); InputError for a market of another game."""
-    for market in positions:
-        book.index(market)
-    return tuple(positions.get(m, 0) for m in book.markets)
+    markets = book.markets
+    if not all(m in markets for m in positions):
+        for market in positions:
+            book.index(market)  # raises for the first market of another game
+    return tuple(positions.get(m, 0) for m in markets)
 
 
 def scaled_direction(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
@@ -142,7 +156,14 @@ class GameSpec:
 
     @property
     def book(self) -> GameBook:
-        return GameBook(self.markets, self.extra_outcomes)
+        return _game_book(self.markets, self.extra_outcomes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _game_book(markets: tuple[str, ...], extra_outcomes: tuple[Settlement, ...]) -> GameBook:
+    """One (immutable) :class:`GameBook` per game: the worker asks for it several times per
+    event, and building one validates the outcomes again."""
+    return GameBook(markets, extra_outcomes)
 
 
 def directional_inventory(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:

@@ -299,3 +299,14 @@ def test_worst_case_bounds_every_fill_subset_with_extra_outcomes(book, orders, m
     k = book.n_outcomes - 1
     exact = [payoff[o] - (sum(payoff) - payoff[o]) / k for o in range(book.n_outcomes)]
     assert all(abs(d - e) < 1 for d, e in zip(directional_inventory(book, filled), exact))
+
+
+@given(st.integers(2, 4), st.integers(0, 3), st.sampled_from(["bid", "ask"]), st.integers(0, 10_000))
+def test_one_order_direction_is_the_position_direction(n, i, side, count):
+    """The quick path for a plain game equals the general one (D_o = n·pos_o − Σ pos)."""
+    from mmcore.game import GameBook, scaled_direction
+    from mmcore.risk.exposure import scaled_order_direction
+    book = GameBook(tuple(f"M{k}" for k in range(n)))
+    m = book.markets[min(i, n - 1)]
+    assert scaled_order_direction(book, m, side, count) == scaled_direction(
+        book, {m: count if side == "bid" else -count})

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mmcore.errors import InputError
-from mmcore.game import GameBook, scaled_direction
+from mmcore.game import GameBook, scaled_direction, settlement_matrix
 from mmcore.game import position_vector as _position_vector
 from mmcore.orders import LiveOrder, Quote, Side
 from mmcore.units import CONTRACT, PRICE_ONE
@@ -81,8 +81,8 @@ def outcome_pnl(book: GameBook, pos: GamePosition) -> tuple[int, ...]:
     """Settlement P&L (money) per outcome: ``cash + Σ pos_m × value_m`` (YES-terms cash; the
     value is ``PRICE_ONE`` on the winner, 0 elsewhere, or the extra outcome's values)."""
     vec = _position_vector(book, pos.positions)
-    return tuple(pos.cash + sum(q * v for q, v in zip(vec, book.settlement(o))) // CONTRACT
-                 for o in range(book.n_outcomes))
+    return tuple(pos.cash + sum(q * v for q, v in zip(vec, values)) // CONTRACT
+                 for values in settlement_matrix(book))
 
 
 def order_pnl(
@@ -96,9 +96,8 @@ def order_pnl(
     floored, i.e. rounded towards the loss, so bounds stay conservative.
     """
     i = book.index(market)
-    sign = 1 if side == "bid" else -1
-    return tuple((sign * count * (book.settlement(o)[i] - price)) // CONTRACT - fees
-                 for o in range(book.n_outcomes))
+    signed = count if side == "bid" else -count
+    return tuple((signed * (values[i] - price)) // CONTRACT - fees for values in settlement_matrix(book))
 
 
 def worst_case(
@@ -179,7 +178,11 @@ def worst_case_inventory(
 
 def scaled_order_direction(book: GameBook, market: str, side: Side, count: int) -> tuple[int, ...]:
     """Change of ``book.scale × d_o`` per outcome if ``count`` of (market, side) fills."""
-    return scaled_direction(book, {market: count if side == "bid" else -count})
+    signed = count if side == "bid" else -count
+    if not book.extra_outcomes:  # D_o = n·pos_o − Σ pos with one market held (sizing's hot path)
+        i, n = book.index(market), len(book.markets)
+        return tuple((n - 1) * signed if o == i else -signed for o in range(n))
+    return scaled_direction(book, {market: signed})
 
 
 def scaled_bounds(

@@ -54,7 +54,7 @@ from mmcore.risk.jumps import (JumpConfig, JumpMonitor, combined, depth_mid, obs
                                observe_trade)
 from mmcore.quoting.guards import AdverseGuards, GuardConfig
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
-from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, available_liquidity, game_limit
+from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, game_limit
 from mmcore.risk.limits import OtherGames
 from mmcore.risk.account import AccountView
 from mmcore.units import CONTRACT, PRICE_ONE
@@ -840,23 +840,25 @@ class GameWorker:
         """The game's limits from *others'* liquidity near the top: our own resting orders are
         taken out of the book sizes (we cannot exit into ourselves, and quoting more must not
         raise the limit that sizes the quotes: issue 10 item 4)."""
-        own: dict[tuple[str, str, int], int] = {}
+        own: dict[tuple[str, str], dict[int, int]] = {}
         for o in (*self.live.values(), *self.cancelling.values()):
-            key = (o.market, o.side, o.price)
-            own[key] = own.get(key, 0) + o.remaining
-        sizes: list[int] = []
+            at = own.setdefault((o.market, o.side), {})
+            at[o.price] = at.get(o.price, 0) + o.remaining
+        total = 0  # others' size within the window (runs on every event: one pass, no lists)
         w = self.cfg.liquidity_window_price
         for m, book in self.books.items():
             if book is None or book.stale:
                 continue
             top = book.top()
             if top.bid is not None:
-                sizes += [max(0, n - own.get((m, "bid", p), 0))
-                          for p, n in book.bids.items() if p >= top.bid - w]
+                lo, mine = top.bid - w, own.get((m, "bid"))
+                total += (sum(max(0, n - mine.get(p, 0)) for p, n in book.bids.items() if p >= lo)
+                          if mine else sum(n for p, n in book.bids.items() if p >= lo and n > 0))
             if top.ask is not None:
-                sizes += [max(0, n - own.get((m, "ask", p), 0))
-                          for p, n in book.asks.items() if p <= top.ask + w]
-        return game_limit(self.game.sport_key, available_liquidity(sizes), self.cfg.limits)
+                hi, mine = top.ask + w, own.get((m, "ask"))
+                total += (sum(max(0, n - mine.get(p, 0)) for p, n in book.asks.items() if p <= hi)
+                          if mine else sum(n for p, n in book.asks.items() if p <= hi and n > 0))
+        return game_limit(self.game.sport_key, total, self.cfg.limits)
 
     def marks(self) -> tuple[tuple[float, ...], str]:
         """Per-market marks (probability) for P&L and where they come from: theo; without theo,
