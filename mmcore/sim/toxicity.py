@@ -34,13 +34,13 @@ LEVELS: dict[str, float] = {"benign": 0.0, "default": 1.0, "toxic": 2.0}
 MAX_LEVEL = 3.0
 
 # Values at the named levels (benign, default, toxic); in between (and past toxic) linear.
-NEWS_RATE_PER_S = (1 / 3600, 1 / 900, 1 / 450)
+NEWS_RATE_PER_S = (1 / 3600, 1 / 1200, 1 / 450)
 """Pre-game news items per second per game: one an hour, one per 15 minutes, one per 7.5."""
-NEWS_JUMP_LOGIT_SD = (0.15, 0.35, 0.50)
+NEWS_JUMP_LOGIT_SD = (0.15, 0.40, 0.50)
 NEWS_LAG_S = 180.0
 """Mean private window of a news item (each is × U(0.5, 1.5)): the sharpest books move ~3 min
 after the news (practitioners: sharp bettors act on lineup/injury news before books move)."""
-INFORMED_SHARE = (0.05, 0.10, 0.25)
+INFORMED_SHARE = (0.03, 0.06, 0.25)
 """Sharp takers' share of all taker arrivals (noise + sharp)."""
 NEWS_TAKER_RATE_PER_S = (0.01, 0.04, 0.10)
 """Arrivals per second per market of the news-informed takers (they act only while news is
@@ -48,7 +48,7 @@ private)."""
 
 INFORMED_EDGE_PRICE = 100
 """Sharp takers trade when the book is 1¢ wrong (seen through 0.5 % of noise)."""
-MAKER_EDGE_PRICE = 50
+MAKER_EDGE_PRICE = 75
 """Competing makers penny down to 1¢ from their estimate: one sharp (re-estimates from the
 truth every 30 s), one following the books (learns news only when they move)."""
 MAKER_SIZE_CONTRACTS = 25
