@@ -35,7 +35,7 @@ MAX_LEVEL = 3.0
 
 # Values at the named levels (benign, default, toxic); in between (and past toxic) linear.
 NEWS_RATE_PER_S = (1 / 3600, 1 / 1200, 1 / 450)
-"""Pre-game news items per second per game: one an hour, one per 15 minutes, one per 7.5."""
+"""Pre-game news items per second per game: one an hour, one per 20 minutes, one per 7.5."""
 NEWS_JUMP_LOGIT_SD = (0.15, 0.40, 0.50)
 NEWS_LAG_S = 180.0
 """Mean private window of a news item (each is × U(0.5, 1.5)): the sharpest books move ~3 min
