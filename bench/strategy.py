@@ -19,8 +19,16 @@ Deterministic: each unit's result depends only on (level, seed, strategy); units
 process pool (``--procs``, default 2) and are collected by key, so the order of completion does
 not matter.
 
-    .venv/bin/python bench/strategy.py                       # small default (make bench, ~2-3 min)
-    .venv/bin/python bench/strategy.py --seeds 67 --games 3  # the full run: 201 games per level
+    .venv/bin/python bench/strategy.py                       # small default (make bench, ~2 min)
+    .venv/bin/python bench/strategy.py --seeds 24 --games 3  # the recorded run: 72 games a level (~25 min)
+    .venv/bin/python bench/strategy.py --seeds 67 --games 3  # 201 games a level (~70 min)
+
+Default world: ``world_scenario(level)`` (the calibrated dial, bench/world.py) with each game
+quoted for ``--minutes`` (default 60) before its start: the flow rates are per second, so a
+longer window keeps the calibration and gives each strategy tens of fills a game instead of a
+handful. ``truth-val`` is each game's net P&L with the end positions valued at the hidden
+truth at the start rather than the outcome: the same expectation as the settled P&L without
+its coin flip, so its intervals separate strategies in far fewer games (both are printed).
 """
 
 from __future__ import annotations
@@ -95,6 +103,10 @@ class GameFigures:
     time_at_best: float | None
     drawdown: float
     inv_over_limit: float
+    pnl_truth: float = math.nan
+    """Net P&L with the positions valued at the hidden truth at the start instead of the
+    outcome: the settled P&L's expectation given the game (the truth is a martingale), without
+    the settlement coin flip that dominates a game's P&L at this size."""
 
 
 def _unit(key: tuple[str, int, str, int, float, str]) -> tuple[tuple[str, int, str], list[GameFigures]]:
@@ -104,7 +116,20 @@ def _unit(key: tuple[str, int, str, int, float, str]) -> tuple[tuple[str, int, s
     spec = world(level, seed, games, minutes, kind)
     res = run_backtest(spec, strategy=strategy)
     sc = resolve_backtest_scenario(spec, None)
-    return (level, seed, strategy), [_figures(sc, g) for g in res.games]
+    return (level, seed, strategy), [_with_truth(sc, g, _figures(sc, g)) for g in res.games]
+
+
+def _with_truth(sc: Any, g: Any, f: GameFigures) -> GameFigures:
+    """``f`` with :attr:`GameFigures.pnl_truth`: trading cash (fees paid) plus each market's
+    position valued at the hidden YES probability at the game's start."""
+    from dataclasses import replace
+
+    from mmcore.units import CONTRACT, PRICE_ONE
+
+    rg = sc.game(g.event_ticker)
+    value = sum(q * rg.yes_prob(m, g.start_ns) * PRICE_ONE / CONTRACT
+                for m, q in g.positions.items())
+    return replace(f, pnl_truth=(g.cash_money + value) / PRICE_ONE)
 
 
 def _figures(sc: Any, g: Any) -> GameFigures:
@@ -221,17 +246,19 @@ def report(results: dict[tuple[str, int, str], list[GameFigures]], levels: list[
         per = {s: [f for seed in seeds for f in results[(level, seed, s)]] for s in strategies}
         n = len(per[strategies[0]])
         lines.append(f"\n## level {level}: {n} games ({len(seeds)} seeds)")
-        lines.append(f"  {'strategy':<15}{'P&L $/game':>14}{'¢/contract':>11}{'fills':>7}"
+        lines.append(f"  {'strategy':<15}{'P&L $/game':>14}{'truth-val $':>15}{'¢/contract':>11}{'fills':>7}"
                      f"{'mk+1s':>7}{'mk+5s':>7}{'mk+30s':>7}{'at best':>8}{'max DD $':>9}"
                      f"{'inv/lim':>8}")
         for s in strategies:
             fs = per[s]
             pnl, ci = mean_ci([f.pnl for f in fs])
+            tv, tci = mean_ci([f.pnl_truth for f in fs])
             vol = sum(f.contracts for f in fs)
-            ppc = 100 * sum(f.pnl for f in fs) / vol if vol else None
+            ppc = 100 * sum(f.pnl_truth for f in fs) / vol if vol else None
             mks = [_wavg([(f.markouts[k], f.contracts) for f in fs]) for k in range(len(MARKOUT_S))]
             lines.append(
-                f"  {s:<15}{_f(pnl):>7} ±{_f(ci, '{:.2f}'):<6}{_f(ppc):>11}"
+                f"  {s:<15}{_f(pnl):>7} ±{_f(ci, '{:.2f}'):<6}{_f(tv):>8} ±{_f(tci, '{:.2f}'):<5}"
+                f"{_f(ppc):>11}"
                 f"{statistics.fmean([f.fills for f in fs]):>7.0f}"
                 + "".join(f"{_f(m):>7}" for m in mks)
                 + f"{_f(_avg([f.time_at_best for f in fs]), '{:.0%}'):>8}"
@@ -243,13 +270,17 @@ def report(results: dict[tuple[str, int, str], list[GameFigures]], levels: list[
                 if s == "ours":
                     continue
                 d_pnl = [a.pnl - b.pnl for a, b in zip(per["ours"], per[s])]
+                d_tv = [a.pnl_truth - b.pnl_truth for a, b in zip(per["ours"], per[s])]
                 d_dd = [a.drawdown - b.drawdown for a, b in zip(per["ours"], per[s])]
                 m, ci = mean_ci(d_pnl)
+                mtv, citv = mean_ci(d_tv)
                 mdd, cidd = mean_ci(d_dd)
                 wins = sum(1 for d in d_pnl if d > 0)
+                wtv = sum(1 for d in d_tv if d > 0)
                 lines.append(f"    vs {s:<15} net P&L {_f(m)} ± {_f(ci, '{:.2f}')} $/game "
-                             f"(ours ahead in {wins}/{len(d_pnl)});  max DD {_f(mdd)} ± "
-                             f"{_f(cidd, '{:.2f}')} $")
+                             f"(ahead {wins}/{len(d_pnl)});  truth-valued {_f(mtv)} ± "
+                             f"{_f(citv, '{:.2f}')} (ahead {wtv}/{len(d_tv)});  max DD "
+                             f"{_f(mdd)} ± {_f(cidd, '{:.2f}')} $")
     return "\n".join(lines)
 
 
@@ -257,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=2, help="slates per level (default 2)")
     ap.add_argument("--games", type=int, default=3, help="games per slate (default 3)")
-    ap.add_argument("--minutes", type=float, default=10.0,
-                    help="quoting time before each game's start (default 10)")
+    ap.add_argument("--minutes", type=float, default=60.0,
+                    help="quoting time before each game's start (default 60: in the calibrated "
+                         "world a 10-15 min window gives each strategy ~1-13 fills a game)")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--world", choices=("dial", "busy"), default="dial",
                     help="dial: world_scenario(level) (default); busy: the mm demo slate, "
