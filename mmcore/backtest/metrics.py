@@ -17,7 +17,18 @@ Inputs: our fills (engine records), the per-market top-of-book samples and fill 
   after fees + each position × its market's last two-sided mid; before any mid: at the fill
   price) over the quoting window; money, price units, ≥ 0.
 - **Max |inventory| ÷ hard limit**: over our fills, the largest |directional inventory| after
-  the fill divided by the worker's hard bound in force at that moment.
+  the fill divided by the worker's hard bound in force at that moment. The bound follows the
+  book's liquidity, so a sweep can shrink it under inventory acquired inside it: this ratio
+  can pass 1 with no order ever sent past the limit.
+- **Max |inventory| ÷ limit at send** (what the hard limit promises): over our fills, per
+  outcome ``o`` with ``d_o ≠ 0`` after the fill, ``|d_o|`` ÷ the hard bound in force when the
+  worker decided an order pushing ``d_o`` that way: the last such place or amend at or before
+  the fill, or any within :data:`IN_FLIGHT_NS` before it if larger (an amend that cuts an order
+  under a shrunk limit is still travelling while the old size, sent under the larger bound, rests).
+  The gate refuses an order whose worst case (every resting and in-flight order filling) passes
+  the bound then, and the worst case cannot grow until the next such order, so this is ≤ 1
+  whenever the limit held. **Limit-shrank fills**: fills after which |inventory| is above the
+  bound in force at the fill but within the bound at send (the worker may only reduce then).
 
 Units: times int ns; prices int price units; counts int centi-contracts; money int price units.
 """
@@ -32,12 +43,16 @@ from typing import Any
 
 from mmcore.backtest.tape import FillContext, TopSample
 from mmcore.game import GameBook, directional_inventory
+from mmcore.risk.exposure import scaled_order_direction
 from mmcore.sim.engine_types import Fill
 from mmcore.units import CONTRACT, PRICE_ONE
 
 NS = 1_000_000_000
 HORIZONS_S: tuple[int, ...] = (1, 5, 30)
 """Markout horizons (seconds)."""
+
+IN_FLIGHT_NS = 1_000_000_000
+"""How long after a send the order it replaced may still be what rests (≥ a round trip)."""
 
 TruthFn = Callable[[str, int], float]
 """``truth(market, t_ns)`` → hidden YES probability."""
@@ -73,6 +88,10 @@ class GameMetrics:
     max_inventory_ratio: float | None
     window_ns: tuple[int, int]
     """The quoting window ``(from, to)``."""
+    max_inventory_ratio_at_send: float | None = None
+    """Against the bound when the orders were sent (module docstring); None without sends."""
+    limit_shrank_fills: int = 0
+    """Fills over the bound at the fill but within it at send."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,8 @@ class RunMetrics:
     """Mean centi-contracts ahead at placement over fills whose placement was seen."""
     nobody_ahead_share: float | None
     """Share of those fills whose order had nobody ahead when it took its place."""
+    max_inventory_ratio_at_send: float | None = None
+    limit_shrank_fills: int = 0
 
 
 # --- small pure pieces ---------------------------------------------------------------------------
@@ -215,13 +236,18 @@ def merged_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> list[tuple[in
 
 def game_metrics(book: GameBook, markets: Sequence[str], fills: Sequence[Fill],
                  contexts: Mapping[str, FillContext], tops: Mapping[str, Sequence[TopSample]],
-                 truth: TruthFn, window: tuple[int, int], net_pnl_money: int, volume: int
+                 truth: TruthFn, window: tuple[int, int], net_pnl_money: int, volume: int,
+                 sends: Mapping[str, Sequence[tuple[int, str, int]]] | None = None,
                  ) -> tuple[GameMetrics, list[tuple[int, float]]]:
-    """One game's metrics and its equity curve (for the run's drawdown)."""
+    """One game's metrics and its equity curve (for the run's drawdown). ``sends``: per market,
+    ``(decision time, side, hard bound then)`` of our places and amends (:attr:`Tape.sends`)."""
     lines = {m: MidLine(tops.get(m, ())) for m in markets}
     positions = {m: 0 for m in markets}
     per_fill: list[FillMetrics] = []
     ratio: float | None = None
+    at_send = _SendBound(book, markets, sends) if sends is not None else None
+    ratio_send: float | None = None
+    shrank = 0
     for f in fills:
         horizons = [f.ts_ns + h * NS for h in HORIZONS_S]
         mids = tuple(None if (ref := lines[f.ticker].at(t)) is None
@@ -232,9 +258,16 @@ def game_metrics(book: GameBook, markets: Sequence[str], fills: Sequence[Fill],
         per_fill.append(FillMetrics(f.trade_id, mids, truths, ctx.queue_ahead_placed,
                                     ctx.queue_ahead_filled, ctx.hard_limit))
         positions[f.ticker] += f.count if f.side == "bid" else -f.count
+        inv = directional_inventory(book, positions)
+        r = None
         if ctx.hard_limit:
-            r = max(map(abs, directional_inventory(book, positions))) / ctx.hard_limit
+            r = max(map(abs, inv)) / ctx.hard_limit
             ratio = r if ratio is None else max(ratio, r)
+        if at_send is not None:
+            rs = at_send.ratio(f.ts_ns, inv)
+            if rs is not None:
+                ratio_send = rs if ratio_send is None else max(ratio_send, rs)
+                shrank += r is not None and r > 1 >= rs
     start, end = window
     curve = equity_curve(fills, {m: tops.get(m, ()) for m in markets}, start, end)
     k = len(HORIZONS_S)
@@ -246,8 +279,43 @@ def game_metrics(book: GameBook, markets: Sequence[str], fills: Sequence[Fill],
               for i in range(k)),
         _mean(time_at_best(tops.get(m, ()), "bid", start, end) for m in markets) or 0.0,
         _mean(time_at_best(tops.get(m, ()), "ask", start, end) for m in markets) or 0.0,
-        round(max_drawdown(curve)), ratio, window)
+        round(max_drawdown(curve)), ratio, window, ratio_send, shrank)
     return metrics, curve
+
+
+class _SendBound:
+    """The hard bound in force when the worker last sent an order pushing each outcome's
+    ``d_o`` up (or down), replayed in time order alongside the fills."""
+
+    def __init__(self, book: GameBook, markets: Sequence[str],
+                 sends: Mapping[str, Sequence[tuple[int, str, int]]]) -> None:
+        self.book = book
+        self.events = sorted((t, m, side, hard) for m in markets for t, side, hard in sends.get(m, ()))
+        self.i = 0
+        self.last: dict[tuple[int, bool], list[tuple[int, int]]] = {}
+        """(outcome, pushes up) → recent (send time, bound), the newest last."""
+
+    def ratio(self, t_ns: int, inv: Sequence[int]) -> float | None:
+        """Largest ``|d_o| ÷ bound at send`` after a fill at ``t_ns`` (None: nothing to judge)."""
+        ev = self.events
+        while self.i < len(ev) and ev[self.i][0] <= t_ns:
+            _, market, side, hard = ev[self.i]
+            for o, u in enumerate(scaled_order_direction(self.book, market, side, 1)):  # type: ignore[arg-type]
+                if u:
+                    recent = self.last.setdefault((o, u > 0), [])
+                    recent.append((ev[self.i][0], hard))
+                    while len(recent) > 1 and recent[0][0] < t_ns - IN_FLIGHT_NS:
+                        recent.pop(0)
+            self.i += 1
+        out: float | None = None
+        for o, d in enumerate(inv):
+            recent = self.last.get((o, d > 0)) if d else None
+            bound = max(h for t, h in recent if t >= t_ns - IN_FLIGHT_NS or t == recent[-1][0]) \
+                if recent else None
+            if bound:
+                r = abs(d) / bound
+                out = r if out is None else max(out, r)
+        return out
 
 
 def run_metrics(games: Sequence[tuple[GameMetrics, Sequence[Any], int]],
@@ -259,6 +327,8 @@ def run_metrics(games: Sequence[tuple[GameMetrics, Sequence[Any], int]],
     k = len(HORIZONS_S)
     placed = [p.queue_ahead_placed for p, _ in pairs if p.queue_ahead_placed is not None]
     ratios = [m.max_inventory_ratio for m, _, _ in games if m.max_inventory_ratio is not None]
+    at_send = [m.max_inventory_ratio_at_send for m, _, _ in games
+               if m.max_inventory_ratio_at_send is not None]
     return RunMetrics(
         len(pairs), volume, net, pnl_per_contract(net, volume),
         tuple(weighted_mean((p.markout_mid[i], f.count) for p, f in pairs) for i in range(k)),
@@ -268,7 +338,8 @@ def run_metrics(games: Sequence[tuple[GameMetrics, Sequence[Any], int]],
         round(max_drawdown(merged_curve(curves))),
         max(ratios) if ratios else None,
         sum(placed) / len(placed) if placed else None,
-        sum(1 for q in placed if q == 0) / len(placed) if placed else None)
+        sum(1 for q in placed if q == 0) / len(placed) if placed else None,
+        max(at_send) if at_send else None, sum(m.limit_shrank_fills for m, _, _ in games))
 
 
 def _mean(values: Iterable[float]) -> float | None:

@@ -216,9 +216,13 @@ class _GameRun:
         bt = self.bt
         if self.journal is not None and out.journal:
             self.journal.append_batch(out.journal, bt.clock.now_ns())
+        hard = None
         for seq, action in out.actions:
             self.actions += 1
             sent = bt.clock.now_ns()
+            if isinstance(action, (Place, Amend)):  # the bound the gate just judged it by
+                hard = self.worker.limit().hard_contracts if hard is None else hard
+                bt.tape.sent(sent, *action.slot, hard)
             bt.clock.call_at(sent + bt.leg(), lambda s=seq, a=action, t=sent: self.execute(s, a, t))
         for req in out.requests:
             if isinstance(req, CancelAllVerified):
@@ -332,7 +336,7 @@ class _GameRun:
         tape = self.bt.tape
         metrics, curve = game_metrics(self.spec.book, self.spec.markets, fills, tape.fills,
                                       tape.tops, self.g.yes_prob, window, res.net_pnl_money,
-                                      res.volume)
+                                      res.volume, sends=tape.sends)
         return dataclasses.replace(res, metrics=metrics), curve
 
 

@@ -11,7 +11,10 @@ engine time of that call. The tape keeps:
   new price or a larger size; :meth:`Engine.queue_position` read right after that engine call);
   and for each of our maker fills, the centi-contracts ahead of it when the filling order arrived
   (what that same taker took at our price before reaching us; FIFO: nothing else can be ahead);
-- **hard limit**: the worker's hard directional bound in force when each of our fills happened.
+- **hard limit**: the worker's hard directional bound in force when each of our fills happened;
+- **sends**: per market, each place or amend the worker decided, with the hard bound it was
+  judged against then (:meth:`Tape.sent`, from the runner at decision time): what the limit
+  promised when the order left, as opposed to what the (liquidity-following) limit is later.
 
 Why here and not in the engine: the engine stays the local exchange's; one existing read
 (``queue_position``, ``best``) and the events it already publishes are enough.
@@ -80,6 +83,15 @@ class Tape:
         """Per market: our resting order id → (side, price, remaining)."""
         self._placed: dict[str, int] = {}
         """Our order id → queue ahead when it last took its place."""
+        self.sends: dict[str, list[tuple[int, str, int]]] = {m: [] for m in markets_}
+        """Per market: (decision time, side, hard bound then in centi-contracts) of each place or
+        amend of ours, in time order."""
+
+    def sent(self, now_ns: int, market: str, side: str, hard_limit: int) -> None:
+        """The worker decided a place or amend on (market, side) at ``now_ns`` under
+        ``hard_limit`` (centi-contracts)."""
+        if market in self.sends:
+            self.sends[market].append((now_ns, side, hard_limit))
 
     def record(self, now_ns: int, events: list[EngineEvent]) -> None:
         """One engine call's events, right after it (engine state = end of that call)."""

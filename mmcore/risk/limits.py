@@ -196,6 +196,61 @@ def headroom(side_adds: bool, bounds: tuple[int, int], hard_contracts: int) -> i
     return max(0, hard_contracts - q_max) if side_adds else max(0, hard_contracts + q_min)
 
 
+def cap_quotes(
+    book: GameBook,
+    pos: GamePosition,
+    live: Iterable[Order],
+    quotes: Iterable[Quote],
+    limit: GameLimit,
+    *,
+    min_size: int,
+    pinned: Iterable[Order] = (),
+    cfg: LimitConfig | None = None,
+    others: OtherGames | None = None,
+    sport: str | None = None,
+) -> tuple[tuple[Quote, ...], tuple[str, ...]]:
+    """Any strategy's desired quotes cut by :func:`cap_size` the way the gate judges them; (quotes
+    kept, notes on each cut or drop).
+
+    Why: the gate refuses an adding order whose worst-case fill passes a limit, whole; a strategy
+    that sizes without our limits (the baselines) would otherwise have its adding sides refused
+    rather than cut, and ours sizes before the worker knows what is in flight. So the cap applies
+    *after* the strategy, on what is about to be reconciled. A quote is sized as if the ``live``
+    orders in its own slot were replaced (amended: the gate's rule too) and every other order
+    that could still fill counted at its worst: ``live`` orders of other slots and ``pinned``
+    ones (unconfirmed cancels, actions in flight or unacknowledged), whatever their slot.
+    Risk-reducing sides are sized first, then each kept quote counts for the next; a quote cut
+    below ``min_size`` (centi-contracts) is dropped. Fee 0, as the gate checks.
+    """
+    by_slot: dict[tuple[str, str], list[Order]] = {}
+    for o in live:
+        market, side, _, _ = order_fields(o)
+        by_slot.setdefault((market, side), []).append(o)
+    fixed = list(pinned)
+    own = scaled_direction(book, pos.positions)
+
+    def reduces(q: Quote) -> bool:  # a fill moves the market's own d_i toward 0
+        d = own[book.index(q.market)]
+        return d < 0 if q.side == "bid" else d > 0
+
+    out: list[Quote] = []
+    notes: list[str] = []
+    for q in sorted(quotes, key=lambda q: not reduces(q)):
+        others_resting = [*fixed, *(o for slot, orders in by_slot.items() if slot != q.slot
+                                    for o in orders)]
+        count, reason = cap_size(book, pos, others_resting, q, limit, cfg=cfg, others=others,
+                                 sport=sport)
+        if count < q.count:
+            notes.append(f"cap {q.market} {q.side}: {reason}")
+        if count < min_size or count == 0:
+            notes.append(f"cap {q.market} {q.side}: {count} below minimum {min_size}, not quoted")
+            continue
+        kept = q if count == q.count else Quote(q.market, q.side, q.price, count)
+        out.append(kept)
+        by_slot[q.slot] = [kept]
+    return tuple(out), tuple(notes)
+
+
 def aggregate_worst_loss(games: Iterable[WorstCase]) -> int:
     """Sum over games of the worst-case settlement loss (money); profits do not offset losses."""
     return sum(g.worst_loss for g in games)

@@ -55,7 +55,8 @@ from mmcore.risk.jumps import (JumpConfig, JumpMonitor, combined, depth_mid, obs
 from mmcore.quoting.guards import AdverseGuards, GuardConfig
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
 from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, game_limit
-from mmcore.risk.limits import OtherGames
+from mmcore.risk.limits import OtherGames, cap_quotes
+from mmcore.risk.exposure import GamePosition
 from mmcore.risk.account import AccountView
 from mmcore.units import CONTRACT, PRICE_ONE
 
@@ -1048,6 +1049,15 @@ class GameWorker:
                 limit_config=self.cfg.limits, others=self._others()))
         quotes, barrier_notes = self._apply_barriers(dq.quotes, tops, trading, now_ns)
         free_quotes = [q for q in quotes if not self._slot_locked(q.slot)]
+        # The sizing cap after any strategy (a baseline's quotes included), counting what is in
+        # flight: a strategy cannot send an adding order the gate would refuse, nor spend headroom
+        # an unacknowledged place or amend already holds (issue 11 task H).
+        capped, cap_notes = cap_quotes(
+            self.game.book, GamePosition(dict(self.positions), self.cash), self.live.values(),
+            free_quotes, limit, min_size=self.cfg.quote.min_size,
+            pinned=(*self.cancelling.values(), *self._in_flight()), cfg=self.cfg.limits,
+            others=self._others(), sport=self.game.sport_key)
+        free_quotes = list(capped)
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
                          id_prefix=self.client_id_prefix, id_seq=self.action_seq)
@@ -1055,7 +1065,8 @@ class GameWorker:
         if not plan.actions and not guard_news:
             return
         gate_state = GateState(self.game, self.ks, limit, self.theo, self.positions, self.cash,
-                               self._risk_resting(), self.market_open, tuple(self.recent_places),
+                               (*self._risk_resting(), *self._in_flight()), self.market_open,
+                               tuple(self.recent_places),
                                limit_config=self.cfg.limits, others=self._others())
         verdict = check(gate_state, plan.actions, now_ns, self.cfg.gate)
         verdict = _cancel_refused_amends(verdict)
@@ -1137,6 +1148,29 @@ class GameWorker:
                                 a.quote.price, a.quote.count, 0, 0)
                       for seq, a in self.unknown.items() if isinstance(a, Place))
         return (*self.live.values(), *self.cancelling.values(), *maybe)
+
+    def _in_flight(self) -> tuple[LiveOrder, ...]:
+        """What sent, unacknowledged actions may already rest on the exchange, as pseudo-orders:
+        a pending place whole, and a pending (or timed-out) amend's increase over the order's
+        known remainder, at the new price. The gate and the post-strategy cap count them: a
+        decision on another slot while they travel must not spend the same headroom (before,
+        9 % of a fixed-spread quoter's approved adding orders on the busy slate passed the hard
+        limit that way; tests/test_strategy_limits.py)."""
+        out: list[LiveOrder] = []
+        known = {o.client_order_id for o in (*self.live.values(), *self.cancelling.values())}
+        for seq, a in (*((s, a) for s, (a, _) in self.pending.items()), *self.unknown.items()):
+            if isinstance(a, Place) and seq in self.pending and a.client_order_id not in known:
+                # (a place whose user_orders update came before its ack is live already)
+                q = a.quote
+                out.append(LiveOrder(f"pending:{seq}", a.client_order_id, q.market, q.side,
+                                     q.price, q.count, 0, 0))
+            elif isinstance(a, Amend):
+                old = self.live.get(a.order_id)
+                extra = a.count - old.filled - old.remaining if old is not None else 0
+                if extra > 0:
+                    out.append(LiveOrder(f"amend:{seq}", None, a.market, a.side, a.price, extra,
+                                         0, 0))
+        return tuple(out)
 
     def _avg_costs(self) -> dict[str, float]:
         return {m: abs(self.cost[m]) * CONTRACT / abs(q) for m, q in self.positions.items() if q}
