@@ -11,8 +11,9 @@ Run: ``.venv/bin/python bench/scale.py`` (N = 10 for 30 s, ≈ 1.5 min) —
 
 Per N, from scratch:
 
-- **Exchange** (this process): a :class:`~mmcore.sim.server.SimStack` with N games (the default
-  scenario's sports, every game starting 30 min after the run ends so no near-start rule
+- **Exchange** (this process): a :class:`~mmcore.sim.server.SimStack` with N games
+  (``world_scenario``'s slate, else the default scenario's; every game starting 30 min after the
+  run ends so no near-start rule
   applies), simulated participants off, the scenario's rate tier ``--tier``; theo snapshots
   pulled from its odds server as the odds pull publishes them. A non-mm user, ``bench-flow``,
   rests a ladder on every market (bids 2–11¢ under the hidden truth, asks 2–11¢ over it, 20
@@ -184,7 +185,12 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
     startup_s = 20 + 1.8 * n
     life_s = startup_s + args.seconds + 10
-    d = default_scenario_dict(args.seed, n)
+    try:  # enough distinct pairings for 50 games (the default slate runs out of teams at ~21)
+        from mmcore.sim.worlds import world_scenario
+
+        d = world_scenario("default", n, args.seed)
+    except ImportError:
+        d = default_scenario_dict(args.seed, n)
     d["rate_tier"] = args.tier
     for g in d["games"]:
         g["start_in_s"] = life_s + 1800  # outside every near-start rule during the run
@@ -301,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in ns:
         r = asyncio.run(run_n(n, args))
         rows.append(summarize(r))
+        print("  " + "  ".join(rows[-1]), flush=True)  # each N as it ends (the table follows)
         if r["late"]:
             print(f"  N={n}: not quoting when the window opened: {', '.join(r['late'])}")
         bad = {ev: x.get("error") or x.get("exit_reason") for ev, x in r["results"].items()
