@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ from mmcore.worker.engine import (
     TradeEv,
     WorkerConfig,
 )
-from mmcore.worker.journal import Journal
+from mmcore.worker.journal import Journal, JournalError
 from mmcore.worker.killall import KillReport, cancel_until_flat
 from mmcore.worker.latency_hist import LatencyHistogram
 
@@ -225,6 +226,19 @@ def _quotes(worker: GameWorker) -> dict[str, MarketQuotes]:
     return out
 
 
+_TIMER = object()
+"""The run loop's stand-in for "the worker's deadline came" (``Output.next_deadline_ns``)."""
+_WAKE = object()
+"""Queued to make the run loop look at ``_exit`` now."""
+
+
+@dataclass(frozen=True, slots=True)
+class _JournalFailed:
+    """Queued by the journal writer task: the run loop raises ``error`` (a crash: cancel all)."""
+
+    error: JournalError
+
+
 @dataclass
 class WorkerReport:
     event_ticker: str
@@ -239,7 +253,11 @@ class WorkerReport:
     error: str | None = None
     decision: LatencyHistogram = field(default_factory=LatencyHistogram)
     """Per book event: the frame's ``receipt_ns`` → the decision's orders handed to the send
-    tasks and its records journaled (ns; queue wait, worker, gate and journal included)."""
+    tasks (ns; queue wait, worker and gate included; the journal is written after the sends)."""
+    events: int = 0
+    """Events handed to the worker."""
+    batches: int = 0
+    """Decisions they made: events that arrived together are decided once (:meth:`GameWorker.handle_batch`)."""
 
 
 class WorkerDriver:
@@ -295,6 +313,9 @@ class WorkerDriver:
         self._waiting: str | None = None
         self._waiting_known = False
         self._finished = False
+        self._journal_buf: list[tuple[dict[str, Any], int]] = []
+        """Records decided and not yet written (with their decision time), in order."""
+        self._journal_wake = asyncio.Event()
 
     # --- main loop ---------------------------------------------------------------------------
 
@@ -308,21 +329,35 @@ class WorkerDriver:
                 now = self.clock_ns()
                 if self.until_ns is not None and now >= self.until_ns and self.worker.stopping is None:
                     self._put(StopEv("--until reached"))
-                timeout = max(0.0, (deadline - now) / NS)
                 try:
-                    ev = await asyncio.wait_for(self._queue.get(), timeout=timeout)
+                    first = await asyncio.wait_for(self._queue.get(),
+                                                   timeout=max(0.0, (deadline - now) / NS))
                 except TimeoutError:
-                    book_rx = 0
-                    out = self.worker.on_timer(self.clock_ns())
-                else:
-                    book_rx = ev.receipt_ns if isinstance(ev, BookEv) else 0
-                    out = self.worker.handle(ev, self.clock_ns())
-                    if isinstance(ev, ReconcileEv):
+                    first = _TIMER  # the worker's deadline came with nothing queued
+                # a burst (deltas read together, a fill with its order update) is decided once,
+                # on the latest state: drain what has already arrived
+                batch = [first]
+                while not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                events = [item for item in batch if item is not _TIMER and item is not _WAKE]
+                for item in events:
+                    if isinstance(item, _JournalFailed):
+                        raise item.error
+                if events:
+                    self.report.events += len(events)
+                    self.report.batches += 1
+                    out = self.worker.handle_batch(events, self.clock_ns())
+                    if any(isinstance(item, ReconcileEv) for item in events):
                         self._presign_live()
-                deadline = out.next_deadline_ns
-                self._process(out)
-                if book_rx:  # frame read → decision handed to the senders (bench/scale.py)
-                    self.report.decision.record(self.clock_ns() - book_rx)
+                    deadline = out.next_deadline_ns
+                    self._process(out)
+                    for item in events:  # frame read → decision handed to the senders (bench/scale.py)
+                        if isinstance(item, BookEv):
+                            self.report.decision.record(self.clock_ns() - item.receipt_ns)
+                if first is _TIMER:
+                    out = self.worker.on_timer(self.clock_ns())
+                    deadline = out.next_deadline_ns
+                    self._process(out)
         except asyncio.CancelledError:
             self.report.exit_reason = self.report.exit_reason or "cancelled"
             raise
@@ -357,6 +392,7 @@ class WorkerDriver:
         self._spawn(self._pump_ws())
         if self.journal is not None:
             self._spawn(self._backfill_later())
+            self._spawn(self._journal_writer())
         self._spawn(self._poll_theo())
         if self.rest.has_presign_pools:
             self._spawn(self._refill_presigned())
@@ -372,16 +408,18 @@ class WorkerDriver:
     def _process(self, out: Output) -> None:
         assert self.worker is not None
         now = self.clock_ns()
-        # Orders first, then the decision's records with one fsync (group commit). The send
-        # tasks start on the next loop turn, so they do wait for that one fsync; the records
-        # are on disk before any ack of these actions can be processed (same loop).
+        # Orders first, then the records: the send tasks start on the next loop turn, before
+        # the journal writer (woken after them), which writes the records in decision order and
+        # fsyncs in a thread (group commit: one fsync for whatever accumulated meanwhile) — the
+        # journal is off the tick-to-wire path. A crash can lose the records of the last
+        # decisions; the exchange's own lists (reconcile, fill backfill) are the truth after one.
         for seq, action in out.actions:
             self.report.actions += 1
             self._spawn(self._execute(seq, action))
         if self.journal is not None:
             if out.journal:
-                self.journal.append_batch(out.journal, now)  # one fsync per decision
-            self.journal.maybe_rotate(now)
+                self._journal_buf.extend((rec, now) for rec in out.journal)
+            self._journal_wake.set()
         if out.actions or any(rec["kind"] == "fill" for rec in out.journal):
             self._account_wake.set()  # our exposure changed: tell the other games soon
         for rec in out.journal:
@@ -502,6 +540,7 @@ class WorkerDriver:
             if req.then_exit:
                 self.report.exit_reason = self.report.exit_reason or req.reason
                 self._exit.set()
+                self._put(_WAKE)
 
     # --- the order group ---------------------------------------------------------------------
 
@@ -725,6 +764,8 @@ class WorkerDriver:
             return
         while not self._queue.empty():
             ev = self._queue.get_nowait()
+            if ev is _TIMER or ev is _WAKE or isinstance(ev, _JournalFailed):
+                continue
             with contextlib.suppress(Exception):
                 out = self.worker.handle(ev, self.clock_ns())
                 out.actions.clear()  # shutting down: the verified cancel-all follows
@@ -733,6 +774,37 @@ class WorkerDriver:
 
     def _put(self, ev: Any) -> None:
         self._queue.put_nowait(ev)
+
+    def _write_journal(self) -> None:
+        """Write the buffered records (no fsync) and rotate a segment that is old enough."""
+        assert self.journal is not None
+        buf, self._journal_buf = self._journal_buf, []
+        for rec, at in buf:
+            self.journal.append_batch((rec,), at, sync=False)
+        self.journal.maybe_rotate(self.clock_ns())
+
+    async def _journal_writer(self) -> None:
+        """After each decision's sends: its records written, then one fsync in a thread for all
+        written so far. A journal failure stops the run as it did when journaling was inline
+        (the run loop raises it: the worker halts and cancels everything)."""
+        assert self.journal is not None
+        try:
+            while True:
+                await self._journal_wake.wait()
+                self._journal_wake.clear()
+                self._write_journal()
+                handle = self.journal.start_sync()
+                if handle is None:
+                    continue
+                fd, count = handle
+                error: OSError | None = None
+                try:
+                    await asyncio.to_thread(_fsync_and_close, fd)
+                except OSError as exc:
+                    error = exc
+                self.journal.finish_sync(count, error)
+        except JournalError as exc:
+            self._put(_JournalFailed(exc))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -750,6 +822,9 @@ class WorkerDriver:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._drain()
+        if self.journal is not None:
+            with contextlib.suppress(JournalError):  # a broken journal: the crash said so
+                self._write_journal()
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -771,7 +846,18 @@ class WorkerDriver:
                 self.report.positions = dict(self.worker.positions)
                 self.report.pnl_money = self.worker.pnl_money()
             if self.journal is not None:
+                with contextlib.suppress(JournalError):
+                    self._write_journal()
                 self.journal.close(self.clock_ns())
+
+
+def _fsync_and_close(fd: int) -> None:
+    """In a thread: the thread owns the duplicate descriptor, so a cancelled waiter cannot
+    close it (or let its number be reused) before the fsync ran."""
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _map_ws(ev: Any) -> Any:

@@ -35,7 +35,7 @@ import dataclasses
 import math
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -427,11 +427,19 @@ class GameWorker:
 
     def handle(self, ev: Event, now_ns: int) -> Output:
         """Apply one event, then requote if anything relevant changed."""
+        return self.handle_batch((ev,), now_ns)
+
+    def handle_batch(self, events: Sequence[Event], now_ns: int) -> Output:
+        """Apply events that arrived together (a burst the driver drained from its queue) in
+        order, each with its risk evaluation as in :meth:`handle`, then requote **once**: orders
+        decided for a book the next delta already replaced would only be sent to be amended again.
+        ``handle_batch((ev,), t)`` is ``handle(ev, t)``."""
         out = Output()
-        handler = getattr(self, f"_on_{type(ev).__name__}")
-        handler(ev, now_ns, out)
-        limit = self._evaluate_risk(now_ns, out)
-        if self.dirty:
+        limit: GameLimit | None = None
+        for ev in events:
+            getattr(self, f"_on_{type(ev).__name__}")(ev, now_ns, out)
+            limit = self._evaluate_risk(now_ns, out)
+        if self.dirty and limit is not None:
             self._requote(now_ns, out, limit)
         out.next_deadline_ns = self._deadline(now_ns)
         return out

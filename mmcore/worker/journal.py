@@ -210,14 +210,42 @@ class Journal:
         if self.appended_records - self.synced_records >= self.config.fsync_every_records:
             self.flush()
 
-    def append_batch(self, records: Iterable[Mapping[str, Any]], now_ns: int) -> None:
+    def append_batch(self, records: Iterable[Mapping[str, Any]], now_ns: int, *,
+                     sync: bool = True) -> None:
         """Write several records (one line each, as :meth:`append`) with one fsync at the end
         when the policy asks for one (group commit): a worker decision's records are durable
-        together, for the price of one fsync instead of one per record."""
+        together, for the price of one fsync instead of one per record. ``sync=False`` leaves
+        the fsync to the caller (:meth:`start_sync`, off the event loop)."""
         for record in records:
             self._write(record, now_ns)
-        if self.appended_records - self.synced_records >= self.config.fsync_every_records:
+        if sync and self.appended_records - self.synced_records >= self.config.fsync_every_records:
             self.flush()
+
+    def start_sync(self) -> tuple[int, int] | None:
+        """For an fsync off the owning loop (a thread): ``(fd, count)`` — a duplicate of the open
+        segment's descriptor, to fsync and then close, and the records that makes durable — or
+        None when nothing written is unsynced. Report the outcome with :meth:`finish_sync` on
+        the owning loop. A duplicate stays valid while the segment rotates (rotation fsyncs the
+        segment itself), so appends and rotation need not wait for it."""
+        if self._broken:
+            raise JournalError(f"journal {self.dir} is {self._broken}")
+        if self.synced_records == self.appended_records:
+            return None
+        if self._fd is None:  # rotated since: the rotation's fsync covered everything
+            self.synced_records = self.appended_records
+            return None
+        try:
+            return os.dup(self._fd), self.appended_records
+        except OSError as exc:
+            raise _fail("fsync", self._part, exc) from exc
+
+    def finish_sync(self, count: int, error: OSError | None = None) -> None:
+        """The fsync of :meth:`start_sync` returned: ``count`` records are durable; an error makes
+        the journal refuse further appends (durability unknown) and raises."""
+        if error is not None:
+            self._broken = f"unusable: fsync failed ({error.strerror}), durability unknown"
+            raise _fail("fsync", self._part, error) from error
+        self.synced_records = max(self.synced_records, count)
 
     def _write(self, record: Mapping[str, Any], now_ns: int) -> None:
         if self._lock_fd is None or self._broken:
