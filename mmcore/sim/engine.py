@@ -59,7 +59,7 @@ from mmcore.fees import FeeAccumulator, FeeSchedule
 from mmcore.orders import SIDES, Side
 from mmcore.sim.engine_accounts import UNIT, FeeBound, requirement
 from mmcore.sim.engine_book import Book
-from mmcore.sim.engine_core import OPEN_STATUSES, EngineCore
+from mmcore.sim.engine_core import MAX_EXPIRATION_NS, OPEN_STATUSES, EngineCore
 from mmcore.sim.engine_groups import GroupState
 from mmcore.sim.engine_types import (
     SELF_TRADE_PREVENTION, TIME_IN_FORCE, BookDelta, EngineError, EngineEvent, Event, Fill,
@@ -238,6 +238,10 @@ class Engine(EngineCore):
         if req.expiration_ns is not None and (not gtc or req.expiration_ns <= now_ns):
             raise EngineError(400, "invalid_parameters",
                               "expiration needs good_till_canceled and a time in the future")
+        if req.expiration_ns is not None and req.expiration_ns > MAX_EXPIRATION_NS:
+            raise EngineError(400, "invalid_parameters",
+                              "expiration_time must be before 2100-01-01T00:00:00Z")
+        self._check_text(req.order_group_id, "order_group_id")
         if req.post_only and not gtc:
             raise EngineError(400, "invalid_parameters", "post_only needs good_till_canceled")
         self._check_client_id(req.user_id, req.client_order_id)

@@ -33,9 +33,14 @@ from mmcore.sim.engine_types import (
     BookDelta, EngineError, EngineEvent, Event, Fill, FillEvent, Market, MarketStatus, Order,
     OrderEvent, OrderGroupEvent, PositionEvent, Series, Settlement, Trade, TradeEvent,
 )
-from mmcore.units import CONTRACT, PRICE_ONE, notional
+from mmcore.units import CONTRACT, PRICE_ONE, format_count_fp, format_dollars, notional
 
 MAX_GROUP_LIMIT = 1_000_000 * CONTRACT
+MAX_ID_CHARS = 64
+MAX_EXPIRATION_NS = 4_102_444_800 * 1_000_000_000
+"""Latest order expiration accepted: 2100-01-01T00:00:00Z (a later one cannot be rendered as
+an RFC 3339 time; year 10000 broke every listing, issue 12 defect 1)."""
+"""Longest client order id / order group id the engine stores (as the wire schema bounds)."""
 """Kalshi accepts order-group limits of 1 to 1,000,000 contracts (here in centi-contracts)."""
 OPEN_STATUSES: tuple[MarketStatus, ...] = ("active", "paused")
 """Statuses in which resting orders exist and cancels/decreases are accepted."""
@@ -306,7 +311,8 @@ class EngineCore:
         current = held.get(ticker, 0)
         if need > current and self._cash[user_id] - (sum(held.values()) - current) < need:
             raise EngineError(400, "available_balance_too_low",
-                              f"order needs {need - current} more in available balance")
+                              f"order needs ${format_dollars(need - current)} more in "
+                              f"available balance")
 
     def _touch(self, order: Order) -> None:
         self._dirty.add((order.user_id, order.ticker))
@@ -384,7 +390,8 @@ class EngineCore:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= \
                 MAX_GROUP_LIMIT:
             raise EngineError(400, "invalid_parameters",
-                              f"contracts_limit must be 1..{MAX_GROUP_LIMIT} centi-contracts")
+                              f"contracts_limit must be 0.01..{format_count_fp(MAX_GROUP_LIMIT)} "
+                              f"contracts")
 
     @staticmethod
     def _check_enum(value: object, allowed: tuple[str, ...], name: str) -> None:
@@ -395,14 +402,15 @@ class EngineCore:
     def _check_count(count: object) -> None:
         if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
             raise EngineError(400, "invalid_order_size",
-                              "count must be a positive whole number of centi-contracts")
+                              "count must be a positive number of contracts, in steps of 0.01")
 
     @staticmethod
     def _check_price(market: Market, price: object) -> None:
-        if not isinstance(price, int) or isinstance(price, bool) or not market.grid.is_valid(
-                price):
+        if not isinstance(price, int) or isinstance(price, bool):
+            raise EngineError(400, "invalid_order", "price must be a dollar amount")
+        if not market.grid.is_valid(price):
             raise EngineError(400, "invalid_order",
-                              f"price {price!r} is not on the market's tick grid")
+                              f"price ${format_dollars(price)} is not on the market's tick grid")
 
     @staticmethod
     def _check_tradeable(market: Market) -> None:
@@ -414,7 +422,23 @@ class EngineCore:
         if market.status not in OPEN_STATUSES:
             raise EngineError(400, "MARKET_INACTIVE", f"market {market.ticker} is {market.status}")
 
+    @staticmethod
+    def _check_text(value: object, name: str, max_chars: int = MAX_ID_CHARS) -> None:
+        """An optional id string: a str of at most ``max_chars`` characters that UTF-8 can
+        carry (a lone surrogate cannot be echoed by any later reply, issue 12 defect 2)."""
+        if value is None:
+            return
+        if not isinstance(value, str) or len(value) > max_chars:
+            raise EngineError(400, "invalid_parameters",
+                              f"{name} must be a string of at most {max_chars} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EngineError(400, "invalid_parameters",
+                              f"{name} is not valid Unicode (a lone surrogate)") from None
+
     def _check_client_id(self, user_id: str, client_order_id: str | None) -> None:
+        self._check_text(client_order_id, "client_order_id")
         if client_order_id is not None and (user_id, client_order_id) in self._client_ids:
             raise EngineError(409, "duplicate_client_order_id",
                               f"client_order_id {client_order_id!r} is already used")

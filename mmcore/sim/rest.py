@@ -34,6 +34,7 @@ Listings: ``/series``, ``/events``, ``/markets`` by ticker; ``/markets/trades`` 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -61,12 +62,15 @@ from mmcore.sim.rest_render import (
 )
 from mmcore.units import format_count_fp, format_dollars
 from mmcore.venues.kalshi.auth import AUTH_HEADERS, AUTH_UNKNOWN_KEY, verify_request
+from mmcore.wirejson import WireJsonError, loads_client
 
 __all__ = ["API_PREFIX", "apply_fault", "build_app", "rest_routes"]
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/trade-api/v2"
 AUTH_WINDOW_MS = 30_000
+MAX_BODY_BYTES = 1 << 20
+"""Largest request body accepted (1 MiB; a full batch of orders is a few kB): 413 past it."""
 DAY_NS = 86_400 * NS_PER_S
 Handler = Callable[[Ctx], tuple[int, Any]]
 
@@ -143,6 +147,41 @@ def _render_error(exc: Exception) -> tuple[int, Any]:
     return 500, error_body("internal_server_error", f"{type(exc).__name__}: {exc}")
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 ``payload_too_large`` past ``limit`` bytes (from
+    ``Content-Length`` when sent, else while streaming: never more than ``limit`` held)."""
+    declared = request.headers.get("content-length", "")
+    if len(declared) > 15 or (declared.isdigit() and int(declared) > limit):
+        raise ApiError(413, "payload_too_large", f"request body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_reply(body: Any, status: int) -> Response:
+    """``body`` as JSON with ``status``. Rendering never turns a processed request into a
+    plain-text 500: a string UTF-8 cannot carry (input validation should have refused it) is
+    sent \\u-escaped with the real status; anything else unrenderable is a JSON 500."""
+    try:
+        return JSONResponse(body, status_code=status)
+    except UnicodeEncodeError:
+        log.error("local exchange: reply to escape (a string is not valid Unicode)")
+        try:
+            text = json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            return Response(text, status_code=status, media_type="application/json")
+        except (ValueError, TypeError, RecursionError):
+            pass
+    except (ValueError, TypeError, RecursionError):
+        pass
+    log.exception("local exchange: reply could not be rendered")
+    return JSONResponse(error_body("internal_server_error", "the reply could not be rendered"),
+                        status_code=500)
+
+
 async def _dispatch(state: RestState, op: _Op, handler: Handler, request: Request) -> Response:
     ex = state.ex
     now = ex.now_ns()
@@ -153,7 +192,7 @@ async def _dispatch(state: RestState, op: _Op, handler: Handler, request: Reques
         host = request.client.host if request.client else "unknown"
         who = key_id or f"ip:{host}"
         ctx = Ctx(state, request, ex.user_for_key(key_id) if key_id else None,
-                  who, op.bucket, await request.body(), now)
+                  who, op.bucket, await read_body(request), now)
         if op.cost is not None:
             ctx.charge(op.cost)
         status, body = handler(ctx)
@@ -168,7 +207,7 @@ async def _dispatch(state: RestState, op: _Op, handler: Handler, request: Reques
     if f.slow_reply_s > 0 and ex.now_ns() < f.slow_until_ns:
         state.count("slow_replies")
         await asyncio.sleep(f.slow_reply_s)
-    return JSONResponse(body, status_code=status)
+    return json_reply(body, status)
 
 
 # --- public market data -------------------------------------------------------------------------
@@ -465,18 +504,22 @@ def _control_routes(state: RestState) -> list[BaseRoute]:
     ex = state.ex
 
     async def post_fault(request: Request) -> Response:
+        """Switch a fault on; every refusal is a 400/404/413 error body naming the problem
+        (bad JSON, a bad parameter), and nothing changes on a refusal."""
         try:
-            data = await request.json()
-        except ValueError:
-            return JSONResponse(error_body("invalid_parameters", "body is not JSON"), 400)
-        if not isinstance(data, dict) or not isinstance(data.get("params", {}), dict):
-            return JSONResponse(error_body("invalid_parameters",
-                                           'body must be {"kind": ..., "params": {...}}'), 400)
-        try:
-            entry = apply_fault(ex, str(data.get("kind")), data.get("params") or {})
-        except EngineError as exc:
-            return JSONResponse(exc.to_body(), exc.status)
-        return JSONResponse({"applied": entry, "faults": _faults_view(state)})
+            try:
+                data = loads_client(await read_body(request))
+            except WireJsonError as exc:
+                raise ApiError(400, "invalid_parameters", f"fault: {exc}") from None
+            if (not isinstance(data, dict) or not isinstance(data.get("kind"), str)
+                    or not isinstance(data.get("params", {}), dict)):
+                raise ApiError(400, "invalid_parameters",
+                               'body must be {"kind": "<fault kind>", "params": {...}}')
+            entry = apply_fault(ex, data["kind"], data.get("params") or {})
+            status, body = 200, {"applied": entry, "faults": _faults_view(state)}
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error body
+            status, body = _render_error(exc)
+        return json_reply(body, status)
 
     async def get_state(request: Request) -> Response:
         engine = ex.engine
@@ -499,10 +542,10 @@ def _control_routes(state: RestState) -> list[BaseRoute]:
                 "last_price": None if m.last_price is None else format_dollars(m.last_price),
                 "volume_fp": format_count_fp(m.volume),
                 "open_interest_fp": format_count_fp(m.open_interest)})
-        return JSONResponse({"now_ns": ex.now_ns(), "faults": _faults_view(state),
-                             "fault_log": ex.faults.log, "users": users, "markets": markets,
-                             "rest": {**state.counters, "pending_cancels": state.pending_cancels},
-                             "rate_limited_log": list(state.log_429)})
+        return json_reply({"now_ns": ex.now_ns(), "faults": _faults_view(state),
+                           "fault_log": ex.faults.log, "users": users, "markets": markets,
+                           "rest": {**state.counters, "pending_cancels": state.pending_cancels},
+                           "rate_limited_log": list(state.log_429)}, 200)
 
     return [Route("/sim/faults", post_fault, methods=["POST"]),
             Route("/sim/state", get_state, methods=["GET"])]

@@ -65,19 +65,35 @@ HISTORY_KEEP_NS = 600 * NS_PER_S
 """Position snapshots older than this (beyond the one in force then) are dropped."""
 
 
+MAX_FAULT_SECONDS = 7 * 86_400.0
+"""Longest fault window (``seconds``, ``lag_s``) accepted: a week."""
+MAX_FAULT_DELAY_S = 600.0
+"""Longest ``delay_s`` accepted (a real-time sleep per reply or a deferred cancel)."""
+MAX_FAULT_COUNT = 1_000_000
+"""Largest ``count`` accepted."""
+_BOUNDS = {"count": MAX_FAULT_COUNT, "seconds": MAX_FAULT_SECONDS, "lag_s": MAX_FAULT_SECONDS,
+           "delay_s": MAX_FAULT_DELAY_S}
+MAX_FAULT_PATH = 200
+"""Longest ``route_5xx`` path / fault ``ticker`` accepted."""
+
+
 def _number(params: Mapping[str, Any], name: str, kind: str, *, whole: bool = False) -> float:
+    """A numeric parameter within ``0..`` its bound in :data:`_BOUNDS` (400 naming the bound)."""
     value = params.get(name)
+    hi = _BOUNDS[name]
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (whole and int(value) != value):
-        what = "a whole number >= 0" if whole else "a number >= 0"
-        raise EngineError(400, "invalid_parameters", f"fault {kind}: {name} must be {what}")
+    if not ok or not 0 <= value <= hi or (whole and int(value) != value):
+        what = "a whole number" if whole else "a number"
+        raise EngineError(400, "invalid_parameters",
+                          f"fault {kind}: {name} must be {what} in 0..{hi:g}")
     return float(value)
 
 
 def _markets_of(ex: LocalExchange, ticker: object, kind: str) -> list[str]:
     """A market ticker, or every market of an event ticker."""
-    if not isinstance(ticker, str) or not ticker:
-        raise EngineError(400, "invalid_parameters", f"fault {kind}: ticker is required")
+    if not isinstance(ticker, str) or not ticker or len(ticker) > MAX_FAULT_PATH:
+        raise EngineError(400, "invalid_parameters",
+                          f"fault {kind}: ticker must be a market or event ticker")
     if ticker in ex.engine.markets:
         return [ticker]
     markets = [m.ticker for m in ex.engine.event_markets(ticker)]
@@ -112,8 +128,10 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
             f.ws_duplicate_pending += count
     elif kind == "route_5xx":
         path = params["path"]
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise EngineError(400, "invalid_parameters", "fault route_5xx: path must start with /")
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > MAX_FAULT_PATH:
+            raise EngineError(400, "invalid_parameters",
+                              f"fault route_5xx: path must start with / (at most "
+                              f"{MAX_FAULT_PATH} characters)")
         count = int(_number(params, "count", kind, whole=True))
         f.route_5xx[path] = f.route_5xx.get(path, 0) + count
     elif kind == "ws_silence":

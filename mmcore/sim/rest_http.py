@@ -34,6 +34,7 @@ from starlette.requests import Request
 from mmcore.sim.exchange import LocalExchange
 from mmcore.sim.rest_faults import PositionHistory
 from mmcore.units import PRICE_ONE, format_dollars
+from mmcore.wirejson import WireJsonError, loads_client
 
 T = TypeVar("T")
 
@@ -139,9 +140,17 @@ def encode_cursor(key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
+MAX_CURSOR_CHARS = 1_024
+"""Longest cursor accepted (ours are a few dozen characters)."""
+
+
 def decode_cursor(cursor: str) -> Any:
+    """The sort key a cursor carries; 400 ``invalid_parameters`` for anything this server could
+    not have issued (too long, not base64, not JSON, nested, a lone surrogate…)."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise bad_param("cursor", "not a cursor this server issued")
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        key = loads_client(base64.urlsafe_b64decode(cursor.encode("ascii")), max_depth=2)
     except (ValueError, binascii.Error, UnicodeError):
         raise bad_param("cursor", "not a cursor this server issued") from None
     return tuple(key) if isinstance(key, list) else key
@@ -275,8 +284,9 @@ class Ctx:
         return self.user
 
     def json(self) -> Any:
-        """The JSON body (400 ``invalid_parameters`` when it is not JSON)."""
+        """The JSON body, decoded by :func:`~mmcore.wirejson.loads_client` (400
+        ``invalid_parameters`` naming the reason when it is not acceptable JSON)."""
         try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            raise ApiError(400, "invalid_parameters", "request body is not valid JSON") from None
+            return loads_client(self.body or b"null")
+        except WireJsonError as exc:
+            raise ApiError(400, "invalid_parameters", str(exc)) from None

@@ -23,6 +23,7 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from typing import Any
@@ -299,12 +300,23 @@ def _batch_items(ctx: Ctx, per_item_cost: int) -> list[Any]:
     return items
 
 
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words (for refusal messages)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return {str: "a string", list: "an array", int: "a number", float: "a number"}.get(
+        type(value), "an object")
+
+
 def batch_create(ctx: Ctx) -> Reply:
     items = _batch_items(ctx, ORDER_COST)
     user = ctx.need_user()
     parsed: list[OrderRequest | Exception] = []
     for item in items:
         try:
+            if not isinstance(item, dict):  # a JSON-encoded string is not an order (defect 9)
+                raise ApiError(400, "invalid_parameters",
+                               f"each order must be a JSON object, not {_json_kind(item)}")
             parsed.append(_order_request(user, parse_request(CreateOrderV2Request, item)))
         except (ApiError, InputError, InvalidRequestError) as exc:
             parsed.append(exc)

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -97,6 +96,7 @@ from mmcore.sim.ws_render import (
     render_trade, render_user_order,
 )
 from mmcore.venues.kalshi.auth import DEFAULT_WINDOW_MS, WS_PATH, verify_request
+from mmcore.wirejson import loads_client
 from mmcore.venues.kalshi.schema import (
     WS_ERROR_CODES, ListSubscriptionsCommand, SubscribeCommand, UnsubscribeCommand,
     UpdateSubscriptionCommand, parse_ws_command,
@@ -200,7 +200,7 @@ def error_frame(code: int, detail: str = "", *, cmd_id: int | None = None, sid: 
 
 def _raw_id(text: str) -> int | None:
     with contextlib.suppress(ValueError, TypeError):
-        obj = json.loads(text)
+        obj = loads_client(text)
         if isinstance(obj, dict) and type(obj.get("id")) is int:
             return obj["id"]
     return None
@@ -926,10 +926,17 @@ class WsHub:
                 if conn.close_request is not None:
                     continue
                 self.ex.publish()  # undrained engine events first: snapshots must follow them
-                if message.get("text") is not None:
-                    conn.deliver(session.handle_text(message["text"]))
-                else:
+                if message.get("text") is None:
                     conn.deliver([error_frame(1, "binary frames are not supported")])
+                    continue
+                try:
+                    frames = session.handle_text(message["text"])
+                except Exception:  # a bug must end in a close frame, not a dropped socket
+                    log.exception("local exchange ws: command failed")
+                    conn.deliver([error_frame(17, "internal error")])
+                    conn.request_close(1011, "internal error")
+                    continue
+                conn.deliver(frames)
         finally:
             self._connections.discard(conn)
             self._invalidate()

@@ -228,11 +228,18 @@ class HeartbeatProtocol(WebSocketsSansIOProtocol):
             self.schedule_ping()
 
 
+WS_MAX_MESSAGE_BYTES = 1 << 20
+"""Largest client WebSocket message accepted (1 MiB; a command is well under 10 kB)."""
+
+
 def ws_server_options(heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
                       heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S, *,
                       per_message_deflate: bool = True) -> dict[str, Any]:
     """uvicorn options (e.g. ``LoopbackServer(app, **ws_server_options())``) for Kalshi-like
     heartbeats: Ping frames with payload ``heartbeat`` every ``heartbeat_interval_s`` seconds.
-    ``per_message_deflate=False`` declines compression even when a client offers it."""
+    ``per_message_deflate=False`` declines compression even when a client offers it. A client
+    message over :data:`WS_MAX_MESSAGE_BYTES` (after decompression) is answered with a close
+    frame, code 1009 (message too big), instead of being read into memory."""
     return {"ws": HeartbeatProtocol, "ws_ping_interval": heartbeat_interval_s,
-            "ws_ping_timeout": heartbeat_timeout_s, "ws_per_message_deflate": per_message_deflate}
+            "ws_ping_timeout": heartbeat_timeout_s, "ws_per_message_deflate": per_message_deflate,
+            "ws_max_size": WS_MAX_MESSAGE_BYTES}

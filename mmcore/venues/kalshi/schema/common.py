@@ -82,15 +82,37 @@ ListOrNull = Annotated[list[_T], BeforeValidator(_none_to_empty)]
 """A response list that may arrive as ``null`` (Go nil slice): read as ``[]``."""
 
 PriceReq = Annotated[
-    str, StringConstraints(pattern=r"^[0-9]+\.[0-9]{2,4}$"), AfterValidator(_positive_decimal)
+    str, StringConstraints(pattern=r"^[0-9]{1,3}\.[0-9]{2,4}$"), AfterValidator(_positive_decimal)
 ]
-"""Request price: dollar string with 2–4 decimals, > 0 (``"0.56"``, ``"0.5600"``)."""
+"""Request price: dollar string with 1–3 integer digits and 2–4 decimals, > 0 (``"0.56"``,
+``"0.5600"``). The digit bound keeps a crafted 5,000-digit string out of the unit parsers."""
 CountReq = Annotated[
-    str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]{1,2})?$"), AfterValidator(_positive_decimal)
+    str, StringConstraints(pattern=r"^[0-9]{1,10}(\.[0-9]{1,2})?$"),
+    AfterValidator(_positive_decimal),
 ]
-"""Request count: fixed-point string with 0–2 decimals, > 0 (``"10"``, ``"10.00"``, ``"2.5"``)."""
-CountReqOrZero = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]{1,2})?$")]
+"""Request count: fixed-point string with 1–10 integer digits and 0–2 decimals, > 0 (``"10"``,
+``"10.00"``, ``"2.5"``)."""
+CountReqOrZero = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}(\.[0-9]{1,2})?$")]
 """Request count that may be 0 (``reduce_to``)."""
+
+MAX_TICKER_CHARS = 200
+"""Longest ticker a request may name (the spec's ``maxLength`` on ``GET /markets/orderbooks``
+tickers; Kalshi's own tickers are well under 100)."""
+MAX_ID_CHARS = 64
+"""Longest ``client_order_id`` / ``order_group_id`` / ``order_id`` a request may carry. Kalshi
+does not document a bound (its ids are 36-character UUIDs; ours are shorter): a 10 MB
+``client_order_id`` must not be stored and echoed by every later listing (issue 12 defect 5)."""
+MAX_EXPIRATION_TIME = 4_102_444_800
+"""Latest ``expiration_time`` accepted: 2100-01-01T00:00:00Z in unix seconds. Later (e.g.
+253402300800, year 10000) cannot be rendered as an RFC 3339 time and broke every listing."""
+TickerReq = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TICKER_CHARS)]
+"""Request ticker: 1–200 characters."""
+OptTickerReq = Annotated[str, StringConstraints(max_length=MAX_TICKER_CHARS)]
+"""Request ticker filter (may be empty): at most 200 characters."""
+IdReq = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)]
+"""Request id (client order id, order group id): at most 64 characters."""
+ExpirationReq = Annotated[int, Field(ge=0, le=MAX_EXPIRATION_TIME)]
+"""Request ``expiration_time``: unix seconds, 0 – :data:`MAX_EXPIRATION_TIME`."""
 
 BookSide = Literal["bid", "ask"]
 """YES-denominated book side: ``bid`` = buy YES, ``ask`` = sell YES (≡ buy NO at 1 − price)."""

@@ -10,9 +10,9 @@ from pydantic import Field, model_validator
 
 from mmcore.units import parse_count_fp, parse_dollars
 from mmcore.venues.kalshi.schema.common import (
-    BookSide, CountFp, CountReq, CountReqOrZero, Dollars, ExchangeIndexReq, ListOrNull, PriceReq,
-    SelfTradePreventionType, Subaccount, TimeInForce, WireRequest, WireResponse, _count,
-    _exactly_one,
+    BookSide, CountFp, CountReq, CountReqOrZero, Dollars, ExchangeIndexReq, ExpirationReq, IdReq,
+    ListOrNull, OptTickerReq, PriceReq, SelfTradePreventionType, Subaccount, TickerReq,
+    TimeInForce, WireRequest, WireResponse, _count, _exactly_one,
 )
 from mmcore.venues.kalshi.schema.errors import ErrorResponse
 
@@ -26,19 +26,19 @@ class CreateOrderV2Request(WireRequest):
     the engine's check.
     """
 
-    ticker: Annotated[str, Field(min_length=1)]
-    client_order_id: str | None = None
+    ticker: TickerReq
+    client_order_id: IdReq | None = None
     side: BookSide
     count: CountReq
     price: PriceReq
-    expiration_time: Annotated[int, Field(ge=0)] | None = None
+    expiration_time: ExpirationReq | None = None
     time_in_force: TimeInForce
     post_only: bool | None = None
     self_trade_prevention_type: SelfTradePreventionType
     cancel_order_on_pause: bool | None = None
     reduce_only: bool | None = None
     subaccount: Subaccount | None = None
-    order_group_id: str | None = None
+    order_group_id: IdReq | None = None
     exchange_index: ExchangeIndexReq | None = None
 
     @model_validator(mode="after")
@@ -92,12 +92,12 @@ class AmendOrderV2Request(WireRequest):
     """``POST /portfolio/events/orders/{id}/amend``. ``count`` is the **new total** (already
     filled + desired resting remainder), not the remainder."""
 
-    ticker: Annotated[str, Field(min_length=1)]
+    ticker: TickerReq
     side: BookSide
     price: PriceReq
     count: CountReq
-    client_order_id: str | None = None
-    updated_client_order_id: str | None = None
+    client_order_id: IdReq | None = None
+    updated_client_order_id: IdReq | None = None
     exchange_index: ExchangeIndexReq | None = None
 
     def parsed_price(self) -> int:
@@ -126,7 +126,7 @@ class DecreaseOrderV2Request(WireRequest):
     reduce_by: CountReq | None = None
     reduce_to: CountReqOrZero | None = None
     exchange_index: ExchangeIndexReq | None = None
-    market_ticker: str | None = None
+    market_ticker: OptTickerReq | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> DecreaseOrderV2Request:
@@ -169,10 +169,10 @@ class BatchCreateOrdersV2Response(WireResponse):
 
 
 class BatchCancelOrdersV2RequestOrder(WireRequest):
-    order_id: Annotated[str, Field(min_length=1)]
+    order_id: Annotated[IdReq, Field(min_length=1)]
     subaccount: Subaccount | None = None
     exchange_index: ExchangeIndexReq | None = None
-    market_ticker: str | None = None
+    market_ticker: OptTickerReq | None = None
 
 
 class BatchCancelOrdersV2Request(WireRequest):

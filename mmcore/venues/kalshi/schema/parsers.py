@@ -13,6 +13,7 @@ from typing import Any, TypeVar, Union
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mmcore.errors import InvalidRequestError, MalformedPayloadError
+from mmcore.wirejson import WireJsonError, loads_client
 from mmcore.venues.kalshi.schema.ws_commands import AnyWsCommand, WsCommand
 from mmcore.venues.kalshi.schema.ws_messages import WS_MESSAGE_TYPES, WsEnvelope, WsMessage
 
@@ -34,13 +35,27 @@ _NOT_JSON = object()
 
 
 def _load(body: RawBody) -> Any:
-    """Decoded JSON, or ``_NOT_JSON``."""
+    """Decoded JSON (venue → us), or ``_NOT_JSON`` (a document nested too deep included)."""
     if isinstance(body, Mapping):
         return body
     try:
         return json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return _NOT_JSON
+
+
+def _load_client(body: RawBody | Any, what: str) -> Any:
+    """A client's request (client → local exchange): bytes/str decoded by
+    :func:`~mmcore.wirejson.loads_client` (UTF-8, no BOM, bounded depth, no lone surrogates);
+    anything already decoded passes through for the model to judge. Raises
+    :class:`InvalidRequestError` with the decoder's reason."""
+    if not isinstance(body, (bytes, bytearray, str)):
+        return body
+    try:
+        return loads_client(body)
+    except WireJsonError as exc:
+        raise InvalidRequestError(f"{what}: {exc}", status=400,
+                                  code="invalid_parameters") from None
 
 
 def parse_response(model: type[_M], body: RawBody) -> _M:
@@ -58,11 +73,7 @@ def parse_response(model: type[_M], body: RawBody) -> _M:
 def parse_request(model: type[_M], body: RawBody) -> _M:
     """Validate a client request body into ``model`` (local exchange side);
     :class:`InvalidRequestError` (status 400, code ``invalid_parameters``) names the fields."""
-    data = _load(body)
-    if data is _NOT_JSON:
-        raise InvalidRequestError(
-            f"{model.__name__}: body is not JSON", status=400, code="invalid_parameters"
-        )
+    data = _load_client(body, model.__name__)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -94,7 +105,10 @@ def parse_ws_command(data: RawBody) -> AnyWsCommand:
     def bad(message: str, code: int) -> InvalidRequestError:
         return InvalidRequestError(message, code=str(code))
 
-    obj = _load(data)
+    try:
+        obj = _load_client(data, "ws command")
+    except InvalidRequestError as exc:
+        raise bad(str(exc.args[0]), 1) from None
     if not isinstance(obj, Mapping):
         raise bad("ws command: not a JSON object", 1)
     cmd = obj.get("cmd")
