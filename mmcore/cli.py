@@ -292,14 +292,18 @@ def kill(
     event_ticker: Optional[str] = typer.Argument(None, help="The game to halt (or --all)."),
     all_events: bool = typer.Option(False, "--all", help="Every event."),
     venue: Optional[str] = typer.Option(None, "--venue"),
+    deadline_s: float = typer.Option(60.0, "--deadline-s", min=0.0, help="Keep cancelling and "
+                                     "re-listing this long before failing loudly."),
 ) -> None:
     """Halt workers (flag file) and cancel every resting order, verified on the exchange; prints
-    what was resting before and after."""
+    what was resting before and after. Exits 1 when orders still rest at the deadline, or when
+    the exchange's order list could not be read ("unknown: could not list orders")."""
     if bool(event_ticker) == all_events:
         _fail(InputError("give an EVENT_TICKER or --all (not both)"))
     try:
         settings = _settings_for(venue)
-        report = asyncio.run(_run_kill(settings, None if all_events else event_ticker))
+        report = asyncio.run(_run_kill(settings, None if all_events else event_ticker,
+                                       deadline_s))
     except MMError as exc:
         _fail(exc, 1)
     typer.echo(f"resting before ({len(report.before)}):")
@@ -311,14 +315,14 @@ def kill(
                f"`mm resume {event_ticker or '--all'}`")
 
 
-async def _run_kill(settings: Any, event_ticker: Optional[str]):
+async def _run_kill(settings: Any, event_ticker: Optional[str], deadline_s: float = 60.0):
     from mmcore.worker.killall import cancel_until_flat
     from mmcore.worker.venue import rest_for
 
     settings.halt_dir.mkdir(parents=True, exist_ok=True)
     (settings.halt_dir / (event_ticker or "ALL")).write_text("halted by mm kill\n")
     async with rest_for(settings) as rest:
-        return await cancel_until_flat(rest, event_ticker)
+        return await cancel_until_flat(rest, event_ticker, deadline_s=deadline_s)
 
 
 @app.command()

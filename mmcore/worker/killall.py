@@ -28,11 +28,15 @@ BATCH = 20
 
 
 class CancelAllFailed(InvariantError):
-    """Orders are still resting after the deadline: a human must look now."""
+    """Orders are still resting after the deadline — or we could not see whether they are
+    (``unknown``: the last order listing failed, so ``still_resting`` is only what the last
+    successful listing showed, maybe nothing): a human must look now."""
 
-    def __init__(self, message: str, still_resting: list[LiveOrder]) -> None:
+    def __init__(self, message: str, still_resting: list[LiveOrder], *,
+                 unknown: bool = False) -> None:
         super().__init__(message)
         self.still_resting = still_resting
+        self.unknown = unknown
 
 
 @dataclass(slots=True)
@@ -44,6 +48,8 @@ class KillReport:
     cancels_sent: int = 0
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    last_list_error: str | None = None
+    """The error of the most recent order listing, None when it succeeded."""
 
 
 async def cancel_until_flat(
@@ -66,9 +72,11 @@ async def cancel_until_flat(
     while True:
         try:
             resting = await rest.get_orders(event_ticker=event_ticker, status="resting")  # type: ignore[attr-defined]
+            report.last_list_error = None
         except MMError as exc:  # cannot even see: keep trying until the deadline
             resting = None
             report.errors.append(f"list orders: {exc}")
+            report.last_list_error = str(exc)
         if resting is not None:
             if first:
                 report.before = list(resting)
@@ -82,6 +90,14 @@ async def cancel_until_flat(
             report.after = list(resting)
         if monotonic() - start >= deadline_s:
             report.elapsed_s = monotonic() - start
+            if report.last_list_error is not None:
+                # never report a count we did not read (issue 12 defect 1)
+                seen = ("no listing succeeded" if first else
+                        f"the last listing that worked showed {len(report.after)} resting")
+                msg = (f"CANCEL-ALL FAILED for {scope} after {report.elapsed_s:.0f}s: unknown: "
+                       f"could not list orders (last error {report.last_list_error}); {seen}")
+                log.critical(msg)
+                raise CancelAllFailed(msg, report.after, unknown=True)
             msg = (f"CANCEL-ALL FAILED for {scope}: {len(report.after)} order(s) still resting after "
                    f"{report.elapsed_s:.0f}s: {[o.order_id for o in report.after][:20]}")
             log.critical(msg)
