@@ -82,6 +82,8 @@ def _read_json(file: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{file} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError:
+        raise InputError(f"{file} is JSON nested too deep to read") from None
 
 
 async def _pull(sport: str) -> tuple[Any, int]:

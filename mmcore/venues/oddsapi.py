@@ -130,7 +130,7 @@ def error_for(resp: httpx.Response) -> VenueError:
     try:
         raw = resp.json()
         body = OddsErrorBody.model_validate(raw) if isinstance(raw, dict) else OddsErrorBody()
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):
         body = OddsErrorBody()
     status, code = resp.status_code, body.error_code
     message = body.message or text or f"HTTP {status}"
@@ -379,6 +379,9 @@ def _decode(resp: httpx.Response, expect: type, shown: str) -> Any:
     except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MalformedPayloadError(f"GET {shown}: body is not JSON", status=resp.status_code,
                                     body=resp.text[:500]) from None
+    except RecursionError:
+        raise MalformedPayloadError(f"GET {shown}: body is JSON nested too deep",
+                                    status=resp.status_code, body=resp.text[:500]) from None
     if not isinstance(payload, expect):
         raise MalformedPayloadError(
             f"GET {shown}: expected a JSON {expect.__name__}, got {type(payload).__name__}",

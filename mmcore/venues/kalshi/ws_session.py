@@ -466,7 +466,7 @@ class WsSession:
     def _on_malformed(self, raw: ks.RawBody, error: str, receipt_ns: int) -> list[SessionOutput]:
         try:
             obj = json.loads(raw) if not isinstance(raw, Mapping) else raw
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             obj = None
         kind = obj.get("type") if isinstance(obj, Mapping) else None
         sid = _int_ns(obj.get("sid"), 1) if isinstance(obj, Mapping) else None

@@ -31,7 +31,7 @@ def _decode_json(body: object) -> Any:
     text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
