@@ -75,8 +75,10 @@ events = st.lists(st.one_of(
 
 
 @settings(max_examples=40, deadline=None)
-@given(events, st.sampled_from([WorkerConfig("w1"), TIGHT]))
-def test_with_and_without_the_memo_the_worker_decides_the_same(evs, cfg):
+@given(events, st.sampled_from([WorkerConfig("w1"), TIGHT]), st.booleans())
+def test_with_and_without_the_memo_the_worker_decides_the_same(evs, cfg, late_acks):
+    """``late_acks``: each event comes before the acks of the last decision (orders in flight,
+    which the post-strategy cap counts)."""
     (w1, o1), (w2, o2) = _started(True, cfg), _started(False, cfg)
     assert [(x.actions, _journal(x)) for x in o1] == [(x.actions, _journal(x)) for x in o2]
     pending = [a for o in o1 for a in o.actions]
@@ -107,6 +109,8 @@ def test_with_and_without_the_memo_the_worker_decides_the_same(evs, cfg):
                 count = min(n * CONTRACT // 2, o.remaining)
                 post = w1.positions[m] + (count if side == "bid" else -count)
                 todo.append(FillEv(f"t{i}", o.order_id, m, side, o.price, count, 1, False, post, now, now))
+        if late_acks:  # the event first, the acks after it
+            todo = todo[len(pending):] + todo[:len(pending)]
         pending = []
         for e in todo:
             r1, r2 = w1.handle(e, now), w2.handle(e, now)

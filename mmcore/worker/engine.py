@@ -419,7 +419,7 @@ class GameWorker:
         self.day_base_pnl = 0
         """``pnl_money()`` when the current trading day began during this run (0 before)."""
         self.dirty = True
-        self.quote_memo = Memo()
+        self.quote_memo: Memo | None = Memo()
         """Recent results of the quoting's pure steps (model, fees, sizing) by their inputs: a
         book event that moves none of them reuses them (:mod:`mmcore.quoting.memo`)."""
 
@@ -1060,11 +1060,17 @@ class GameWorker:
         # The sizing cap after any strategy (a baseline's quotes included), counting what is in
         # flight: a strategy cannot send an adding order the gate would refuse, nor spend headroom
         # an unacknowledged place or amend already holds (issue 11 task H).
-        capped, cap_notes = cap_quotes(
+        pinned = (*self.cancelling.values(), *self._in_flight())
+        # a pure function of these inputs: memoised by them (a book event that moves none of them
+        # reuses the cut), keyed on every field cap_size reads of each order
+        cap_key = (tuple(self.positions.items()), self.cash, _orders_key(self.live.values()),
+                   tuple(free_quotes), limit, self.cfg.quote.min_size, _orders_key(pinned),
+                   self.cfg.limits, self._others(), self.game)
+        capped, cap_notes = self._memo("cap", cap_key, lambda: cap_quotes(
             self.game.book, GamePosition(dict(self.positions), self.cash), self.live.values(),
             free_quotes, limit, min_size=self.cfg.quote.min_size,
-            pinned=(*self.cancelling.values(), *self._in_flight()), cfg=self.cfg.limits,
-            others=self._others(), sport=self.game.sport_key)
+            pinned=pinned, cfg=self.cfg.limits,
+            others=self._others(), sport=self.game.sport_key))
         free_quotes = list(capped)
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
@@ -1157,6 +1163,10 @@ class GameWorker:
                       for seq, a in self.unknown.items() if isinstance(a, Place))
         return (*self.live.values(), *self.cancelling.values(), *maybe)
 
+    def _memo(self, step: str, key: Any, compute: Any) -> Any:
+        """``compute()``, through :attr:`quote_memo` unless that is None (off)."""
+        return compute() if self.quote_memo is None else self.quote_memo.get(step, key, compute)
+
     def _in_flight(self) -> tuple[LiveOrder, ...]:
         """What sent, unacknowledged actions may already rest on the exchange, as pseudo-orders:
         a pending place whole, and a pending (or timed-out) amend's increase over the order's
@@ -1213,6 +1223,11 @@ def _updated_cost(cost: int, before: int, after: int, signed: int, money: int) -
         # closed (and maybe flipped): the remainder is opened at this fill's price
         return (money * abs(after) // abs(signed)) * (1 if after > 0 else -1) if after else 0
     return cost * abs(after) // abs(before)  # reducing keeps the average
+
+
+def _orders_key(orders: Any) -> tuple[tuple[str, str, int, int], ...]:
+    """(market, side, price, open count) of each order, in order: what sizing reads of them."""
+    return tuple((o.market, o.side, o.price, o.remaining) for o in orders)
 
 
 def _as_live(ev: OrderEv, placed_ns: int) -> LiveOrder:
