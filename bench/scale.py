@@ -183,7 +183,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     from mmcore.theo.pull import pull_theos
     from mmcore.venues.oddsapi import OddsApiClient
 
-    startup_s = 20 + 1.8 * n
+    startup_s = args.startup_s if args.startup_s is not None else 20 + 1.8 * n
     life_s = startup_s + args.seconds + 10
     try:  # enough distinct pairings for 50 games (the default slate runs out of teams at ~21)
         from mmcore.sim.worlds import world_scenario
@@ -296,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the measured window")
     ap.add_argument("--tier", default="basic", help="the scenario's rate tier (the account's)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--startup-s", type=float, default=None,
+                    help="start-up allowance before the window opens (default 20 + 1.8 × N s)")
     ap.add_argument("--per-worker", action="store_true", help="also print one line per worker")
     args = ap.parse_args(argv)
     ns = [int(x) for x in args.n.split(",") if x]
