@@ -86,6 +86,8 @@ class GameBook:
     def scale(self) -> int:
         """``(N − 1) × PRICE_ONE / g``, ``g`` = gcd of $1 and every settlement value: the factor
         that keeps ``(scale) × d_o`` an exact integer (``n − 1`` for a plain game)."""
+        if not self.extra_outcomes:  # every event asks for it several times
+            return len(self.markets) - 1
         return (self.n_outcomes - 1) * (PRICE_ONE // self._value_gcd())
 
     def _value_gcd(self) -> int:

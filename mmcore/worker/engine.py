@@ -860,13 +860,19 @@ class GameWorker:
                 continue
             top = book.top()
             if top.bid is not None:
-                lo, mine = top.bid - w, own.get((m, "bid"))
-                total += (sum(max(0, n - mine.get(p, 0)) for p, n in book.bids.items() if p >= lo)
-                          if mine else sum(n for p, n in book.bids.items() if p >= lo and n > 0))
+                lo, mine = top.bid - w, own.get((m, "bid"), {})
+                for p, n in book.bids.items():
+                    if p >= lo:
+                        n -= mine.get(p, 0)
+                        if n > 0:
+                            total += n
             if top.ask is not None:
-                hi, mine = top.ask + w, own.get((m, "ask"))
-                total += (sum(max(0, n - mine.get(p, 0)) for p, n in book.asks.items() if p <= hi)
-                          if mine else sum(n for p, n in book.asks.items() if p <= hi and n > 0))
+                hi, mine = top.ask + w, own.get((m, "ask"), {})
+                for p, n in book.asks.items():
+                    if p <= hi:
+                        n -= mine.get(p, 0)
+                        if n > 0:
+                            total += n
         return game_limit(self.game.sport_key, total, self.cfg.limits)
 
     def marks(self) -> tuple[tuple[float, ...], str]:
