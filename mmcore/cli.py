@@ -336,7 +336,10 @@ def resume(
     game again; prints each flag removed. Cancels nothing and starts nothing."""
     if bool(event_ticker) == all_events:
         _fail(InputError("give an EVENT_TICKER or --all (not both)"))
-    halt_dir = _settings_for(None).halt_dir
+    try:
+        halt_dir = _settings_for(None).halt_dir
+    except MMError as exc:
+        _fail(exc, 1)
     names = ([p.name for p in sorted(halt_dir.iterdir()) if p.is_file()]
              if all_events and halt_dir.is_dir() else [event_ticker or ""])
     removed = []
@@ -372,7 +375,10 @@ def demo(
         raise typer.Exit(1 if result.resting_after else 0)
     from flows.demo import DemoConfig, run_demo_prefect
 
-    code = run_demo_prefect(DemoConfig(games=games, minutes=minutes, seed=seed, exit_after=exit_after))
+    try:
+        code = run_demo_prefect(DemoConfig(games=games, minutes=minutes, seed=seed, exit_after=exit_after))
+    except MMError as exc:
+        _fail(exc, 1)
     raise typer.Exit(code)
 
 

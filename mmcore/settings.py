@@ -10,11 +10,13 @@ With nothing set, everything points at the embedded local exchange and odds serv
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mmcore.errors import ConfigError
@@ -47,6 +49,59 @@ DEFAULT_SPORTS = ("basketball_nba", "americanfootball_nfl", "icehockey_nhl", "ba
 MAX_BOOKS_PER_CREDIT = 10
 
 
+SECRET_FIELDS = ("odds_api_key", "kalshi_api_key_id", "kalshi_private_key_path")
+"""Settings whose values are secrets (an API key, a key id, where the private key lives)."""
+SECRET_ENV_VARS = ("ODDS_API_KEY", "MM_ODDS_API_KEY", "KALSHI_API_KEY_ID", "MM_KALSHI_API_KEY_ID",
+                   "KALSHI_PRIVATE_KEY_PATH", "MM_KALSHI_PRIVATE_KEY_PATH", "KALSHI_PRIVATE_KEY",
+                   "MM_KALSHI_PRIVATE_KEY")
+_SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "CREDENTIAL")
+REDACTED = "***"
+
+
+def _secret_values(init: dict[str, Any], env_file: object) -> list[str]:
+    """Every secret-looking value this construction could have read: the secret fields given
+    directly, and the environment's / ``.env``'s variables whose names say key, secret, token or
+    password (a mistyped ``MM_ODDS_API_KEYY`` included). Longest first, so a value containing
+    another is blanked whole."""
+    found: list[str] = []
+    for name, value in init.items():
+        if name in SECRET_FIELDS or any(w in name.upper() for w in _SECRET_WORDS):
+            found.append(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+    env: dict[str, Any] = dict(os.environ)
+    for path in (env_file if isinstance(env_file, (list, tuple)) else [env_file]):
+        if path and Path(str(path)).is_file():
+            try:
+                from dotenv import dotenv_values
+
+                env.update(dotenv_values(path, encoding="utf-8"))
+            except Exception:  # noqa: BLE001 - an unreadable .env fails in pydantic already
+                pass
+    for name, value in env.items():
+        if value and (name.upper() in SECRET_ENV_VARS or any(w in name.upper() for w in _SECRET_WORDS)):
+            found.append(value)
+    return sorted({v.strip() for v in found if v and len(v.strip()) >= 4}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret value replaced by ``***``."""
+    for value in secrets:
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def settings_error_message(exc: ValidationError, secrets: Sequence[str] = ()) -> str:
+    """A settings :class:`ValidationError` as ``field: reason`` lines, never echoing an input.
+
+    pydantic's own text repeats each bad input (for a model-level check, every input at once,
+    keys included); this keeps the field names and reasons only, then blanks any secret value
+    that a reason might still quote."""
+    lines = [f"{exc.error_count()} invalid setting(s)"]
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "settings"
+        lines.append(f"  {loc}: {err['msg'].removeprefix('Value error, ')}")
+    return redact("\n".join(lines), list(secrets))
+
+
 def _csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -63,6 +118,18 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
     )
+
+    def __init__(self, **values: Any) -> None:
+        """As pydantic-settings, but a refusal is a :class:`ConfigError` whose message names
+        each bad setting and why, and never any input value (no secret can leak through it,
+        nor through a chained traceback)."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            env_file = values.get("_env_file", type(self).model_config.get("env_file"))
+            secrets = _secret_values({k: v for k, v in values.items() if not k.startswith("_")},
+                                     env_file)
+            raise ConfigError(settings_error_message(exc, secrets)) from None
 
     venue: Venue = "sim"
     live_opt_in: bool = False
@@ -120,10 +187,11 @@ class Settings(BaseSettings):
     """Sum over running games of the largest directional exposure, resting orders included."""
 
     kalshi_api_key_id: str | None = Field(
-        default=None, validation_alias=AliasChoices("KALSHI_API_KEY_ID", "MM_KALSHI_API_KEY_ID")
+        default=None, validation_alias=AliasChoices("KALSHI_API_KEY_ID", "MM_KALSHI_API_KEY_ID"),
+        repr=False,  # secret-adjacent: never in a repr or a traceback's locals
     )
     kalshi_private_key_path: Path | None = Field(
-        default=None,
+        default=None, repr=False,
         validation_alias=AliasChoices("KALSHI_PRIVATE_KEY_PATH", "MM_KALSHI_PRIVATE_KEY_PATH"),
     )
 
@@ -221,5 +289,5 @@ def get_settings() -> Settings:
     """Settings for this process, read once. Raises :class:`ConfigError` with the reasons."""
     try:
         return Settings()
-    except ValueError as exc:  # pydantic.ValidationError is a ValueError
-        raise ConfigError(f"invalid settings: {exc}") from exc
+    except ValueError as exc:  # a ConfigError already redacted by Settings
+        raise ConfigError(f"invalid settings: {exc}") from None

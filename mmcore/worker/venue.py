@@ -41,7 +41,12 @@ def signer_for(settings: Settings) -> Signer:
         return Signer(creds.key_id, load_private_key(creds.private_key_path))
     if not settings.kalshi_api_key_id or not settings.kalshi_private_key_path:
         raise ConfigError(f"venue {settings.venue} needs KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH")
-    return Signer(settings.kalshi_api_key_id, load_private_key(settings.kalshi_private_key_path))
+    try:
+        key = load_private_key(settings.kalshi_private_key_path)
+    except ConfigError as exc:  # its message names the path, a secret setting: name the variable
+        raise ConfigError(str(exc).replace(str(settings.kalshi_private_key_path),
+                                           "$KALSHI_PRIVATE_KEY_PATH")) from None
+    return Signer(settings.kalshi_api_key_id, key)
 
 
 RATE_SAFETY = 0.9
