@@ -32,7 +32,18 @@ DEFAULT_HJB = HjbParams(
     carry_to_settlement=True,
 )
 DEFAULT_COMPETITION = CompetitionParams()
-DEFAULT_QUOTE_PARAMS = QuoteParams(hjb=DEFAULT_HJB, competition=DEFAULT_COMPETITION)
+DEFAULT_UNCERTAINTY_WIDEN_K = 0.0
+DEFAULT_CONFIDENCE_WIDEN_K = 0.0
+"""Theo disagreement across books does not widen by default (``QuoteParams`` keeps 1.0 / 0.5
+for explicit use). Measured (bench/strategy.py, calibrated world, 6 games a level, truth-valued
+net P&L $/game, ours with 1.0/0.5 → 0/0): benign +1.52 → +5.35 (fills 39 → 130, time at best
+11 % → 38 %), default −0.90 → +0.50, toxic −7.76 → −6.05. The book-disagreement term added
+~1.3¢ to a ~1¢ model half-spread, so ours sat 2–3 ticks behind the top while the flow was
+benign; toxicity is measured where it shows — our fills' markouts, order flow, volatility and
+jumps (:mod:`mmcore.quoting.guards`) — and widens and sizes from that."""
+DEFAULT_QUOTE_PARAMS = QuoteParams(hjb=DEFAULT_HJB, competition=DEFAULT_COMPETITION,
+                                   uncertainty_widen_k=DEFAULT_UNCERTAINTY_WIDEN_K,
+                                   confidence_widen_k=DEFAULT_CONFIDENCE_WIDEN_K)
 
 T = TypeVar("T")
 
