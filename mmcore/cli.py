@@ -46,16 +46,23 @@ def theo(
     live: bool = typer.Option(False, "--live", help="Pull now instead of reading a file."),
     sport: str = typer.Option("basketball_nba", "--sport", help="Sport key for --live."),
     now: Optional[str] = typer.Option(
-        None, "--now", help="Pull time (ISO-8601) used to age books; default: newest last_update in the file."
+        None, "--now", help="Pull time (ISO-8601) used to age books; default: newest last_update "
+        "in the file that is not after the wall clock."
     ),
 ) -> None:
     """Print, per event and outcome, each book's fair probability, the consensus theo and
     confidence, and every dropped book or event with its reason (JSON on stdout)."""
+    import time
+
+    from mmcore.odds.parse import stamp_ns
     from mmcore.odds.report import theo_report
 
     try:
         params = _consensus_params(method)
-        now_ns = iso_to_ns(now) if now else None
+        try:
+            now_ns = stamp_ns(now) if now else None
+        except ValueError as exc:
+            raise InputError(f"--now {now!r}: {exc}") from None
         if live:
             if file is not None:
                 raise InputError("give either FILE or --live, not both")
@@ -64,13 +71,23 @@ def theo(
             if file is None:
                 raise InputError("give an odds FILE (or --live)")
             payload = _read_json(file)
-        report = theo_report(payload, now_ns=now_ns, params=params)
+        report = theo_report(payload, now_ns=now_ns, params=params, not_after_ns=time.time_ns())
     except MMError as exc:
         _fail(exc)
-    except ValueError as exc:  # e.g. a bad --now
+    except ValueError as exc:
         _fail(exc)
-    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    _write_json(report)
+
+
+def _write_json(report: Any) -> None:
+    """All or nothing: the whole text is built, and escaped to ASCII when stdout's encoding
+    cannot carry it, before one write (never a half report then a UnicodeEncodeError)."""
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(report, indent=2, ensure_ascii=True) + "\n"
+    sys.stdout.write(text)
 
 
 def _read_json(file: Path) -> Any:

@@ -158,3 +158,13 @@ def test_nba_sample_without_pinnacle_uses_fallback(odds_samples):
     assert any(not has for has, _ in modes.values()), "sample lost its no-Pinnacle events"
     for has, mode in modes.values():
         assert (mode in ("anchored", "anchor_only")) if has else (mode in ("median", "none"))
+
+
+def test_a_book_dated_after_the_pull_is_dropped_not_fresh():
+    ev = event(line("pinnacle", (0.6, 0.4)), line("fanduel", (0.62, 0.38)),
+               line("draftkings", (0.5, 0.5), age_s=-3600))  # stamped an hour after the pull
+    th = consensus_theo(ev, NOW)
+    assert any(d.book == "draftkings" and "after the pull" in d.reason for d in th.dropped)
+    assert {b.book for b in th.books} == {"pinnacle", "fanduel"}
+    skewed = consensus_theo(event(line("pinnacle", (0.6, 0.4), age_s=-60)), NOW)
+    assert skewed.books and skewed.books[0].age_s == 0.0  # a minute of clock skew is fine

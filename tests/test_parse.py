@@ -175,3 +175,25 @@ def test_garbage_bytes_never_crash_after_decode(raw):
     except (ValueError, UnicodeDecodeError):
         return
     parse_odds(payload)
+
+
+@given(st.text(st.characters(categories=["Cs", "Ll"]), min_size=1, max_size=6),
+       st.sampled_from(["id", "home_team", "away_team", "sport_key", "book", "outcome"]))
+def test_every_string_out_of_the_parser_can_be_encoded(text, where):
+    """A lone surrogate anywhere rejects what holds it; reasons and ids show it escaped."""
+    ev = _event([_book("pinnacle", [("Boston Celtics", 1.8), ("New York Knicks", 2.1)]),
+                 _book("fanduel", [("Boston Celtics", 1.8), ("New York Knicks", 2.1)])])
+    if where == "book":
+        ev["bookmakers"][1]["key"] = text
+    elif where == "outcome":
+        ev["bookmakers"][1]["markets"][0]["outcomes"][0]["name"] = text
+    else:
+        ev[where] = text
+    parsed = parse_odds([ev])
+    for e in parsed.events:
+        for s in (e.event_id, e.sport_key or "", *e.outcomes, *(b.book for b in e.books),
+                  *(b.title for b in e.books)):
+            s.encode("utf-8")
+    for r in parsed.rejections:
+        for s in (r.event_id or "", r.book or "", r.reason):
+            s.encode("utf-8")

@@ -7,8 +7,10 @@ dropped book with its reason). No I/O, no clock.
 Algorithm (reference/odds-api.md §4.2), per event:
 
 1. **Gates per book.** Booksum must be ≥ 1 (underround = stale, mixed or an exchange) and ≤ 1.10
-   (2-way) / 1.15 (3-way). Age = ``now − last_update`` (future stamps clamp to 0); older than
-   ``max_age_s`` → dropped; for a pre-game theo, a book updated at or after the start is in-play.
+   (2-way) / 1.15 (3-way). Age = ``now − last_update``; a book stamped more than
+   ``max_future_s`` after the pull is dropped (a clock or data error: it cannot have priced
+   after we fetched it), smaller skews clamp to age 0; older than ``max_age_s`` → dropped; for a
+   pre-game theo, a book updated at or after the start is in-play.
 2. **De-vig** each surviving book with the chosen method (Shin by default).
 3. **Reference.** Pinnacle (``anchor_book``) when present — unless it sits more than
    ``anchor_suspect_pp`` from the median of at least ``anchor_check_min_books`` other books, in
@@ -78,6 +80,7 @@ class ConsensusParams:
     default_book_weight: float = 0.5
     staleness_tau_s: float = 900.0
     max_age_s: float = 3600.0
+    max_future_s: float = 300.0
     unknown_age_weight: float = 0.5
     max_booksum_2way: float = 1.10
     max_booksum_3way: float = 1.15
@@ -94,6 +97,8 @@ class ConsensusParams:
             raise ValueError("anchor_share must be in (0, 1]")
         if self.staleness_tau_s <= 0 or self.max_age_s <= 0:
             raise ValueError("staleness_tau_s and max_age_s must be positive")
+        if self.max_future_s < 0:
+            raise ValueError("max_future_s must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +179,11 @@ def _gate(
     age_s: float | None = None
     freshness = params.unknown_age_weight
     if line.last_update_ns is not None:
-        age_s = max(0.0, (now_ns - line.last_update_ns) / NS_PER_S)
+        ahead_s = (line.last_update_ns - now_ns) / NS_PER_S
+        if ahead_s > params.max_future_s:
+            return (f"dated {ahead_s / 60:.0f} min after the pull (max {params.max_future_s / 60:.0f}):"
+                    " a clock or data error")
+        age_s = max(0.0, -ahead_s)
         if age_s > params.max_age_s:
             return f"stale: last update {age_s / 60:.0f} min before the pull (max {params.max_age_s / 60:.0f})"
         if (

@@ -11,7 +11,13 @@ Rules (from reference/odds-api.md §5):
   price all three outcomes — a 3-way market is never de-vigged as 2-way;
 - a book missing an outcome, pricing an unknown or duplicated name, or with an unusable price is
   dropped for that event, never normalised over a partial set;
-- ``last_update`` is taken from the market when present (2023+ payloads), else the bookmaker.
+- ``last_update`` is taken from the market when present (2023+ payloads), else the bookmaker;
+- every time must lie in [:data:`MIN_STAMP_NS`, :data:`MAX_STAMP_NS`) (2000 to 2100): an event
+  starting outside it is rejected, a book stamped outside it is dropped (a stamp of 2099 or of
+  year 33658 is a data error, and would otherwise overflow or age every other book);
+- text must be valid Unicode: a lone UTF-16 surrogate (JSON ``"\ud800"``) in an event id, team,
+  sport or book key rejects the event or the book; rejections show such text escaped, so every
+  string that leaves the parser can be encoded.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from pydantic import ValidationError
 from mmcore.models import OddsBookmaker, OddsEvent, iso_to_ns
 from mmcore.odds.events import DRAW, BookLine, EventOdds, Rejection
 
+MIN_STAMP_NS = 946_684_800 * 1_000_000_000
+"""2000-01-01T00:00:00Z: older times in an odds payload are data errors."""
+MAX_STAMP_NS = 4_102_444_800 * 1_000_000_000
+"""2100-01-01T00:00:00Z: later times are data errors (the bound Kalshi puts on order expiry)."""
 MAX_DECIMAL_ODDS = 1000.0
 """Prices above this are treated as garbage (no book offers 999/1 on a game winner)."""
 H2H = "h2h"
@@ -44,6 +54,28 @@ class ParsedOdds:
 def clean_name(name: str) -> str:
     """NFC-normalise and trim a team name so "Leganés" composed or decomposed compares equal."""
     return " ".join(unicodedata.normalize("NFC", name).split())
+
+
+def stamp_ns(value: str | int) -> int:
+    """An Odds API time (ISO-8601 or unix seconds) as ns; :class:`ValueError` when unparsable or
+    outside [2000, 2100)."""
+    try:
+        ns = iso_to_ns(value)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(str(exc)) from None
+    if not MIN_STAMP_NS <= ns < MAX_STAMP_NS:
+        raise ValueError("outside 2000-2100")
+    return ns
+
+
+def has_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone UTF-16 surrogate, which no UTF-8 output can encode."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` escapes (for reasons and ids)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if has_surrogate(text) else text
 
 
 def parse_odds(payload: Any) -> ParsedOdds:
@@ -78,13 +110,19 @@ def _parse_event(raw: Any, index: int, out: list[Rejection]) -> EventOdds | None
     try:
         env = OddsEvent.model_validate({**raw, "bookmakers": []})
     except ValidationError as exc:
-        eid = raw.get("id") if isinstance(raw.get("id"), str) else None
+        eid = printable(raw["id"]) if isinstance(raw.get("id"), str) else None
         out.append(Rejection(eid, None, f"malformed event ({_first_error(exc)})"))
         return None
-    eid = env.id
+    eid = printable(env.id)
 
     def reject(reason: str) -> None:
         out.append(Rejection(eid, None, reason))
+
+    bad = [f for f in ("id", "sport_key", "home_team", "away_team")
+           if has_surrogate(getattr(env, f) or "")]
+    if bad:
+        reject(f"{', '.join(bad)}: invalid text (a lone UTF-16 surrogate)")
+        return None
 
     if not env.home_team or not env.away_team:
         reject("no home_team/away_team (an outright market, not a game)")
@@ -96,9 +134,9 @@ def _parse_event(raw: Any, index: int, out: list[Rejection]) -> EventOdds | None
     commence_ns: int | None = None
     if env.commence_time is not None:
         try:
-            commence_ns = iso_to_ns(env.commence_time)
-        except (ValueError, TypeError, OverflowError):
-            reject(f"unparsable commence_time {env.commence_time!r}")
+            commence_ns = stamp_ns(env.commence_time)
+        except ValueError as exc:
+            reject(f"unusable commence_time {env.commence_time!r} ({exc})")
             return None
     if not isinstance(raw_books, list) or not raw_books:
         reject("no bookmakers")
@@ -108,9 +146,16 @@ def _parse_event(raw: Any, index: int, out: list[Rejection]) -> EventOdds | None
     for j, rb in enumerate(raw_books):
         key = rb.get("key") if isinstance(rb, dict) and isinstance(rb.get("key"), str) else None
         try:
-            books.append(OddsBookmaker.model_validate(rb))
+            book = OddsBookmaker.model_validate(rb)
         except ValidationError as exc:
-            out.append(Rejection(eid, key or f"#{j}", f"malformed bookmaker ({_first_error(exc)})"))
+            out.append(Rejection(eid, printable(key) if key else f"#{j}",
+                                 f"malformed bookmaker ({_first_error(exc)})"))
+            continue
+        if has_surrogate(book.key) or has_surrogate(book.title):
+            out.append(Rejection(eid, printable(book.key),
+                                 "bookmaker key or title: invalid text (a lone UTF-16 surrogate)"))
+            continue
+        books.append(book)
 
     three_way = (env.sport_key or "").startswith("soccer") or any(
         clean_name(o.name) == DRAW for b in books for m in b.markets if m.key == H2H for o in m.outcomes
@@ -182,7 +227,11 @@ def _parse_book(
         try:
             last_update_ns = iso_to_ns(stamp)
         except (ValueError, TypeError, OverflowError):
-            last_update_ns = None
+            last_update_ns = None  # unreadable: an unknown age (weighted down by the consensus)
+        else:
+            if not MIN_STAMP_NS <= last_update_ns < MAX_STAMP_NS:
+                reject(f"last_update {stamp!r} is outside 2000-2100 (a data error)")
+                return None
     return BookLine(
         book=book.key,
         title=book.title or book.key,
@@ -191,7 +240,11 @@ def _parse_book(
     )
 
 
-def latest_update_ns(events: Iterable[EventOdds]) -> int | None:
-    """The newest ``last_update`` in a payload: a stand-in for the fetch time of a saved file."""
-    stamps = [b.last_update_ns for e in events for b in e.books if b.last_update_ns is not None]
+def latest_update_ns(events: Iterable[EventOdds], not_after_ns: int | None = None) -> int | None:
+    """The newest ``last_update`` in a payload at or before ``not_after_ns`` (when given): a
+    stand-in for the fetch time of a saved file. The bound (the wall clock when the file is
+    read) keeps one book dated in the future from becoming "now" and ageing every other book;
+    that book is then dropped by the consensus as dated after the pull."""
+    stamps = [b.last_update_ns for e in events for b in e.books if b.last_update_ns is not None
+              and (not_after_ns is None or b.last_update_ns <= not_after_ns)]
     return max(stamps) if stamps else None

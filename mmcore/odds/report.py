@@ -47,17 +47,28 @@ def event_report(event: EventOdds, theo: EventTheo, parse_rejections: list[dict[
 
 
 def theo_report(
-    payload: Any, *, now_ns: int | None = None, params: ConsensusParams = ConsensusParams()
+    payload: Any, *, now_ns: int | None = None, params: ConsensusParams = ConsensusParams(),
+    not_after_ns: int | None = None,
 ) -> dict[str, Any]:
     """Parse, de-vig and blend every event of a payload.
 
     ``now_ns`` is the pull time used to age books; for a saved file without one, the newest
-    ``last_update`` in the payload stands in (the file was fetched at or after it).
+    ``last_update`` at or before ``not_after_ns`` stands in (the file was fetched at or after
+    it, and not after the moment it is read: pass the wall clock). Never the newest stamp
+    alone: one book dated 2099 would make every other book stale. Books dated after the as-of
+    time (beyond ``params.max_future_s``) are dropped with their reason.
     """
     parsed: ParsedOdds = parse_odds(payload)
-    as_of = now_ns if now_ns is not None else latest_update_ns(parsed.events)
+    source = "pull time"
+    as_of = now_ns
     if as_of is None:
-        as_of = 0
+        as_of, source = latest_update_ns(parsed.events, not_after_ns), "newest last_update"
+        if not_after_ns is not None:
+            source += " not after the wall clock"
+    if as_of is None and not_after_ns is not None:
+        as_of, source = not_after_ns, "wall clock"
+    if as_of is None:
+        as_of, source = 0, "none"
     events = []
     for event in parsed.events:
         theo = consensus_theo(event, as_of, params)
@@ -83,6 +94,7 @@ def theo_report(
     return {
         "method": params.method,
         "as_of": ns_to_iso(as_of) if as_of else None,
+        "as_of_from": source,
         "events": events,
         "rejected_events": rejected,
     }
