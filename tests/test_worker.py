@@ -424,14 +424,24 @@ def test_breach_limit_is_the_largest_limit_of_the_memory_window(steps):
 
 def test_low_theo_confidence_widens_the_quotes():
     """Issue 10 item 6: the same theo at confidence 0 is quoted wider than at 1.0 (empty
-    books, so the model's half-spreads, not competition, set the prices)."""
+    books, so the model's half-spreads, not competition, set the prices) when the worker is
+    configured with a ``confidence_widen_k`` (and, as before, ``uncertainty_widen_k`` 1.0);
+    both defaults are 0 since issue 11 (the strategy
+    bench: widening on book disagreement cost fills with no adverse selection behind it), so
+    by default the confidence does not move the quotes."""
+    import dataclasses
+
+    from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
+
     def empty(market):
         b = MarketBook(market)
         b.apply_snapshot([], [], use_yes_price=False)
         return b
 
-    def spread(conf):
-        w = GameWorker(GAME, WorkerConfig("w1"), T0)
+    def spread(conf, k=0.5):
+        cfg = dataclasses.replace(WorkerConfig("w1"), quote=dataclasses.replace(
+            DEFAULT_QUOTE_PARAMS, uncertainty_widen_k=1.0, confidence_widen_k=k))
+        w = GameWorker(GAME, cfg, T0)
         acts = []
         for ev in (ConnEv(True), ReconcileEv({}, (), T0, initial=True),
                    TheoEv((0.6, 0.4), (0.02, 0.02), T0, confidence=conf),
@@ -442,6 +452,8 @@ def test_low_theo_confidence_widens_the_quotes():
 
     assert spread(0.0) > spread(1.0)
     assert spread(None) == spread(1.0)
+    assert WorkerConfig("w1").quote.confidence_widen_k == 0.0
+    assert spread(0.0, k=0.0) == spread(1.0, k=0.0)
 
 
 def test_stop_loss_barrier_quotes_the_market_reduce_only_at_theo():
