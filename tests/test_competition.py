@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +12,7 @@ from mmcore.orders import LiveOrder
 from mmcore.quoting.competition import CompetitionParams, MarketInputs, quote_market
 from mmcore.ticks import TickGrid
 from mmcore.units import CENT, CONTRACT
+from tests.refvectors import quoting_vectors
 
 GRID = TickGrid.linear_cent()
 NO_MAKER = FeeSchedule.from_series("quadratic")
@@ -38,8 +37,8 @@ def inputs_from_tv9(i: dict) -> MarketInputs:
 
 
 @pytest.mark.parametrize("schedule", [NO_MAKER, MAKER], ids=["no-maker-fee", "maker-fee"])
-def test_tv9_rule_table(shared_dir, schedule):
-    cases = json.loads((shared_dir / "reference" / "quoting-vectors.json").read_text())["TV9_quote_rules"]
+def test_tv9_rule_table(schedule):
+    cases = quoting_vectors()["TV9_quote_rules"]
     assert len(cases) >= 10
     for case in cases:
         inp = inputs_from_tv9(case["inputs"])

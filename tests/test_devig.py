@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from mmcore.odds.devig import (
     implied_probabilities,
     worst_case,
 )
+from tests.refvectors import devig_vectors
 
 TOL = 1e-6  # vectors are rounded to 6 dp (params to 9)
 NEGATIVE = "3way_additive_goes_negative"
@@ -30,8 +29,8 @@ SOLVED = ("power", "shin", "odds_ratio", "logit_shift")
 
 
 @pytest.fixture(scope="module")
-def raw_vectors(shared_dir: Path) -> dict[str, Any]:
-    return json.loads((shared_dir / "reference" / "devig-vectors.json").read_text(encoding="utf-8"))
+def raw_vectors() -> dict[str, Any]:
+    return devig_vectors()
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +24,7 @@ from mmcore.risk.exposure import (
     worst_case_inventory,
 )
 from mmcore.units import CENT, CONTRACT, PRICE_ONE
+from tests.refvectors import quoting_vectors
 
 GAME = GameBook(("A", "B"))
 SOCCER = GameBook(("HOME", "AWAY", "TIE"))
@@ -41,8 +40,8 @@ def live(market: str, side: str, price_cents: int, contracts: int) -> LiveOrder:
 
 
 @pytest.fixture(scope="module")
-def tv13(shared_dir: Path) -> dict[str, Any]:
-    raw = json.loads((shared_dir / "reference" / "quoting-vectors.json").read_text(encoding="utf-8"))
+def tv13() -> dict[str, Any]:
+    raw = quoting_vectors()
     return raw["TV13_event_mapping"]
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -26,14 +24,15 @@ from mmcore.fees import (
     trade_fee,
 )
 from mmcore.units import CENT, CONTRACT, PRICE_ONE, parse_dollars
+from tests.refvectors import quoting_vectors
 
 MAKER = FeeSchedule("quadratic_with_maker_fees")
 PLAIN = FeeSchedule("quadratic")
 COMBO = FeeSchedule("quadratic_with_combo_maker_fees")
 
 
-def _vectors(shared_dir: Path, name: str) -> list[dict]:
-    return json.loads((shared_dir / "reference" / "quoting-vectors.json").read_text())[name]
+def _vectors(name: str) -> list[dict]:
+    return quoting_vectors()[name]
 
 
 def _dollars(x: float) -> Fraction:
@@ -41,8 +40,8 @@ def _dollars(x: float) -> Fraction:
     return Fraction(Decimal(str(x))) * PRICE_ONE
 
 
-def test_tv7_every_row(shared_dir: Path) -> None:
-    for row in _vectors(shared_dir, "TV7_fees"):
+def test_tv7_every_row() -> None:
+    for row in _vectors("TV7_fees"):
         price, count = row["P_cents"] * CENT, row["C"] * CONTRACT
         for side, maker in (("taker", False), ("maker", True)):
             v = row[side]
@@ -59,8 +58,8 @@ def test_tv7_every_row(shared_dir: Path) -> None:
                 assert got == _dollars(v["effective_single_fill_nondirect"]), (row, side, buy)
 
 
-def test_tv7b_per_contract_at_100_lots(shared_dir: Path) -> None:
-    for row in _vectors(shared_dir, "TV7b_fee_per_contract_C100"):
+def test_tv7b_per_contract_at_100_lots() -> None:
+    for row in _vectors("TV7b_fee_per_contract_C100"):
         price, clip = row["P_cents"] * CENT, 100 * CONTRACT
         # vectors are cents per contract; price units per contract = cents × CENT
         assert maker_fee_per_contract(price, MAKER, clip) == pytest.approx(row["maker_c"] * CENT)

@@ -7,9 +7,7 @@ those tests convert: x¢ → x/100 $, γ per ¢ → 100·γ per $, k per ¢ → 
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,13 +33,14 @@ from mmcore.quoting.hjb import (
 )
 from mmcore.ticks import TickGrid
 from mmcore.units import PRICE_ONE
+from tests.refvectors import quoting_vectors
 
 TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def tv(shared_dir: Path) -> dict[str, Any]:
-    return json.loads((shared_dir / "reference" / "quoting-vectors.json").read_text())
+def tv() -> dict[str, Any]:
+    return quoting_vectors()
 
 
 def close(x: float | None, y: float | None, tol: float = TOL) -> bool:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
@@ -17,6 +15,7 @@ from mmcore.risk.jumps import (
     first_touch, observe, observe_stream, observe_theo, observe_trade,
 )
 from mmcore.units import CENT
+from tests.refvectors import quoting_vectors
 
 S = NS_PER_S
 CFG = JumpConfig()
@@ -226,14 +225,13 @@ def test_confirm_config_is_checked() -> None:
 # --- triple barrier -------------------------------------------------------------------------
 
 
-def _tv12(shared_dir: Path) -> dict:
-    vectors = json.loads((shared_dir / "reference" / "quoting-vectors.json").read_text())
-    return vectors["TV12_triple_barrier"]
+def _tv12() -> dict:
+    return quoting_vectors()["TV12_triple_barrier"]
 
 
 @pytest.mark.parametrize("scale", ["price_units", "probability"])
-def test_tv12_reproduced(shared_dir: Path, scale: str) -> None:
-    tv = _tv12(shared_dir)
+def test_tv12_reproduced(scale: str) -> None:
+    tv = _tv12()
     # TV12 is in cents and seconds: price units are exact ints; probabilities exercise the
     # float tolerance (0.44 − 0.47 is not exactly −0.03).
     conv = (lambda c: float(round(c * CENT))) if scale == "price_units" else (lambda c: c / 100)

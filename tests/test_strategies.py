@@ -4,7 +4,6 @@ properties every strategy's quotes must keep (pure unit tests; no exchange neede
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -34,14 +33,14 @@ from mmcore.strategies.as_mid import as_mid_prices
 from mmcore.strategies.volatility import MidVolatility
 from mmcore.ticks import TickGrid
 from mmcore.units import CENT, CONTRACT, PRICE_ONE
+from tests.refvectors import quoting_vectors
 from tests.test_purity import violations
 
 S = 1_000_000_000
 NOW = 1_900_000_000 * S
 A, B = "G-AAA", "G-BBB"
 LINEAR, DECI, TAPERED = TickGrid.linear_cent(), TickGrid.deci_cent(), TickGrid.tapered_deci_cent()
-VECTORS = json.loads(Path("/work/shared/reference/quoting-vectors.json").read_text()) \
-    if Path("/work/shared/reference/quoting-vectors.json").exists() else None
+VECTORS = quoting_vectors()
 
 
 def game(grid: TickGrid = LINEAR, start_ns: int = NOW + 3600 * S) -> GameSpec:
@@ -191,8 +190,7 @@ def test_mid_volatility_matches_tv11_and_samples_on_the_clock_grid():
     for i, m in enumerate(mids):
         v.observe(m / 100, NOW + i * S)
     assert v.sigma() == pytest.approx(0.0045)  # hftbacktest style: 0.45 ¢/√s
-    if VECTORS:
-        assert v.sigma() * 100 == pytest.approx(VECTORS["TV11_vol"]["hftbacktest_style"])
+    assert v.sigma() * 100 == pytest.approx(VECTORS["TV11_vol"]["hftbacktest_style"])
     # between boundaries only the mid prevailing at each boundary counts; a gap repeats it
     w = MidVolatility(S, 60, 2)
     w.observe(0.50, NOW + S // 2)
