@@ -74,7 +74,7 @@ def _secret_values(init: dict[str, Any], env_file: object) -> list[str]:
                 from dotenv import dotenv_values
 
                 env.update(dotenv_values(path, encoding="utf-8"))
-            except Exception:  # noqa: BLE001 - an unreadable .env fails in pydantic already
+            except Exception:  # noqa: BLE001, S110 - an unreadable .env fails in pydantic already
                 pass
     for name, value in env.items():
         if value and (name.upper() in SECRET_ENV_VARS or any(w in name.upper() for w in _SECRET_WORDS)):

@@ -48,7 +48,7 @@ def _env(server: OddsServer, tmp_path: Path) -> dict[str, str]:
 
 def mm_theo(args: list[str], server: OddsServer, tmp_path: Path) -> tuple[int, str, str]:
     """The real ``mm theo`` in a subprocess: what a terminal or a pipe receives."""
-    proc = subprocess.run(MM + ["theo", *args], env=_env(server, tmp_path), cwd=tmp_path,
+    proc = subprocess.run(MM + ["theo", *args], check=False, env=_env(server, tmp_path), cwd=tmp_path,
                           capture_output=True, timeout=120)
     return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8", "replace")
 
