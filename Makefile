@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test bench clean ui-shots
+.PHONY: demo test bench chaos clean ui-shots
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 		echo "== $$b $$args"; $(BIN)/python $$b $$args || exit 1; \
 		echo "== $$b: $$(( $$(date +%s) - t )) s"; done; \
 		echo "== make bench: $$(( $$(date +%s) - start )) s in all"
+
+# The reliability suite (issue 12) at full size: one line per guarantee with its figure, non-zero
+# exit when one fails. CHAOS_ARGS="--scale ci" runs the CI subset, "-g 5" one guarantee.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.run $(CHAOS_ARGS)
 
 # Screenshots of the Prefect UI in headless Chromium after a short demo (not part of `make test`):
 # PNGs in <data dir>/ui-shots/. Installs Debian's chromium + chromium-driver (apt-get) when missing
