@@ -32,6 +32,7 @@ contract of every outcome (riskless) and to the YES/NO accounting shift, and for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -100,6 +101,23 @@ def order_pnl(
     return tuple((signed * (values[i] - price)) // CONTRACT - fees for values in settlement_matrix(book))
 
 
+@functools.lru_cache(maxsize=4096)
+def order_terms(
+    book: GameBook, market: str, side: Side, price: int, count: int, fee_per_contract: int = 0
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """One order's two per-outcome terms of every worst case here: (its change of
+    ``book.scale × d_o`` if it fills — :func:`scaled_order_direction`; ``min(0, its P&L)`` if it
+    fills, fees of ``fee_per_contract`` per contract rounded up charged — :func:`order_pnl`).
+
+    Why cached: sizing asks for the same few orders (ours, resting and desired) many times per
+    decision — every candidate counts every other slot's order — and a worst case is the sum of
+    these terms, so each order's are computed once and looked up after (pure function of its
+    arguments; the cache is bounded). ``count`` and ``price`` as :func:`order_fields` checked."""
+    fees = -(-fee_per_contract * count // CONTRACT)
+    return (scaled_order_direction(book, market, side, count),
+            tuple(min(0, c) for c in order_pnl(book, market, side, price, count, fees)))
+
+
 def worst_case(
     book: GameBook,
     pos: GamePosition,
@@ -115,13 +133,37 @@ def worst_case(
     """
     pnl = list(outcome_pnl(book, pos))
     orders = list(resting) + ([candidate] if candidate is not None else [])
+    n_out = len(pnl)
     for order in orders:
-        market, side, price, count = order_fields(order)
-        fees = -(-fee_per_contract * count // CONTRACT)
-        for o, c in enumerate(order_pnl(book, market, side, price, count, fees)):
-            pnl[o] += min(0, c)
+        mins = order_terms(book, *order_fields(order), fee_per_contract)[1]
+        for o in range(n_out):
+            pnl[o] += mins[o]
     worst = min(pnl)
     return WorstCase(tuple(pnl), worst, pnl.index(worst))
+
+
+def bounds_and_worst(
+    book: GameBook, pos: GamePosition, orders: Iterable[Order], fee_per_contract: int = 0
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], WorstCase]:
+    """``scaled_direction`` of the position, :func:`scaled_bounds` and :func:`worst_case` of the
+    same orders in one pass over them: (own, lo, hi, worst case) — what :func:`cap_size` needs
+    of the orders already resting, equal to calling the three."""
+    own = scaled_direction(book, pos.positions)
+    lo = list(own)
+    hi = list(own)
+    pnl = list(outcome_pnl(book, pos))
+    n_out = len(pnl)
+    for order in orders:
+        dirs, mins = order_terms(book, *order_fields(order), fee_per_contract)
+        for o in range(n_out):
+            d = dirs[o]
+            if d > 0:
+                hi[o] += d
+            else:
+                lo[o] += d
+            pnl[o] += mins[o]
+    worst = min(pnl)
+    return own, tuple(lo), tuple(hi), WorstCase(tuple(pnl), worst, pnl.index(worst))
 
 
 def net_exposure(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
@@ -191,9 +233,11 @@ def scaled_bounds(
     """(min, max) of ``book.scale × d_o`` per outcome over every subset of ``orders`` filling."""
     lo = list(scaled_direction(book, positions))
     hi = list(lo)
+    n_out = len(lo)
     for order in orders:
-        market, side, _, count = order_fields(order)
-        for o, delta in enumerate(scaled_order_direction(book, market, side, count)):
+        dirs = order_terms(book, *order_fields(order))[0]
+        for o in range(n_out):
+            delta = dirs[o]
             if delta > 0:
                 hi[o] += delta
             else:

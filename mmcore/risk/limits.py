@@ -35,10 +35,10 @@ from mmcore.risk.exposure import (
     GamePosition,
     Order,
     WorstCase,
+    bounds_and_worst,
     exposure_vector_bounds,
     order_fields,
     order_pnl,
-    scaled_bounds,
     scaled_direction,
     scaled_order_direction,
     worst_case,
@@ -315,11 +315,10 @@ def cap_size(
     market, side, price, count = order_fields(candidate)
     if count == 0:
         return 0, None
-    orders = list(resting)
     n1 = book.scale  # d_o is kept scaled by this (``n − 1`` for a plain game)
-    lo, hi = scaled_bounds(book, pos.positions, orders)
+    # scaled_direction, scaled_bounds and worst_case of the resting orders, in one pass
+    own, lo, hi, base = bounds_and_worst(book, pos, resting, fee_per_contract)
     unit_dir = scaled_order_direction(book, market, side, 1)
-    base = worst_case(book, pos, orders, fee_per_contract=fee_per_contract)
     gross0 = _gross(lo, hi, n1)
 
     def pnl(k: int) -> tuple[int, ...]:
@@ -335,7 +334,6 @@ def cap_size(
             sport_cap = cfg.sports.get(sport, cfg.default).sport_max_loss_money
             sport_used = others.sport_worst_loss_money + base.worst_loss
 
-    own = scaled_direction(book, pos.positions)
     # Outcomes the candidate pushes up are checked (and named) before those it pushes down.
     order = sorted(range(book.n_outcomes), key=lambda o: -unit_dir[o])
 
