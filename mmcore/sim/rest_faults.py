@@ -17,6 +17,8 @@ positions_lag           seconds, lag_s            GET positions is ``lag_s`` old
 ws_disconnect           count                     (WebSocket layer) drop connections
 seq_gap                 count                     (WebSocket layer) skip a ``seq``
 duplicate_delta         count                     (WebSocket layer) repeat a delta
+reorder_delta           count                     (WebSocket layer) swap a delta frame with
+                                                  the next one of its subscription
 pause                   ticker (market or event)  pause; cancel_order_on_pause orders go
 reactivate              ticker                    reactivate; every resting order goes
 early_close             ticker                    close now; every resting order goes
@@ -26,6 +28,10 @@ route_5xx               path, count               next ``count`` requests to ``p
 ws_silence              ticker, seconds           (WebSocket layer) no ``orderbook_delta``
                                                   frame (delta or snapshot) of that market until
                                                   then; the socket stays up, pings go on
+taker_sweep             ticker, side              a taker hits every order resting on ``side``
+                                                  (``bid`` / ``ask``) of the market (each market
+                                                  of an event) at once: one immediate-or-cancel
+                                                  order per market, through the whole depth
 ======================  ========================  ==============================================
 
 Counts add up; windows (``seconds``) start at the exchange clock's now and replace a running
@@ -35,11 +41,12 @@ window of the same kind. Times are exchange-clock ns; ``*_s`` parameters are sec
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from mmcore.sim.engine import EngineEvent, FillEvent, PositionEvent, PositionRecord
+from mmcore.sim.engine import EngineEvent, FillEvent, OrderRequest, PositionEvent, PositionRecord
 from mmcore.sim.engine_types import EngineError
 from mmcore.sim.exchange import LocalExchange
 from mmcore.sim.rest_render import fill_leg_cost
@@ -54,11 +61,13 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "ws_disconnect": ("count",),
     "seq_gap": ("count",),
     "duplicate_delta": ("count",),
+    "reorder_delta": ("count",),
     "pause": ("ticker",),
     "reactivate": ("ticker",),
     "early_close": ("ticker",),
     "route_5xx": ("path", "count"),
     "ws_silence": ("ticker", "seconds"),
+    "taker_sweep": ("ticker", "side"),
 }
 """Fault kind → its required parameters."""
 HISTORY_KEEP_NS = 600 * NS_PER_S
@@ -75,6 +84,10 @@ _BOUNDS = {"count": MAX_FAULT_COUNT, "seconds": MAX_FAULT_SECONDS, "lag_s": MAX_
            "delay_s": MAX_FAULT_DELAY_S}
 MAX_FAULT_PATH = 200
 """Longest ``route_5xx`` path / fault ``ticker`` accepted."""
+SWEEP_USER = "sweeper"
+"""The taker of ``taker_sweep`` (created on first use with :data:`SWEEP_BALANCE`)."""
+SWEEP_BALANCE = 10**15
+"""Price units ($100 billion): a sweep never stops for want of money."""
 
 
 def _number(params: Mapping[str, Any], name: str, kind: str, *, whole: bool = False) -> float:
@@ -116,7 +129,7 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
         raise EngineError(400, "invalid_parameters", f"fault {kind}: missing {missing}")
     f = ex.faults
     now = ex.now_ns()
-    if kind in ("http_5xx", "ws_disconnect", "seq_gap", "duplicate_delta"):
+    if kind in ("http_5xx", "ws_disconnect", "seq_gap", "duplicate_delta", "reorder_delta"):
         count = int(_number(params, "count", kind, whole=True))
         if kind == "http_5xx":
             f.http_5xx_remaining += count
@@ -124,6 +137,8 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
             f.ws_disconnect_pending += count
         elif kind == "seq_gap":
             f.ws_seq_gap_pending += count
+        elif kind == "reorder_delta":
+            f.ws_reorder_pending += count
         else:
             f.ws_duplicate_pending += count
     elif kind == "route_5xx":
@@ -138,6 +153,11 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
         until = now + round(_number(params, "seconds", kind) * NS_PER_S)
         for t in _markets_of(ex, params["ticker"], kind):
             f.ws_silent_until_ns[t] = until
+    elif kind == "taker_sweep":
+        side = params["side"]
+        if side not in ("bid", "ask"):
+            raise EngineError(400, "invalid_parameters", "fault taker_sweep: side must be bid or ask")
+        ex.mutate(functools.partial(_sweep, _markets_of(ex, params["ticker"], kind), side))
     elif kind in ("pause", "reactivate", "early_close"):
         tickers = _markets_of(ex, params["ticker"], kind)
         op = {"pause": "pause", "reactivate": "activate", "early_close": "close"}[kind]
@@ -160,6 +180,32 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
     entry = {"at_ns": now, "kind": kind, "params": params}
     f.log.append(entry)
     return entry
+
+
+def _sweep(tickers: list[str], side: str, engine: Any, now_ns: int) -> int:
+    """Hit every order resting on ``side`` of each open market in ``tickers`` at once: one IOC
+    order of :data:`SWEEP_USER` per market for the side's whole size, priced at the far end of
+    the grid so it crosses every level. Returns the centi-contracts filled. A market that cannot
+    trade (paused, closed) is skipped."""
+    if SWEEP_USER not in engine.users:
+        engine.add_user(SWEEP_USER, balance=SWEEP_BALANCE)
+    taker_side = "ask" if side == "bid" else "bid"
+    filled = 0
+    for ticker in tickers:
+        yes_bids, no_bids = engine.orderbook(ticker)
+        size = sum(n for _, n in (yes_bids if side == "bid" else no_bids))
+        if size <= 0:
+            continue
+        grid = engine.get_market(ticker).grid
+        price = grid.min_price if taker_side == "ask" else grid.max_price
+        req = OrderRequest(SWEEP_USER, ticker, taker_side, price, size,
+                           time_in_force="immediate_or_cancel")
+        try:
+            result = engine.place(req, now_ns)
+        except EngineError:
+            continue
+        filled += result.fill_count
+    return filled
 
 
 def positions_lag_ns(ex: LocalExchange, now_ns: int) -> int:

@@ -56,6 +56,7 @@ RateTierName = Literal["basic", "advanced", "expert", "premier", "paragon", "pri
 FaultKind = Literal[
     "ws_disconnect", "seq_gap", "duplicate_delta", "rate_limit_storm", "http_5xx", "slow_replies",
     "cancel_ack_not_applied", "positions_lag", "pause", "reactivate", "early_close",
+    "taker_sweep",
 ]
 SPORT_GAME_LENGTH_S: dict[str, float] = {
     "basketball_nba": 9000.0, "icehockey_nhl": 9000.0, "soccer_epl": 6900.0,
