@@ -95,8 +95,8 @@ from mmcore.units import PRICE_ONE, format_count_fp, format_dollars, parse_count
 from mmcore.venues.kalshi import schema as s
 from mmcore.venues.kalshi.auth import REST_PATH_PREFIX, Signer, load_private_key
 from mmcore.venues.kalshi.presign import (
-    PRESIGN_AMEND_SIZE, PRESIGN_CANCEL_SIZE, PRESIGN_ORDER_CAP, PRESIGN_ORDER_STEP_MS,
-    RequestPresigner,
+    PRESIGN_AMEND_SIZE, PRESIGN_CANCEL_SIZE, PRESIGN_LIFETIME_MS, PRESIGN_ORDER_CAP,
+    PRESIGN_REFRESH_MS, PRESIGN_SIZE, RequestPresigner,
 )
 from mmcore.venues.kalshi.ratelimit import Priority, RateLimiter, endpoint_cost
 from mmcore.venues.kalshi.wire import (
@@ -529,11 +529,13 @@ class KalshiRest:
 
     Pre-signing (``presign=True`` with a signer; ``presign=False`` keeps no pools at all and signs
     every request live) is a :class:`~mmcore.venues.kalshi.presign.RequestPresigner`: the
-    ``presign_*`` parameters are its pool sizes (``presign_lifetime_ms``, ``presign_step_ms``,
-    ``presign_order_step_ms`` in ms). Pool sizes and CPU cost are in
-    :mod:`~mmcore.venues.kalshi.presign`; the defaults cost at most ~36 RSA signatures/s (~3 %
-    of one core), spent off the hot path by :meth:`refill_presigned` (about once a second) in
-    exchange for ~1 ms less per amend, cancel or create on it.
+    ``presign_*`` parameters are its pool sizes and timings (``presign_lifetime_ms``,
+    ``presign_refresh_ms`` in ms). Entries are stamped when signed and replaced as they are
+    used, by a background refill scheduled after the write that took one (signed in a thread,
+    never on the loop), and as they age by :meth:`refill_presigned` (about once a second).
+    Pool sizes and CPU cost are in :mod:`~mmcore.venues.kalshi.presign`: idle, ~5 + 0.9 per
+    live order signatures/s; in use one per pre-signed request — ~1 ms less per amend, cancel
+    or create on the hot path.
     """
 
     def __init__(
@@ -551,11 +553,10 @@ class KalshiRest:
         rng: random.Random | None = None,
         client: httpx.AsyncClient | None = None,
         presign: bool = True,
-        presign_lifetime_ms: int = 5_000,
-        presign_step_ms: int = 200,
-        presign_size: int = 30,
+        presign_lifetime_ms: int = PRESIGN_LIFETIME_MS,
+        presign_refresh_ms: int = PRESIGN_REFRESH_MS,
+        presign_size: int = PRESIGN_SIZE,
         presign_order_cap: int = PRESIGN_ORDER_CAP,
-        presign_order_step_ms: int = PRESIGN_ORDER_STEP_MS,
         presign_amend_size: int = PRESIGN_AMEND_SIZE,
         presign_cancel_size: int = PRESIGN_CANCEL_SIZE,
         max_connections: int = 8,
@@ -595,9 +596,8 @@ class KalshiRest:
             signer if presign else None,
             [(method, self._base_path + rel) for method, rel in HOT_PATHS],
             self._order_signed_paths, clock_ns=clock_ns, lifetime_ms=presign_lifetime_ms,
-            step_ms=presign_step_ms, size=presign_size, order_cap=presign_order_cap,
-            order_step_ms=presign_order_step_ms, amend_size=presign_amend_size,
-            cancel_size=presign_cancel_size)
+            refresh_ms=presign_refresh_ms, size=presign_size, order_cap=presign_order_cap,
+            amend_size=presign_amend_size, cancel_size=presign_cancel_size)
         self.presigned_used = 0
         self.live_signed = 0
         self.requests = 0
@@ -637,6 +637,7 @@ class KalshiRest:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._presigner.close()
         if self.wire is not None:
             await self.wire.aclose()
         if self._owns_client:
@@ -661,10 +662,16 @@ class KalshiRest:
 
     async def refill_presigned(self) -> int:
         """Top up the pre-signed pools (RSA work; call off the hot path, e.g. from an idle
-        timer once a second). Returns the number of signatures made. Yields to the event loop
-        after every signature; a call made during another refill waits for it and returns 0
+        timer once a second). Returns the number of signatures made. The signing runs in the
+        presigner's thread, never holding the loop; a call made during another refill waits for
+        it and returns 0
         (:meth:`RequestPresigner.refill <mmcore.venues.kalshi.presign.RequestPresigner.refill>`)."""
         return await self._presigner.refill()
+
+    @property
+    def presign_signatures(self) -> int:
+        """RSA signatures made for the pools so far (background and periodic refills)."""
+        return self._presigner.signed
 
     def presigned_available(self) -> dict[str, int]:
         """Usable pre-signed entries per pre-signed path (hot paths, then per-order), now."""
