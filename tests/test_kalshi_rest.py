@@ -570,18 +570,18 @@ async def test_presigned_requests_verify_and_counters_move(env: Env) -> None:
         assert len(avail) == 3 and all(v >= 1 for v in avail.values())
         await rest.create_order(q(m, "bid", 3_000, 100))  # pre-signed
         assert (rest.presigned_used, rest.live_signed) == (1, 0)
-        await rest.create_order(q(m, "bid", 3_100, 100))  # next stamp not due yet: live
-        assert (rest.presigned_used, rest.live_signed) == (1, 1)
+        # entries are stamped when signed: the pool holds several ready ones at once
+        await rest.create_order(q(m, "bid", 3_100, 100))
+        assert (rest.presigned_used, rest.live_signed) == (2, 0)
         results = await rest.batch_create([q(m, "bid", 3_200, 100), q(m, "bid", 3_300, 100)])
         ids = [r.order_id for r in results if isinstance(r, OrderAck)]
         cancels = await rest.batch_cancel(ids)
         assert all(isinstance(c, CancelAck) for c in cancels)
-        assert (rest.presigned_used, rest.live_signed) == (3, 1)
-        await asyncio.sleep(0.25)  # ok: waits for time itself (the pool's next pre-signed timestamp)
-        made = await rest.refill_presigned()
-        assert made >= 1
+        assert (rest.presigned_used, rest.live_signed) == (4, 0)
+        await rest.refill_presigned()  # what was taken is replaced (also in the background)
+        assert rest.presign_signatures >= 3 * 6 + 4
         await rest.create_order(q(m, "bid", 3_400, 100))
-        assert rest.presigned_used == 4
+        assert (rest.presigned_used, rest.live_signed) == (5, 0)
     async with env.client(presign=False) as rest:
         await rest.create_order(q(m, "bid", 2_500, 100))
         assert (rest.presigned_used, rest.live_signed) == (0, 1)
