@@ -21,7 +21,11 @@ Rules of this file (all functions pure: the state, ``now_ns`` and liveness come 
 1. **Slots.** Each process holding a client claims a slot (pid, random nonce, label, heartbeat,
    usage counters). A slot is reclaimed when its pid is dead or its heartbeat is older than the
    timeout (a hung or vanished process); its waiting entries go with it. A live process that
-   lost its slot (idle past the timeout) claims a new one at its next request.
+   lost its slot (idle past the timeout) claims a new one at its next request. The heartbeat
+   check is free and runs on every operation; the pid check costs two system calls per live
+   slot (~15 µs each), so it runs at most every ``scan_every_ns`` for the whole account
+   (:data:`LIVENESS_SCAN_NS` in the file layer: a dead process's waiting entry blocks the others
+   for at most that long) and whenever a claim finds no free slot.
 2. **Queue across processes.** A process whose request cannot be paid at once registers one
    waiting entry per bucket: ``(priority, since_ns, cost)``. A request may take tokens only if
    no other live slot's entry ranks before it, ranking by ``(priority, since_ns, slot)``:
@@ -51,9 +55,12 @@ from dataclasses import dataclass, field
 from mmcore.errors import InputError
 
 __all__ = [
+    "FREE",
     "HEARTBEAT_TIMEOUT_NS",
     "KINDS",
+    "MAX_CONCURRENT_GAMES",
     "MAX_SLOTS",
+    "OTHER_PROCESSES",
     "PRIO_CANCEL",
     "PRIO_NORMAL",
     "RECORD_SIZE",
@@ -78,8 +85,15 @@ KINDS: tuple[str, str] = ("read", "write")
 PRIO_CANCEL = 1
 PRIO_NORMAL = 2
 """Waiting-entry priorities: lower is served first; 0 means not waiting."""
-MAX_SLOTS = 48
-"""Processes per account at once (launcher's ``MM_MAX_CONCURRENT_GAMES`` plus tasks and CLIs)."""
+MAX_SLOTS = 256
+"""Processes per account at once: the launcher's ``MM_MAX_CONCURRENT_GAMES`` (at most
+:data:`MAX_CONCURRENT_GAMES`) plus :data:`OTHER_PROCESSES` for flows, tasks and CLIs. The record's
+size grows with it (~160 bytes a slot), its per-operation cost with the *live* slots only (free
+slots decode to one shared value and encode as zeros): ~0.1 ms with 50 live processes."""
+MAX_CONCURRENT_GAMES = 200
+"""The largest ``MM_MAX_CONCURRENT_GAMES`` settings accept (``Settings.max_concurrent_games``)."""
+OTHER_PROCESSES = MAX_SLOTS - MAX_CONCURRENT_GAMES
+"""Slots left for everything else on the key (odds pulls, ingest, the launcher, ``mm`` CLIs)."""
 HEARTBEAT_TIMEOUT_NS = 10 * 1_000_000_000
 """A slot not touched for this long is reclaimed; a waiting process touches it at least every
 :data:`~mmcore.venues.kalshi.ratelimit.SHARED_POLL_MAX_S`."""
@@ -150,6 +164,12 @@ class Slot:
         return self.pid == 0
 
 
+FREE = Slot()
+"""Every free slot in a decoded record is this one value. Nothing edits a free slot (operations
+replace slots whole: :func:`claim`, :func:`reap`), so sharing it is safe and decoding the
+unused part of the table costs nothing."""
+
+
 @dataclass(slots=True)
 class AccountState:
     tier: str
@@ -162,6 +182,8 @@ class AccountState:
     slots: list[Slot]
     reclaimed: int = 0
     """Slots reclaimed from dead or silent processes, ever."""
+    scanned_ns: int = 0
+    """When :func:`reap` last checked every slot's pid (rule 1)."""
 
     def reserve(self, kind: int, cost: float) -> float:
         """Tokens a normal request of ``cost`` must leave in bucket ``kind`` (0 on read)."""
@@ -194,7 +216,7 @@ def new_state(read: tuple[float, float], write: tuple[float, float], *, tier: st
             raise InputError(f"bucket rate and capacity must be positive, got {rate!r}, {cap!r}")
         buckets.append(Bucket(rate * safety, cap * safety, cap * safety if full else 0.0, now_ns))
     return AccountState(tier, source, now_ns, safety, reserve_fraction, buckets,
-                        [Slot() for _ in range(MAX_SLOTS)])
+                        [FREE] * MAX_SLOTS)
 
 
 def set_tier(state: AccountState, read: tuple[float, float], write: tuple[float, float], *,
@@ -237,13 +259,17 @@ def claim(state: AccountState, pid: int, nonce: int, label: str, now_ns: int,
 
 
 def reap(state: AccountState, now_ns: int, alive: Callable[[int], bool],
-         timeout_ns: int = HEARTBEAT_TIMEOUT_NS) -> list[int]:
-    """Free the slots of dead pids and of slots silent for ``timeout_ns`` (their waiting
-    entries stop blocking everyone else); the freed indices."""
+         timeout_ns: int = HEARTBEAT_TIMEOUT_NS, *, scan_every_ns: int = 0) -> list[int]:
+    """Free the slots silent for ``timeout_ns`` and, when the last pid scan is at least
+    ``scan_every_ns`` old (0: always), the slots of dead pids (their waiting entries stop
+    blocking everyone else); the freed indices."""
+    scan = now_ns - state.scanned_ns >= scan_every_ns
+    if scan:
+        state.scanned_ns = now_ns
     freed = []
     for i, s in enumerate(state.slots):
-        if not s.free and (now_ns - s.heartbeat_ns > timeout_ns or not alive(s.pid)):
-            state.slots[i] = Slot()
+        if s.pid and (now_ns - s.heartbeat_ns > timeout_ns or (scan and not alive(s.pid))):
+            state.slots[i] = FREE
             freed.append(i)
     state.reclaimed += len(freed)
     return freed
@@ -254,9 +280,10 @@ def _ahead(state: AccountState, me: int, k: int, prio: int, since_ns: int) -> fl
     total = 0.0
     rank = (prio, since_ns, me)
     for j, s in enumerate(state.slots):
-        w = s.waiting[k]
-        if j != me and not s.free and w.prio and (w.prio, w.since_ns, j) < rank:
-            total += w.cost
+        if s.pid and j != me:
+            w = s.waiting[k]
+            if w.prio and (w.prio, w.since_ns, j) < rank:
+                total += w.cost
     return total
 
 
@@ -312,27 +339,34 @@ def penalize(state: AccountState, me: int | None, kind: str, now_ns: int) -> Non
 
 # --- the record's bytes ---------------------------------------------------------------------------
 
-_HEADER = struct.Struct(f"<8sI{_TIER_BYTES}s16sqddq")
+_HEADER = struct.Struct(f"<8sI{_TIER_BYTES}s16sqddqq")
 _BUCKET = struct.Struct("<dddq")
-_WAITER = struct.Struct("<iqd")
-_SLOT_HEAD = struct.Struct(f"<qqq{_LABEL_BYTES}s")
-_SLOT_TAIL = struct.Struct("<ddqqqqq")
-_SLOT_SIZE = _SLOT_HEAD.size + 2 * _WAITER.size + _SLOT_TAIL.size
-RECORD_SIZE = _HEADER.size + 2 * _BUCKET.size + MAX_SLOTS * _SLOT_SIZE
-VERSION = 1
+_SLOT = struct.Struct(f"<qqq{_LABEL_BYTES}s" + "iqd" * len(KINDS) + "ddqqqqq")
+"""pid, nonce, heartbeat, label; a waiter (prio, since, cost) per bucket; tokens used ×2,
+granted ×2, waited ×2, penalties."""
+_PID = struct.Struct("<q")
+_FREE_BYTES = bytes(_SLOT.size)
+_SLOTS_AT = _HEADER.size + 2 * _BUCKET.size
+RECORD_SIZE = _SLOTS_AT + MAX_SLOTS * _SLOT.size
+VERSION = 2
+"""2: 256 slots (was 48) and the header's ``scanned_ns``."""
 
 
 def encode(state: AccountState) -> bytes:
     """The fixed-size record (little-endian structs; :data:`RECORD_SIZE` bytes)."""
     parts = [_HEADER.pack(MAGIC, VERSION, state.tier.encode()[:_TIER_BYTES],
                           state.source.encode()[:16], state.tier_set_ns, state.safety,
-                          state.reserve_fraction, state.reclaimed)]
+                          state.reserve_fraction, state.reclaimed, state.scanned_ns)]
     parts += [_BUCKET.pack(b.rate_per_s, b.capacity, b.tokens, b.last_ns) for b in state.buckets]
+    pack, free = _SLOT.pack, _FREE_BYTES
     for s in state.slots:
-        parts.append(_SLOT_HEAD.pack(s.pid, s.nonce, s.heartbeat_ns,
-                                     s.label.encode()[:_LABEL_BYTES]))
-        parts += [_WAITER.pack(w.prio, w.since_ns, w.cost) for w in s.waiting]
-        parts.append(_SLOT_TAIL.pack(*s.tokens_used, *s.granted, *s.waited_ns, s.penalties))
+        if not s.pid:
+            parts.append(free)
+            continue
+        (r, w) = s.waiting
+        parts.append(pack(s.pid, s.nonce, s.heartbeat_ns, s.label.encode()[:_LABEL_BYTES],
+                          r.prio, r.since_ns, r.cost, w.prio, w.since_ns, w.cost,
+                          *s.tokens_used, *s.granted, *s.waited_ns, s.penalties))
     return b"".join(parts)
 
 
@@ -344,7 +378,8 @@ def decode(raw: bytes) -> AccountState | None:
     """The record, or None when ``raw`` is not one (empty, torn, another version)."""
     if len(raw) < RECORD_SIZE:
         return None
-    magic, version, tier, source, set_ns, safety, reserve, reclaimed = _HEADER.unpack_from(raw, 0)
+    (magic, version, tier, source, set_ns, safety, reserve, reclaimed,
+     scanned) = _HEADER.unpack_from(raw, 0)
     if magic != MAGIC or version != VERSION:
         return None
     off = _HEADER.size
@@ -352,17 +387,15 @@ def decode(raw: bytes) -> AccountState | None:
     for _ in KINDS:
         buckets.append(Bucket(*_BUCKET.unpack_from(raw, off)))
         off += _BUCKET.size
-    slots = []
-    for _ in range(MAX_SLOTS):
-        pid, nonce, hb, label = _SLOT_HEAD.unpack_from(raw, off)
-        off += _SLOT_HEAD.size
-        waiting = []
-        for _k in KINDS:
-            waiting.append(Waiter(*_WAITER.unpack_from(raw, off)))
-            off += _WAITER.size
-        u0, u1, g0, g1, w0, w1, pen = _SLOT_TAIL.unpack_from(raw, off)
-        off += _SLOT_TAIL.size
-        slots.append(Slot(pid, nonce, hb, _text(label), waiting, [u0, u1], [g0, g1], [w0, w1],
-                          pen))
+    slots = [FREE] * MAX_SLOTS
+    unpack, size, pid_at = _SLOT.unpack_from, _SLOT.size, _PID.unpack_from
+    for i in range(MAX_SLOTS):
+        at = _SLOTS_AT + i * size
+        if not pid_at(raw, at)[0]:
+            continue
+        (pid, nonce, hb, label, p0, s0, c0, p1, s1, c1,
+         u0, u1, g0, g1, w0, w1, pen) = unpack(raw, at)
+        slots[i] = Slot(pid, nonce, hb, _text(label), [Waiter(p0, s0, c0), Waiter(p1, s1, c1)],
+                        [u0, u1], [g0, g1], [w0, w1], pen)
     return AccountState(_text(tier), _text(source), set_ns, safety, reserve, buckets, slots,
-                        reclaimed)
+                        reclaimed, scanned)
