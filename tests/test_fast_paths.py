@@ -14,12 +14,22 @@ from mmcore.game import GameBook, scaled_direction
 from mmcore.orders import LiveOrder, Quote
 from mmcore.risk.exposure import (
     GamePosition,
+    WorstCase,
     bounds_and_worst,
+    order_fields,
     order_pnl,
     outcome_pnl,
     scaled_bounds,
     scaled_order_direction,
     worst_case,
+)
+from mmcore.risk.limits import (
+    DEFAULT_LIMIT_CONFIG,
+    GameLimit,
+    LimitConfig,
+    OtherGames,
+    SportLimits,
+    cap_size,
 )
 from mmcore.units import CONTRACT, PRICE_ONE
 
@@ -96,3 +106,124 @@ def test_worst_case_and_bounds_equal_the_definitions(case) -> None:  # type: ign
     own, lo2, hi2, wc2 = bounds_and_worst(book, pos, orders_, fee)
     assert own == scaled_direction(book, pos.positions)
     assert (lo2, hi2) == (tuple(lo), tuple(hi)) and wc2 == wc
+
+
+# --- cap_size -----------------------------------------------------------------------------------
+
+def exact_cap_size(
+    book: GameBook,
+    pos: GamePosition,
+    resting: list,
+    candidate: Quote,
+    limit: GameLimit,
+    *,
+    aggregate_used_loss: int = 0,
+    aggregate_used_contracts: int = 0,
+    cfg: LimitConfig | None = None,
+    fee_per_contract: int = 0,
+    others: OtherGames | None = None,
+    sport: str | None = None,
+) -> tuple[int, str | None]:
+    """The cap_size of commit 537ada9 (before the fast path), verbatim."""
+    market, side, price, count = order_fields(candidate)
+    if count == 0:
+        return 0, None
+    orders = list(resting)
+    n1 = book.scale  # d_o is kept scaled by this (``n − 1`` for a plain game)
+    lo, hi = map(tuple, exact_bounds(book, pos, orders))
+    unit_dir = scaled_order_direction(book, market, side, 1)
+    pnl0 = exact_worst(book, pos, orders, fee_per_contract)
+    base = WorstCase(tuple(pnl0), min(pnl0), pnl0.index(min(pnl0)))
+    gross0 = -(-max(max(hi), -min(lo)) // n1)
+
+    def pnl(k: int) -> tuple[int, ...]:
+        fees = -(-fee_per_contract * k // CONTRACT)
+        return order_pnl(book, market, side, price, k, fees)
+
+    sport_cap: int | None = None
+    sport_used = 0
+    if others is not None:
+        aggregate_used_loss += others.worst_loss_money + base.worst_loss
+        aggregate_used_contracts += others.contracts + gross0
+        if cfg is not None and sport is not None:
+            sport_cap = cfg.sports.get(sport, cfg.default).sport_max_loss_money
+            sport_used = others.sport_worst_loss_money + base.worst_loss
+
+    own = scaled_direction(book, pos.positions)
+    # Outcomes the candidate pushes up are checked (and named) before those it pushes down.
+    order = sorted(range(book.n_outcomes), key=lambda o: -unit_dir[o])
+
+    def failure(k: int) -> str | None:
+        hard = n1 * limit.hard_contracts
+        for o in order:
+            d = unit_dir[o] * k
+            if (d > 0 and hi[o] + d > hard) or (d < 0 and lo[o] + d < -hard):
+                inv, rest = (own[o], hi[o] - own[o]) if d > 0 else (-own[o], own[o] - lo[o])
+                return (
+                    f"hard limit {limit.hard_contracts} on {book.outcome_name(o)} with inventory "
+                    f"{inv // n1} and {-(-rest // n1)} resting on the adding side"
+                )
+        contrib = pnl(k)
+        wc = [b + min(0, c) for b, c in zip(base.pnl_by_outcome, contrib)]
+        for o, c in enumerate(contrib):
+            if c < 0 and wc[o] < -limit.max_loss_money:
+                return (
+                    f"max loss {limit.max_loss_money} if {book.outcome_name(o)} "
+                    f"(worst case already {-base.pnl_by_outcome[o]} with resting orders)"
+                )
+        if cfg is not None:
+            increase = max(0, -min(wc)) - base.worst_loss
+            if increase > 0 and aggregate_used_loss + increase > cfg.aggregate_max_loss_money:
+                return f"aggregate max loss {cfg.aggregate_max_loss_money} with {aggregate_used_loss} used"
+            if increase > 0 and sport_cap is not None and sport_used + increase > sport_cap:
+                return f"sport {sport} max loss {sport_cap} with {sport_used} used"
+            d_hi = tuple(h + max(0, u * k) for h, u in zip(hi, unit_dir))
+            d_lo = tuple(l_ + min(0, u * k) for l_, u in zip(lo, unit_dir))
+            grew = -(-max(max(d_hi), -min(d_lo)) // n1) - gross0
+            if grew > 0 and aggregate_used_contracts + grew > cfg.aggregate_max_contracts:
+                return (
+                    f"aggregate max contracts {cfg.aggregate_max_contracts} "
+                    f"with {aggregate_used_contracts} used"
+                )
+        return None
+
+    if failure(count) is None:
+        return count, None
+    # Largest passing multiple of step; the result itself is always checked, so safety does not
+    # depend on the constraints being monotone in k (they are, up to fee rounding).
+    step = CONTRACT if count % CONTRACT == 0 else 1
+    good, bad = 0, count // step  # invariant: good*step passes (0 always does), bad*step fails
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if failure(mid * step) is None:
+            good = mid
+        else:
+            bad = mid
+    return good * step, f"cut {count}→{good * step}: {failure(bad * step)}"
+
+
+@st.composite
+def limit_setups(draw: st.DrawFn):  # type: ignore[no-untyped-def]
+    limit = GameLimit(draw(st.integers(0, 6000)), 0, draw(st.integers(0, 400_000)))
+    cfg = draw(st.sampled_from([None, DEFAULT_LIMIT_CONFIG, LimitConfig(
+        {"basketball_nba": SportLimits(0.1, 500, 4000, 200_000, draw(st.integers(0, 300_000)))},
+        SportLimits(0.1, 500, 4000, 200_000), draw(st.integers(0, 500_000)),
+        draw(st.integers(0, 20_000)))]))
+    others = draw(st.sampled_from([None, OtherGames(), OtherGames(100_000, 3000, 50_000)]))
+    return limit, cfg, others
+
+
+@settings(max_examples=500, deadline=None)
+@given(cases(), limit_setups(), st.data())
+def test_cap_size_equals_the_exact_path(case, setup, data) -> None:  # type: ignore[no-untyped-def]
+    book, pos, resting, fee = case
+    limit, cfg, others = setup
+    m = data.draw(st.sampled_from(book.markets))
+    side = data.draw(st.sampled_from(["bid", "ask"]))
+    count = data.draw(st.sampled_from([0, CONTRACT, 10 * CONTRACT, 25 * CONTRACT, 1234]))
+    cand = Quote(m, side, data.draw(st.integers(0, PRICE_ONE)), count)
+    kw = {"fee_per_contract": fee, "cfg": cfg, "others": others, "sport": "basketball_nba",
+          "aggregate_used_loss": data.draw(st.integers(0, 100_000)),
+          "aggregate_used_contracts": data.draw(st.integers(0, 5000))}
+    assert cap_size(book, pos, resting, cand, limit, **kw) == exact_cap_size(
+        book, pos, resting, cand, limit, **kw)

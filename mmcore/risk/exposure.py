@@ -148,10 +148,16 @@ def bounds_and_worst(
     """``scaled_direction`` of the position, :func:`scaled_bounds` and :func:`worst_case` of the
     same orders in one pass over them: (own, lo, hi, worst case) — what :func:`cap_size` needs
     of the orders already resting, equal to calling the three."""
-    own = scaled_direction(book, pos.positions)
+    if book.extra_outcomes:
+        own = scaled_direction(book, pos.positions)
+        pnl = list(outcome_pnl(book, pos))
+    else:  # plain game: outcome o pays PRICE_ONE on market o alone (the same integers, inlined)
+        vec = _position_vector(book, pos.positions)
+        total, n, cash = sum(vec), len(vec), pos.cash
+        own = tuple(n * q - total for q in vec)
+        pnl = [cash + q * PRICE_ONE // CONTRACT for q in vec]
     lo = list(own)
     hi = list(own)
-    pnl = list(outcome_pnl(book, pos))
     n_out = len(pnl)
     for order in orders:
         dirs, mins = order_terms(book, *order_fields(order), fee_per_contract)
@@ -164,6 +170,20 @@ def bounds_and_worst(
             pnl[o] += mins[o]
     worst = min(pnl)
     return own, tuple(lo), tuple(hi), WorstCase(tuple(pnl), worst, pnl.index(worst))
+
+
+@functools.lru_cache(maxsize=1024)
+def candidate_terms(
+    book: GameBook, market: str, side: Side
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """What sizing a candidate on (market, side) reads of the game, fixed per game and slot:
+    (its change of ``book.scale × d_o`` per centi-contract — :func:`scaled_order_direction` of
+    1; the outcomes in the order :func:`~mmcore.risk.limits.cap_size` checks them, those it
+    pushes up first — a stable sort; ``market``'s settlement value in each outcome, price units)."""
+    unit = scaled_order_direction(book, market, side, 1)
+    i = book.index(market)
+    return (unit, tuple(sorted(range(book.n_outcomes), key=lambda o: -unit[o])),
+            tuple(values[i] for values in settlement_matrix(book)))
 
 
 def net_exposure(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:

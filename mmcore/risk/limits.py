@@ -36,11 +36,10 @@ from mmcore.risk.exposure import (
     Order,
     WorstCase,
     bounds_and_worst,
+    candidate_terms,
     exposure_vector_bounds,
     order_fields,
-    order_pnl,
     scaled_direction,
-    scaled_order_direction,
     worst_case,
 )
 from mmcore.units import CONTRACT
@@ -318,27 +317,25 @@ def cap_size(
     n1 = book.scale  # d_o is kept scaled by this (``n − 1`` for a plain game)
     # scaled_direction, scaled_bounds and worst_case of the resting orders, in one pass
     own, lo, hi, base = bounds_and_worst(book, pos, resting, fee_per_contract)
-    unit_dir = scaled_order_direction(book, market, side, 1)
-    gross0 = _gross(lo, hi, n1)
-
-    def pnl(k: int) -> tuple[int, ...]:
-        fees = -(-fee_per_contract * k // CONTRACT)
-        return order_pnl(book, market, side, price, k, fees)
+    # the candidate's unit direction, the outcomes in check order (those it pushes up are
+    # checked and named before those it pushes down), its market's value in each outcome
+    unit_dir, order, values = candidate_terms(book, market, side)
+    base_pnl = base.pnl_by_outcome
+    base_loss = base.worst_loss
+    gross0 = -(-max(max(hi), -min(lo)) // n1)  # _gross(lo, hi, n1)
 
     sport_cap: int | None = None
     sport_used = 0
     if others is not None:
-        aggregate_used_loss += others.worst_loss_money + base.worst_loss
+        aggregate_used_loss += others.worst_loss_money + base_loss
         aggregate_used_contracts += others.contracts + gross0
         if cfg is not None and sport is not None:
             sport_cap = cfg.sports.get(sport, cfg.default).sport_max_loss_money
-            sport_used = others.sport_worst_loss_money + base.worst_loss
-
-    # Outcomes the candidate pushes up are checked (and named) before those it pushes down.
-    order = sorted(range(book.n_outcomes), key=lambda o: -unit_dir[o])
+            sport_used = others.sport_worst_loss_money + base_loss
+    hard = n1 * limit.hard_contracts
+    max_loss = limit.max_loss_money
 
     def failure(k: int) -> str | None:
-        hard = n1 * limit.hard_contracts
         for o in order:
             d = unit_dir[o] * k
             if (d > 0 and hi[o] + d > hard) or (d < 0 and lo[o] + d < -hard):
@@ -347,16 +344,19 @@ def cap_size(
                     f"hard limit {limit.hard_contracts} on {book.outcome_name(o)} with inventory "
                     f"{inv // n1} and {-(-rest // n1)} resting on the adding side"
                 )
-        contrib = pnl(k)
-        wc = [b + min(0, c) for b, c in zip(base.pnl_by_outcome, contrib)]
+        # order_pnl(book, market, side, price, k, fees) and each outcome's worst case with it
+        fees = -(-fee_per_contract * k // CONTRACT)
+        signed = k if side == "bid" else -k
+        contrib = [(signed * (v - price)) // CONTRACT - fees for v in values]
+        wc = [b + c if c < 0 else b for b, c in zip(base_pnl, contrib)]
         for o, c in enumerate(contrib):
-            if c < 0 and wc[o] < -limit.max_loss_money:
+            if c < 0 and wc[o] < -max_loss:
                 return (
                     f"max loss {limit.max_loss_money} if {book.outcome_name(o)} "
-                    f"(worst case already {-base.pnl_by_outcome[o]} with resting orders)"
+                    f"(worst case already {-base_pnl[o]} with resting orders)"
                 )
         if cfg is not None:
-            increase = max(0, -min(wc)) - base.worst_loss
+            increase = max(0, -min(wc)) - base_loss
             if increase > 0 and aggregate_used_loss + increase > cfg.aggregate_max_loss_money:
                 return f"aggregate max loss {cfg.aggregate_max_loss_money} with {aggregate_used_loss} used"
             if increase > 0 and sport_cap is not None and sport_used + increase > sport_cap:
