@@ -76,6 +76,12 @@ class Faults:
     ws_disconnect_pending: int = 0
     ws_seq_gap_pending: int = 0
     ws_duplicate_pending: int = 0
+    ws_reorder_pending: int = 0
+    """How many more ``orderbook_delta`` frames are held back and sent after the next delta
+    frame of the same subscription (two frames swapped: the client sees seq n+1, then n)."""
+    ws_reorder_held: int = 0
+    """Frames held back by ``reorder_delta`` and not yet released (each is released right
+    after the next delta frame of its subscription)."""
     route_5xx: dict[str, int] = field(default_factory=dict)
     """REST path (under ``/trade-api/v2``) → how many more requests to it answer 503."""
     ws_silent_until_ns: dict[str, int] = field(default_factory=dict)

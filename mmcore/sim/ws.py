@@ -55,7 +55,8 @@ Rules of this file:
 - **Faults** (``ex.faults``; each use decrements the counter and appends to ``faults.log``):
   ``ws_seq_gap_pending`` skips one seq number before the next N ``orderbook_delta`` /
   ``order_group_updates`` frames; ``ws_duplicate_pending`` sends the next N ``orderbook_delta``
-  frames twice with the same seq; ``ws_silent_until_ns`` holds back a market's deltas and
+  frames twice with the same seq; ``ws_reorder_pending`` holds back the next N delta frames, each
+  sent right after the next delta frame of its subscription (seq n+1 arrives before n); ``ws_silent_until_ns`` holds back a market's deltas and
   snapshots until then (no seq is used up: the feed is silent, not gapped); ``ws_disconnect_pending`` closes (code 1011) the next N
   connections about to send a frame. :meth:`WsHub.kick_all` closes every connection.
 - **Heartbeats**: WebSocket Ping frames with payload ``heartbeat`` every 10 s, sent by the
@@ -163,6 +164,8 @@ class Subscription:
     use_yes_price: bool = False
     skip_ticker_ack: bool = False
     seq: int = 0
+    held: str | None = None
+    """A delta frame held back by the ``reorder_delta`` fault, sent after the next one."""
 
     def covers(self, ticker: str) -> bool:
         return self.tickers is None or ticker in self.tickers
@@ -501,7 +504,8 @@ def _fan_delta(ev: BookDelta, pairs: Sequence[Pair], faults: Faults) -> None:
         return  # ws_silence: this market's feed is quiet, the socket stays up
     flip = ev.side == "no"
     owner = ev.user_id if ev.client_order_id is not None else None
-    if owner is None and faults.ws_seq_gap_pending <= 0 and faults.ws_duplicate_pending <= 0:
+    if (owner is None and faults.ws_seq_gap_pending <= 0 and faults.ws_duplicate_pending <= 0
+            and faults.ws_reorder_pending <= 0 and faults.ws_reorder_held <= 0):
         # the common case, kept tight: no owner variant, no fault to apply
         plain = flipped = ""
         for target, sub in pairs:
@@ -528,6 +532,19 @@ def _fan_delta(ev: BookDelta, pairs: Sequence[Pair], faults: Faults) -> None:
             session.log_fault("seq_gap", sid=sub.sid, skipped_seq=sub.next_seq())
         sub.seq += 1
         text = _DELTA % (sub.sid, sub.seq, body)
+        if sub.held is not None:  # reorder_delta: this frame first, then the one held back
+            target.push_data(text, sub.sid)
+            target.push_data(sub.held, sub.sid)
+            sub.held = None
+            faults.ws_reorder_held -= 1
+            session.log_fault("reorder_delta", sid=sub.sid, released_after_seq=sub.seq)
+            continue
+        if faults.ws_reorder_pending > 0:
+            faults.ws_reorder_pending -= 1
+            faults.ws_reorder_held += 1
+            sub.held = text
+            session.log_fault("reorder_delta", sid=sub.sid, held_seq=sub.seq)
+            continue
         target.push_data(text, sub.sid)
         if faults.ws_duplicate_pending > 0:
             faults.ws_duplicate_pending -= 1

@@ -1210,6 +1210,12 @@ class GameWorker:
     def _deadline(self, now_ns: int) -> int:
         deadlines = [now_ns + self.cfg.tick_ns, self.last_reconcile_ns + self.cfg.reconcile_interval_ns]
         deadlines += [sent + self.cfg.ack_timeout_ns for _, sent in self.pending.values()]
+        if self.ws_connected and self.stopping is None:
+            # a silent market is pulled the moment it passes the staleness limit, not at the
+            # next tick (up to tick_ns late: tests/chaos/test_g3_stale_data.py, silent feed)
+            limit = self.cfg.killswitch.stale_market_data_ns
+            deadlines += [last + limit + 1 for m, last in self.last_frame_ns.items()
+                          if last is not None and m not in self.stale and self.books[m] is not None]
         if now_ns < self.game.start_ns:
             deadlines.append(self.game.start_ns)
         return max(now_ns + 1, min(deadlines))
