@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     """The account's Kalshi rate tier, assumed only until a worker reads the real one from
     ``GET /account/limits`` (or when that fails); every process of the account shares one
     budget of this size (``<data_dir>/account/``)."""
+    write_transport: Literal["wire", "httpx"] = "wire"
+    """``MM_WRITE_TRANSPORT``: how order writes reach Kalshi — ``wire``, the lean keep-alive
+    HTTP/1.1 pool (:mod:`mmcore.venues.kalshi.wire`, ~1 ms less per write), or ``httpx``, the
+    client the reads use (a fallback)."""
 
     quote_stop_before_start_s: float = Field(default=60.0, ge=0)
     """Workers stop quoting (cancel everything, verified) this long before the game starts."""

@@ -347,3 +347,16 @@ async def test_pool_times_out_a_silent_peer_and_never_reuses_that_connection() -
     finally:
         await pool.aclose()
         server.close()
+
+
+def test_the_write_transport_setting_selects_the_path(keys: tuple[bytes, bytes]) -> None:
+    from mmcore.settings import Settings
+
+    signer = Signer(KEY_ID, private_key_from_pem(keys[0]))
+    rest = KalshiRest.from_settings(Settings(_env_file=None, venue="sim"), signer=signer)
+    assert rest.wire is not None  # the default
+    rest = KalshiRest.from_settings(Settings(_env_file=None, venue="sim",
+                                             write_transport="httpx"), signer=signer)
+    assert rest.wire is None
+    with pytest.raises(Exception, match="write_transport"):
+        Settings(_env_file=None, venue="sim", write_transport="carrier-pigeon")

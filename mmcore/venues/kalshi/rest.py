@@ -621,6 +621,7 @@ class KalshiRest:
                 raise ConfigError(f"venue {settings.venue}: KALSHI_API_KEY_ID and "
                                   "KALSHI_PRIVATE_KEY_PATH must both be set")
         kw.setdefault("limiter", RateLimiter.for_tier("basic"))
+        kw.setdefault("wire", settings.write_transport == "wire")
         return cls(settings.kalshi_url, signer, **kw)
 
     def __repr__(self) -> str:
