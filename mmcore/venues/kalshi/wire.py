@@ -130,7 +130,8 @@ def build_request(method: str, target: str, host: str, headers: Mapping[str, str
     for value in headers.values():
         if "\r" in value or "\n" in value or "\0" in value:
             raise InputError("header value with CR, LF or NUL")
-    if not target.startswith("/") or any(c <= " " or c == "\x7f" for c in target):
+    if not (target.startswith("/") and target.isascii() and target.isprintable()
+            and " " not in target):
         raise InputError(f"bad request target {target[:80]!r}")
     parts = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n"
              "Accept: application/json\r\n"]
