@@ -26,33 +26,18 @@ from typing import Any
 from mmcore.sim import SIM_ODDS_API_KEY
 from mmcore.sim.driver import SimDriver, run_live
 from mmcore.sim.exchange import MM_USER, LocalExchange
+from mmcore.sim.keys import SIM_KEY_ID, SimCredentials, ensure_sim_key  # noqa: F401 - re-exported
 from mmcore.sim.odds_server import OddsServer, OddsServerConfig
 from mmcore.sim.rest import build_app
 from mmcore.sim.runner import LoopbackServer
 from mmcore.sim.scenario import ResolvedScenario
 from mmcore.sim.ws import WsHub, ws_server_options
 from mmcore.venues.kalshi.auth import (
-    Signer, generate_key_pair, load_private_key, public_key_from_pem, public_key_pem, write_private_key,
+    Signer,
+    load_private_key,
+    public_key_from_pem,
+    public_key_pem,
 )
-
-SIM_KEY_ID = "sim-mm-key"
-"""The API key id of user ``mm`` on the local exchange (an id, not a secret)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SimCredentials:
-    key_id: str
-    private_key_path: Path
-
-
-def ensure_sim_key(data_dir: Path) -> SimCredentials:
-    """The local exchange's key for ``mm``: created once in ``<data_dir>/sim/`` (mode 0600)."""
-    path = data_dir / "sim" / "kalshi-sim-key.pem"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        private_pem, _ = generate_key_pair()
-        write_private_key(path, private_pem)
-    return SimCredentials(SIM_KEY_ID, path)
 
 
 @dataclass

@@ -39,15 +39,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmcore.atomicfile import read_json, write_json_atomic
-from mmcore.calendar import Calendar, CalendarGame, match_one, read_calendar
 from mmcore.errors import InputError, MMError
 from mmcore.odds.consensus import ConsensusParams
-from mmcore.theo.pull import PullReport, pull_odds
 from mmcore.theo.snapshot import path_for, theo_dir
-from mmcore.venues.oddsapi import OddsApiClient
 
 if TYPE_CHECKING:
+    from mmcore.calendar import CalendarGame
     from mmcore.settings import Settings
+    from mmcore.theo.pull import PullReport
+    from mmcore.venues.oddsapi import OddsApiClient
+
+# The calendar, the odds pull and the Odds API client (and through them DuckDB) are imported
+# where a pull runs, not here: every game worker imports this module for write_request and
+# Refresher, and pays each import at start-up (issue 11 item 5, 50 workers on one box).
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +167,9 @@ async def serve_pending(odds: OddsApiClient, data_dir: Path, now_ns: int, *,
     A request is cleared once its pull succeeded, or when it cannot be served at all (game not in
     the calendar, started, or unmatched: said in ``detail``). It stays pending when the quota floor
     paused the pull or the venue failed (the next call tries again)."""
+    from mmcore.calendar import read_calendar
+    from mmcore.theo.pull import pull_odds
+
     calendar = read_calendar(data_dir)
     out: list[Served] = []
     for req in pending_requests(data_dir):
@@ -217,6 +224,8 @@ def make_local_refresher(
         async with lock:
             state["last_ns"] = now
             try:
+                from mmcore.venues.oddsapi import OddsApiClient
+
                 client = odds or OddsApiClient.from_settings(settings)
                 try:
                     report = await _pull_one(client, settings, event_ticker, game, now, params)
@@ -233,6 +242,9 @@ def make_local_refresher(
 
 async def _pull_one(odds: OddsApiClient, settings: Settings, event_ticker: str,
                     game: CalendarGame | None, now_ns: int, params: ConsensusParams) -> PullReport:
+    from mmcore.calendar import Calendar, match_one, read_calendar
+    from mmcore.theo.pull import pull_odds
+
     calendar = read_calendar(settings.data_dir)
     entry = calendar.game(event_ticker) if calendar is not None else None
     if calendar is None or entry is None or entry.odds_event_id is None:
