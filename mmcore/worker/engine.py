@@ -55,7 +55,7 @@ from mmcore.risk.jumps import (JumpConfig, JumpMonitor, combined, depth_mid, obs
 from mmcore.quoting.guards import AdverseGuards, GuardConfig
 from mmcore.risk.killswitch import DEFAULT_CONFIG, KillSwitch, KillSwitchConfig, RiskMetrics, Trigger, evaluate, trip
 from mmcore.risk.limits import DEFAULT_LIMIT_CONFIG, GameLimit, LimitConfig, game_limit
-from mmcore.risk.limits import OtherGames, cap_quotes
+from mmcore.risk.limits import OtherGames, cap_quotes, cap_quotes_ranged
 from mmcore.risk.exposure import GamePosition
 from mmcore.risk.account import AccountView
 from mmcore.units import CONTRACT, PRICE_ONE
@@ -1069,14 +1069,18 @@ class GameWorker:
         pinned = (*self.cancelling.values(), *self._in_flight())
         # a pure function of these inputs: memoised by them (a book event that moves none of them
         # reuses the cut), keyed on every field cap_size reads of each order
+        # (of the limit only the max loss is in the key; the hard bound is the range the result
+        # holds over: limits.cap_quotes_ranged, Memo.get_ranged)
         cap_key = (tuple(self.positions.items()), self.cash, _orders_key(self.live.values()),
-                   tuple(free_quotes), limit, self.cfg.quote.min_size, _orders_key(pinned),
-                   self.cfg.limits, self._others(), self.game)
-        capped, cap_notes = self._memo("cap", cap_key, lambda: cap_quotes(
-            self.game.book, GamePosition(dict(self.positions), self.cash), self.live.values(),
-            free_quotes, limit, min_size=self.cfg.quote.min_size,
-            pinned=pinned, cfg=self.cfg.limits,
-            others=self._others(), sport=self.game.sport_key))
+                   tuple(free_quotes), limit.max_loss_money, self.cfg.quote.min_size,
+                   _orders_key(pinned), self.cfg.limits, self._others(), self.game)
+        cap_args = (self.game.book, GamePosition(dict(self.positions), self.cash),
+                    self.live.values(), free_quotes, limit)
+        cap_kw = {"min_size": self.cfg.quote.min_size, "pinned": pinned, "cfg": self.cfg.limits,
+                  "others": self._others(), "sport": self.game.sport_key}
+        capped, cap_notes = (cap_quotes(*cap_args, **cap_kw) if self.quote_memo is None else
+                             self.quote_memo.get_ranged("cap", cap_key, limit.hard_contracts,
+                                                        lambda: cap_quotes_ranged(*cap_args, **cap_kw)))
         free_quotes = list(capped)
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,

@@ -36,10 +36,11 @@ hot path:
 
 The RSA work runs in one worker thread (the ``cryptography`` signer releases the GIL while it
 signs), so a refill never holds the event loop: a book update arriving mid-refill is handled at
-once. Pool sizes and CPU cost, defaults: fixed paths ``size`` 6 each, per order ``amend_size`` 2 and
-``cancel_size`` 1; an idle pool re-signs its entries every ``lifetime_ms − refresh_ms`` (3.5 s) —
-≈ 5 signatures/s for the fixed paths and ≈ 0.9/s per order (≈ 14/s at the cap of 16 orders),
-and in use one signature per request taken: the CPU of live signing, spent in a thread.
+once. Pool sizes and CPU cost, defaults: fixed paths ``size`` 6 each, per order ``amend_size`` 2
+(one entry until the order's first amend) and ``cancel_size`` 1; an idle pool re-signs its entries
+every ``lifetime_ms − refresh_ms`` (3.5 s) — ≈ 5 signatures/s for the fixed paths and ≈ 0.6–0.9/s
+per order (≤ 14/s at the cap of 16 orders), and in use one signature per request taken: the CPU
+of live signing, spent in a thread.
 
 Units: signature timestamps and pool lifetimes in **ms** (Unix time, as Kalshi signs them); the
 injected clock returns **ns** (wall clock). Not thread-safe: one presigner per event loop (only
@@ -74,6 +75,8 @@ PRESIGN_CANCEL_SIZE = 1
 PRESIGN_LIFETIME_MS = 5_000
 """How long an entry may be used after its timestamp, ms (the local exchange accepts 30 s;
 Kalshi's window is undocumented: a few seconds is the safe choice)."""
+KICK_DELAY_S = 0.005
+"""A take or a registration refills its pool this long after (seconds)."""
 PRESIGN_REFRESH_MS = 1_500
 """Entries older than ``lifetime_ms − refresh_ms`` are replaced at a refill (longer than the
 driver's 1 s refill period, so an idle pool never runs dry between refills), ms."""
@@ -87,9 +90,11 @@ class ReadyPool:
     ``now_ms − lifetime_ms ≤ stamp ≤ now_ms`` (never a future-dated one) and consumes it.
     """
 
-    __slots__ = ("method", "path", "size", "lifetime_ms", "_stamps", "_headers", "_last")
+    __slots__ = ("method", "path", "size", "lifetime_ms", "target", "_stamps", "_headers",
+                 "_last")
 
-    def __init__(self, method: str, path: str, *, size: int, lifetime_ms: int) -> None:
+    def __init__(self, method: str, path: str, *, size: int, lifetime_ms: int,
+                 lazy: bool = False) -> None:
         for name, value in (("size", size), ("lifetime_ms", lifetime_ms)):
             if type(value) is not int or value <= 0:
                 raise InputError(f"{name} must be a positive int, got {value!r}")
@@ -98,6 +103,9 @@ class ReadyPool:
         self.path = strip_query(path)
         self.size = size
         self.lifetime_ms = lifetime_ms
+        self.target = 1 if lazy else size
+        """Entries a refill keeps: a ``lazy`` pool keeps one until its first take, then ``size``
+        (an order that is only ever cancelled costs no amend signatures beyond one)."""
         self._stamps: list[int] = []  # ascending
         self._headers: dict[int, dict[str, str]] = {}
         self._last = -1  # highest stamp ever issued: stamps never repeat
@@ -119,6 +127,7 @@ class ReadyPool:
     def take(self, now_ms: int) -> dict[str, str] | None:
         """Headers for one request at ``now_ms`` with no RSA work, or None."""
         self._expire(now_ms)
+        self.target = self.size
         i = bisect.bisect_right(self._stamps, now_ms) - 1
         if i < 0:
             return None
@@ -130,7 +139,7 @@ class ReadyPool:
         self._expire(now_ms)
         fresh = len(self._stamps) - bisect.bisect_left(
             self._stamps, now_ms - self.lifetime_ms + refresh_ms)
-        return max(0, self.size - fresh)
+        return max(0, self.target - fresh)
 
     def next_stamp(self, now_ms: int) -> int:
         """The timestamp for the next entry: ``now_ms``, or just after the last one issued."""
@@ -246,7 +255,10 @@ class RequestPresigner:
         return pool.take(now_ms)
 
     def _kick(self) -> None:
-        """Schedule a background refill after the current step (cheap: one ``call_soon``)."""
+        """Schedule a background refill :data:`KICK_DELAY_S` from now (cheap: one
+        ``call_later``): after the write that took the header, and after what usually follows
+        it at once (a cancel's reply and the create it unblocks), so the signing thread does
+        not compete with them for the CPU."""
         if not self.background or self._kicked:
             return
         try:
@@ -254,7 +266,7 @@ class RequestPresigner:
         except RuntimeError:
             return
         self._kicked = True
-        loop.call_soon(self._start_background)
+        loop.call_later(KICK_DELAY_S, self._start_background)
 
     def _start_background(self) -> None:
         self._kicked = False
@@ -278,7 +290,7 @@ class RequestPresigner:
             return True
         cancel_path, amend_path = self._order_paths_of(order_id)
         amend = ReadyPool("POST", amend_path, size=self._amend_size,
-                          lifetime_ms=self._lifetime_ms)
+                          lifetime_ms=self._lifetime_ms, lazy=True)
         cancel = ReadyPool("DELETE", cancel_path, size=self._cancel_size,
                            lifetime_ms=self._lifetime_ms)
         self._order_pools[order_id] = (amend, cancel)
