@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from mmcore.game import GameBook, scaled_direction
 from mmcore.orders import LiveOrder, Quote
+from mmcore.quoting.memo import Memo
+from mmcore.quoting.quotes import GameState, desired_quotes
 from mmcore.risk.exposure import (
     GamePosition,
     WorstCase,
@@ -29,9 +31,13 @@ from mmcore.risk.limits import (
     LimitConfig,
     OtherGames,
     SportLimits,
+    cap_quotes,
+    cap_quotes_ranged,
     cap_size,
 )
 from mmcore.units import CONTRACT, PRICE_ONE
+from mmcore.worker.engine import WorkerConfig
+from tests.test_worker import GAME, T0, A, B, book
 
 MARKETS = ("G-A", "G-B", "G-C")
 
@@ -227,3 +233,98 @@ def test_cap_size_equals_the_exact_path(case, setup, data) -> None:  # type: ign
           "aggregate_used_contracts": data.draw(st.integers(0, 5000))}
     assert cap_size(book, pos, resting, cand, limit, **kw) == exact_cap_size(
         book, pos, resting, cand, limit, **kw)
+
+
+# --- the sizing memo over the hard bound (Memo.get_ranged) --------------------------------------
+
+
+def test_get_ranged_hits_inside_the_stored_range_only() -> None:
+
+    m, calls = Memo(size=4), []
+
+    def f(at: int):  # type: ignore[no-untyped-def]
+        calls.append(at)
+        return ("r", at), at - 5, at + 5
+
+    assert m.get_ranged("s", "k", 10, lambda: f(10)) == ("r", 10)
+    assert m.get_ranged("s", "k", 15, lambda: f(15)) == ("r", 10)  # inside [5, 15]
+    assert m.get_ranged("s", "k", 16, lambda: f(16)) == ("r", 16)  # outside: computed
+    assert m.get_ranged("s", "other", 10, lambda: f(10)) == ("r", 10) and calls == [10, 16, 10]
+
+
+@st.composite
+def sizing_steps(draw: st.DrawFn):  # type: ignore[no-untyped-def]
+    """A few decisions of one game: the hard bound, positions and resting orders from small
+    sets (so the memo hits), and prices competition might choose."""
+    steps = []
+    for _ in range(draw(st.integers(1, 12))):
+        hard = draw(st.sampled_from([0, 100, 500, 1000, 1999, 2000, 2100, 3000, 4000, 4100, 6000,
+                                     20_000]))
+        positions = {A: draw(st.sampled_from([0, 300, -500, 2000])),
+                     B: draw(st.sampled_from([0, -300, 800]))}
+        resting = tuple(LiveOrder(f"o{i}", None, m, side, draw(st.sampled_from([4000, 5800])),
+                                  draw(st.sampled_from([500, 1000])), 0, 0)
+                        for i, (m, side) in enumerate([(A, "bid"), (B, "ask")]) if draw(st.booleans()))
+        theo = draw(st.sampled_from([0.6, 0.62, 0.4]))
+        max_loss = draw(st.sampled_from([300_000, 2_000]))
+        steps.append((hard, positions, resting, theo, max_loss))
+    return steps
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizing_steps())
+def test_desired_quotes_with_the_ranged_memo_equal_without(steps) -> None:  # type: ignore[no-untyped-def]
+
+    params = WorkerConfig("w").quote
+    tops = {A: book(A, 5700, 6300).top(), B: book(B, 3700, 4300).top()}
+    memo = Memo()
+    for hard, positions, resting, theo, max_loss in steps:
+        limit = GameLimit(hard, hard // 2, max_loss)
+        state = GameState(positions, -1000, {}, resting)
+        kw = {"uncertainty": (0.003, 0.003), "limit_config": DEFAULT_LIMIT_CONFIG,
+              "others": OtherGames()}
+        want = desired_quotes(GAME, tops, (theo, 1 - theo), state, limit, params, T0, **kw)
+        got = desired_quotes(GAME, tops, (theo, 1 - theo), state, limit, params, T0, memo=memo, **kw)
+        assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizing_steps(), st.data())
+def test_cap_quotes_ranged_through_the_memo_equals_cap_quotes(steps, data) -> None:  # type: ignore[no-untyped-def]
+
+    memo = Memo()
+    for hard, positions, resting, _, max_loss in steps:
+        limit = GameLimit(hard, hard // 2, max_loss)
+        quotes = tuple(Quote(m, side, p, n) for m, side, p, n in data.draw(st.lists(st.tuples(
+            st.sampled_from([A, B]), st.sampled_from(["bid", "ask"]), st.sampled_from([4100, 5900]),
+            st.sampled_from([500, 1000])), max_size=4, unique_by=lambda t: t[:2])))
+        pos = GamePosition(positions, -1000)
+        kw = {"min_size": CONTRACT, "cfg": DEFAULT_LIMIT_CONFIG, "others": OtherGames(),
+              "sport": GAME.sport_key}
+        key = (tuple(positions.items()), resting, quotes, max_loss)
+        got = memo.get_ranged("cap", key, hard, lambda p=pos, r=resting, q=quotes, lim=limit, k=kw:
+                              cap_quotes_ranged(GAME.book, p, r, q, lim, **k))
+        assert got == cap_quotes(GAME.book, pos, resting, quotes, limit, **kw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(cases(), limit_setups(), st.data())
+def test_cap_size_need_is_the_least_hard_bound_with_the_same_result(case, setup, data) -> None:  # type: ignore[no-untyped-def]
+    book, pos, resting, fee = case
+    limit, cfg, others = setup
+    cand = Quote(data.draw(st.sampled_from(book.markets)), data.draw(st.sampled_from(["bid", "ask"])),
+                 data.draw(st.integers(0, PRICE_ONE)), data.draw(st.sampled_from([CONTRACT, 1234])))
+    kw = {"fee_per_contract": fee, "cfg": cfg, "others": others, "sport": "basketball_nba"}
+    need: list[int] = []
+    result = cap_size(book, pos, resting, cand, limit, need=need, **kw)
+    if result != (cand.count, None):
+        assert need == []  # cut: valid at this bound only
+        return
+    (least,) = need
+    assert 0 <= least <= limit.hard_contracts
+    for h in {least, (least + limit.hard_contracts) // 2, limit.hard_contracts + 10**6}:
+        assert exact_cap_size(book, pos, resting, cand, GameLimit(h, 0, limit.max_loss_money),
+                              **kw) == result
+    if least > 0:
+        assert exact_cap_size(book, pos, resting, cand, GameLimit(least - 1, 0, limit.max_loss_money),
+                              **kw) != result

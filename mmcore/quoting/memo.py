@@ -56,3 +56,30 @@ class Memo:
         entries.insert(0, (key, value))
         del entries[self.size:]
         return value
+
+    def get_ranged(self, step: str, key: Any, at: int,
+                   compute: Callable[[], tuple[T, int, float]]) -> T:
+        """For a step with one integer input ``at`` left out of ``key`` whose result is known to
+        be the same over a range of it: the stored result for inputs equal to ``key`` whose
+        range holds ``at``, else ``compute()`` → (result, lo, hi), stored with its range
+        ``lo ≤ at ≤ hi`` (``compute`` must return a range holding ``at``; ``hi`` may be inf).
+
+        Why: the game's hard limit follows book liquidity, so it moves on most book events while
+        the sizing it bounds stays the same until a quote comes near it (issue 11 item 5: half
+        of the sizing steps' misses were the limit alone moving)."""
+        entries = self._steps.get(step)
+        if entries is None:
+            entries = self._steps[step] = []
+        for i, (k, v) in enumerate(entries):
+            if k[1] <= at <= k[2] and k[0] == key:
+                if i:
+                    entries.insert(0, entries.pop(i))
+                self.hits += 1
+                return v  # type: ignore[no-any-return]
+        self.misses += 1
+        value, lo, hi = compute()
+        if not lo <= at <= hi:
+            raise ValueError(f"{step}: range [{lo}, {hi}] does not hold {at}")
+        entries.insert(0, ((key, lo, hi), value))
+        del entries[self.size:]
+        return value

@@ -213,10 +213,15 @@ def desired_quotes(
         quotes = _fix_parity(game, quotes, inv, params, notes)
     else:
         # every input of _size and _fix_parity; mappings copied into tuples (see memo.py)
+        # of the limit sizing reads the hard bound and the max loss; the hard bound is left out
+        # of the key: the stored result carries the range of hard bounds it holds for (see
+        # _size_and_parity_ranged and Memo.get_ranged)
         key = (game, tuple(state.positions.items()), state.cash,
                tuple((o.market, o.side, o.price, o.remaining) for o in state.resting),
-               limit, params, tuple(candidates), limit_config, others, inv)
-        sized, size_notes = memo.get("size", key, lambda: _size_and_parity(
+               limit.max_loss_money, params, tuple(candidates),
+               limit_config, others, inv)
+        sized, size_notes = memo.get_ranged("size", key, limit.hard_contracts,
+                                            lambda: _size_and_parity_ranged(
             game, state, limit, params, candidates, limit_config, others, inv))
         quotes = list(sized)
         notes += size_notes
@@ -242,6 +247,33 @@ def _size_and_parity(
     quotes = _size(game, state, limit, params, candidates, notes, limit_config, others)
     quotes = _fix_parity(game, quotes, inv, params, notes)
     return tuple(quotes), tuple(notes)
+
+
+def _size_and_parity_ranged(
+    game: GameSpec, state: GameState, limit: GameLimit, params: QuoteParams,
+    candidates: list[tuple[str, Side, int, int]], limit_config: LimitConfig | None,
+    others: OtherGames | None, inv: tuple[int, ...],
+) -> tuple[tuple[tuple[Quote, ...], tuple[str, ...]], int, float]:
+    """:func:`_size_and_parity`, and the range of ``limit.hard_contracts`` over which it gives
+    the same result (for :meth:`~mmcore.quoting.memo.Memo.get_ranged`).
+
+    The hard bound enters sizing twice: an adding side's share ``hard // n`` (whole contracts,
+    capped by ``clip``) and :func:`cap_size`'s hard check. With no note (nothing cut, dropped or
+    moved) every candidate passed that check uncut, and does for every bound from the largest
+    of their least passing bounds up, as long as the share is the same; with a note the text
+    may name the bound, so the result holds for this bound alone."""
+    hard = limit.hard_contracts
+    notes: list[str] = []
+    needs: list[int] = []
+    quotes = _size(game, state, limit, params, candidates, notes, limit_config, others, needs)
+    quotes = _fix_parity(game, quotes, inv, params, notes)
+    if notes or len(needs) != len(candidates):
+        return (tuple(quotes), tuple(notes)), hard, hard
+    block = game.book.n * CONTRACT  # the share is (hard // block) whole contracts
+    j = hard // block
+    lo = max(max(needs, default=0), j * block)
+    hi = math.inf if j * CONTRACT >= params.clip else (j + 1) * block - 1
+    return (tuple(quotes), ()), lo, hi
 
 
 def _toxicity_sized(quotes: Sequence[Quote], inv: tuple[int, ...], game: GameSpec,
@@ -287,8 +319,10 @@ def _size(
     game: GameSpec, state: GameState, limit: GameLimit, params: QuoteParams,
     candidates: list[tuple[str, Side, int, int]], notes: list[str],
     limit_config: LimitConfig | None = None, others: OtherGames | None = None,
+    need: list[int] | None = None,
 ) -> list[Quote]:
     """Cut each candidate so that everything that could fill together stays inside the limits.
+    (``need``: :func:`cap_size`'s, per candidate that passed uncut.)
 
     Live orders in slots that get a new quote are being replaced (amend), so they do not count;
     live orders in slots left without a quote are about to be cancelled but may still fill, so
@@ -315,6 +349,7 @@ def _size(
         count, reason = cap_size(
             game.book, pos, resting, Quote(market, side, price, want), limit,
             fee_per_contract=fee, cfg=limit_config, others=others, sport=game.sport_key,
+            need=need,
         )
         if reason:
             notes.append(f"size {market} {side}: {reason}")

@@ -207,6 +207,7 @@ def cap_quotes(
     cfg: LimitConfig | None = None,
     others: OtherGames | None = None,
     sport: str | None = None,
+    need: list[int] | None = None,
 ) -> tuple[tuple[Quote, ...], tuple[str, ...]]:
     """Any strategy's desired quotes cut by :func:`cap_size` the way the gate judges them; (quotes
     kept, notes on each cut or drop).
@@ -220,6 +221,9 @@ def cap_quotes(
     ones (unconfirmed cancels, actions in flight or unacknowledged), whatever their slot.
     Risk-reducing sides are sized first, then each kept quote counts for the next; a quote cut
     below ``min_size`` (centi-contracts) is dropped. Fee 0, as the gate checks.
+
+    ``need`` (a list, for memoising callers): when nothing was cut or dropped (no notes), the
+    least ``limit.hard_contracts`` giving the same result is appended (:func:`cap_size`'s).
     """
     by_slot: dict[tuple[str, str], list[Order]] = {}
     for o in live:
@@ -234,11 +238,12 @@ def cap_quotes(
 
     out: list[Quote] = []
     notes: list[str] = []
+    needs: list[int] | None = [] if need is not None else None
     for q in sorted(quotes, key=lambda q: not reduces(q)):
         others_resting = [*fixed, *(o for slot, orders in by_slot.items() if slot != q.slot
                                     for o in orders)]
         count, reason = cap_size(book, pos, others_resting, q, limit, cfg=cfg, others=others,
-                                 sport=sport)
+                                 sport=sport, need=needs)
         if count < q.count:
             notes.append(f"cap {q.market} {q.side}: {reason}")
         if count < min_size or count == 0:
@@ -247,7 +252,24 @@ def cap_quotes(
         kept = q if count == q.count else Quote(q.market, q.side, q.price, count)
         out.append(kept)
         by_slot[q.slot] = [kept]
+    if need is not None and needs is not None and not notes:
+        need.append(max(needs, default=0))
     return tuple(out), tuple(notes)
+
+
+def cap_quotes_ranged(
+    book: GameBook, pos: GamePosition, live: Iterable[Order], quotes: Iterable[Quote],
+    limit: GameLimit, **kw: Any,
+) -> tuple[tuple[tuple[Quote, ...], tuple[str, ...]], int, float]:
+    """:func:`cap_quotes` (same arguments), and the range of ``limit.hard_contracts`` over which
+    its result is the same (for :meth:`~mmcore.quoting.memo.Memo.get_ranged`): from the least
+    bound every quote still passes uncut up when nothing was cut or dropped, else this bound
+    alone (a note may name it). Only the hard check reads the bound."""
+    need: list[int] = []
+    result = cap_quotes(book, pos, live, quotes, limit, need=need, **kw)
+    if need:
+        return result, need[0], math.inf
+    return result, limit.hard_contracts, limit.hard_contracts
 
 
 def aggregate_worst_loss(games: Iterable[WorstCase]) -> int:
@@ -293,6 +315,7 @@ def cap_size(
     fee_per_contract: int = 0,
     others: OtherGames | None = None,
     sport: str | None = None,
+    need: list[int] | None = None,
 ) -> tuple[int, str | None]:
     """Largest count ≤ ``candidate.count`` that keeps the game's limits hard; (count, reason if cut).
 
@@ -310,6 +333,11 @@ def cap_size(
     game's sport key), checks (e) the sport's worst-case loss within
     ``sport_max_loss_money`` of that sport. Like every check here these bind only on an increase:
     a risk-reducing order always passes, however far over a cap the account already is.
+
+    ``need`` (a list, for memoising callers): when the candidate passes uncut, the least
+    ``limit.hard_contracts`` under which it still would is appended — the result is then the
+    same (count, None) for every hard bound from there up (only the hard check reads the bound;
+    the loss and aggregate checks do not); nothing is appended when it is cut.
     """
     market, side, price, count = order_fields(candidate)
     if count == 0:
@@ -372,6 +400,14 @@ def cap_size(
         return None
 
     if failure(count) is None:
+        if need is not None:  # the least hard bound that still passes every outcome's check
+            least = 0
+            for o in order:
+                d = unit_dir[o] * count
+                if d:
+                    x = hi[o] + d if d > 0 else -(lo[o] + d)
+                    least = max(least, -(-x // n1))
+            need.append(least)
         return count, None
     # Largest passing multiple of step; the result itself is always checked, so safety does not
     # depend on the constraints being monotone in k (they are, up to fee rounding).
