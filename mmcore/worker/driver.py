@@ -725,7 +725,8 @@ class WorkerDriver:
 
     async def _refill_presigned(self) -> None:
         """Idle-time RSA work keeps the hot path free: top up the REST client's pre-signed
-        pools every ``presign_refill_s`` (the refill yields to the loop after each signature).
+        pools every ``presign_refill_s`` (the signing runs in the presigner's thread; headers
+        taken by writes are also replaced by a background refill shortly after each take).
         A failure is logged (the first of a streak, then every 60th) and never ends the task:
         requests then sign live."""
         failures = 0
