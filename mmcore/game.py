@@ -127,18 +127,19 @@ def _settlement_matrix(n: int, extra_outcomes: tuple[Settlement, ...]) -> tuple[
 def position_vector(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
     """Positions in outcome order (centi-contracts); InputError for a market of another game."""
     markets = book.markets
-    if not all(m in markets for m in positions):
-        for market in positions:
+    for market in positions:
+        if market not in markets:
             book.index(market)  # raises for the first market of another game
-    return tuple(positions.get(m, 0) for m in markets)
+    get = positions.get
+    return tuple([get(m, 0) for m in markets])
 
 
 def scaled_direction(book: GameBook, positions: Mapping[str, int]) -> tuple[int, ...]:
     """``book.scale × d_o`` per outcome (all ``N``) for a position (centi-contracts, exact)."""
     vec = position_vector(book, positions)
     if not book.extra_outcomes:  # the common case, without building the matrix
-        total = sum(vec)
-        return tuple(book.n * q - total for q in vec)
+        total, n = sum(vec), len(vec)
+        return tuple([n * q - total for q in vec])
     return tuple(sum(c * q for c, q in zip(row, vec)) for row in book.direction_matrix())
 
 
@@ -172,7 +173,7 @@ def directional_inventory(book: GameBook, positions: Mapping[str, int]) -> tuple
     """``d_o`` per outcome (all ``N``: the markets, then the extras) in centi-contracts (rounded
     toward zero for 3+ outcomes). Index ``i < n`` is market ``i``'s inventory for quoting."""
     k = book.scale
-    return tuple(int(x / k) for x in scaled_direction(book, positions))
+    return tuple([int(x / k) for x in scaled_direction(book, positions)])
 
 
 # --- extra outcomes from the series rules -----------------------------------------------------

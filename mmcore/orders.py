@@ -204,7 +204,9 @@ def reconcile(
     moves: list[tuple[bool, Amend | Place]] = []  # (risk-reducing, action); ids in slot order
     seq = id_seq
     for slot in sorted(want.keys() | resting.keys()):
-        q, orders = want.get(slot), sorted(resting.get(slot, []), key=lambda o: o.order_id)
+        q, orders = want.get(slot), resting.get(slot, [])
+        if len(orders) > 1:  # (one order per slot is the rule: sorting it would change nothing)
+            orders = sorted(orders, key=lambda o: o.order_id)
         if q is None:
             cancels += [_cancel(o, "no desired quote") for o in orders]
             continue
@@ -212,8 +214,11 @@ def reconcile(
             moves.append((False, Place(q, f"{id_prefix}-{seq}")))
             seq += 1
             continue
-        keep = min(orders, key=lambda o: (abs(o.price - q.price), abs(o.remaining - q.count)))
-        cancels += [_cancel(o, "extra order in slot") for o in orders if o is not keep]
+        if len(orders) == 1:
+            keep = orders[0]
+        else:
+            keep = min(orders, key=lambda o: (abs(o.price - q.price), abs(o.remaining - q.count)))
+            cancels += [_cancel(o, "extra order in slot") for o in orders if o is not keep]
         kind = _move_kind(keep, q, now_ns, params)
         if kind is None:
             continue
@@ -238,6 +243,8 @@ def reconcile(
         else:
             deferred.append(a)
             blocked = blocked or isinstance(a, Cancel)
+    if not sent and not deferred:  # the common outcome: live orders already match
+        return ReconcilePlan((), (), seq, 0)
     return ReconcilePlan(_ordered(sent), _ordered(deferred), seq, sum(_cost(a, params) for a in sent))
 
 
