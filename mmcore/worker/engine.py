@@ -296,6 +296,10 @@ class WorkerConfig:
     tick_ns: int = 1 * NS
     reconcile_interval_ns: int = 10 * NS
     ack_timeout_ns: int = 5 * NS
+    cancel_confirm_ns: int = 1 * NS
+    """A cancel acknowledged this long ago and not yet confirmed (no ``user_orders`` update, no
+    order list without it) asks the exchange's order list again, and again each period: a lying
+    ack is then found in ~1 s, not at the next periodic reconcile (tests/chaos G2, stale data)."""
     liquidity_window_price: int = 500
     """Others' size within this distance of the top counts as available liquidity (price units)."""
     theo_refresh_fraction: float = 0.6
@@ -349,6 +353,8 @@ class GameWorker:
         self.fees_paid = 0
         self.live: dict[str, LiveOrder] = {}
         self.cancelling: dict[str, LiveOrder] = {}
+        self.cancel_check_ns: dict[str, int] = {}
+        """Order in ``cancelling`` → when to ask the exchange's list if it is still there."""
         self.pending: dict[int, tuple[OrderAction, int]] = {}
         self.unknown: dict[int, OrderAction] = {}
         """Actions whose ack timed out: slot stays locked until the next REST reconcile."""
@@ -462,6 +468,15 @@ class GameWorker:
         if now_ns - self.last_reconcile_ns >= self.cfg.reconcile_interval_ns:
             self.last_reconcile_ns = now_ns
             out.requests.append(ReconcileNow("periodic"))
+        elif self.cancel_check_ns:
+            due = [oid for oid, t in self.cancel_check_ns.items()
+                   if oid in self.cancelling and now_ns >= t]
+            for oid in [oid for oid in self.cancel_check_ns if oid not in self.cancelling]:
+                del self.cancel_check_ns[oid]
+            if due:
+                for oid in due:
+                    self.cancel_check_ns[oid] = now_ns + self.cfg.cancel_confirm_ns
+                out.requests.append(ReconcileNow(f"cancel of {due[0]} acknowledged, unconfirmed"))
         self._requote(now_ns, out, self._evaluate_risk(now_ns, out))
         out.next_deadline_ns = self._deadline(now_ns)
         return out
@@ -673,6 +688,7 @@ class GameWorker:
                 self.cancelling[action.order_id] = order  # an ack is not proof
             if not ev.ok:
                 out.requests.append(ReconcileNow(f"cancel of {action.order_id} failed: {ev.error}"))
+                self.cancel_check_ns[action.order_id] = now_ns + self.cfg.cancel_confirm_ns
         if not ev.ok:
             out.journal.append(self._rec("refusal", f"venue:{self.run_id}:{ev.action_seq}",
                                          now_ns, action=_action_dict(action), reason=ev.error))
@@ -1217,6 +1233,7 @@ class GameWorker:
         if self.ws_connected and self.stopping is None:
             # a silent market is pulled the moment it passes the staleness limit, not at the
             # next tick (up to tick_ns late: tests/chaos/test_g3_stale_data.py, silent feed)
+        deadlines += [t for oid, t in self.cancel_check_ns.items() if oid in self.cancelling]
             limit = self.cfg.killswitch.stale_market_data_ns
             deadlines += [last + limit + 1 for m, last in self.last_frame_ns.items()
                           if last is not None and m not in self.stale and self.books[m] is not None]

@@ -10,6 +10,7 @@ nesting, empty). Deterministic in the rng. No I/O.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from typing import Any
@@ -66,25 +67,30 @@ def _parent(root: Any, path: tuple[Any, ...]) -> Any:
     return root
 
 
+def hostile(rng: random.Random) -> Any:
+    """One of :data:`HOSTILE`, copied (a later mutation must never change the pool itself)."""
+    return copy.deepcopy(rng.choice(HOSTILE))
+
+
 def mutate_value(base: Any, rng: random.Random) -> Any:
     """``base`` (deep-copied) with one to three values replaced, removed or added."""
     doc = json.loads(json.dumps(base))
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         paths = [p for p in _paths(doc) if p]
         if not paths:
-            return rng.choice(HOSTILE)
+            return hostile(rng)
         path = rng.choice(paths)
         parent, key = _parent(doc, path), path[-1]
         op = rng.random()
         if op < 0.65:
-            parent[key] = rng.choice(HOSTILE)
+            parent[key] = hostile(rng)
         elif op < 0.8:
             if isinstance(parent, dict):
                 del parent[key]
             else:
                 parent.pop(key)
         elif op < 0.9 and isinstance(parent, dict):
-            parent[rng.choice(("extra", "x\ud800", "", "Ticker", "count "))] = rng.choice(HOSTILE)
+            parent[rng.choice(("extra", "x\ud800", "", "Ticker", "count "))] = hostile(rng)
         elif isinstance(parent[key], str):  # a near miss of the real value
             s = parent[key]
             parent[key] = rng.choice((s.upper(), s + " ", " " + s, s * 3, s[:-1], s + "\ud800"))

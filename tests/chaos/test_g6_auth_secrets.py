@@ -296,10 +296,10 @@ def test_no_secret_after_mm_demo_with_prefect(tmp_path: Path) -> None:
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run([*MM_CLI, "demo", "--games", "1", "--minutes", "3", "--exit"], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=1200, check=False)
-    key_path = tmp_path / "data" / "sim" / "kalshi-sim-key.pem"
-    assert key_path.is_file(), proc.stdout[-2000:] + proc.stderr[-2000:]
-    secrets = _secrets(key_path.read_bytes(), SIM_ODDS_API_KEY)
-    hits = _scan_files(tmp_path, secrets, skip={key_path})  # data dir, logs, Prefect's database
+    keys = sorted(tmp_path.rglob("kalshi-sim-key.pem"))  # <data_dir>/demo/<run>/sim/
+    assert keys, proc.stdout[-2000:] + proc.stderr[-2000:]
+    secrets = _secrets(keys[0].read_bytes(), SIM_ODDS_API_KEY)
+    hits = _scan_files(tmp_path, secrets, skip=set(keys))  # data dir, logs, Prefect's database
     db_hits, tables = _scan_duckdb(sorted((tmp_path / "data").rglob("*.duckdb")), secrets)
     hits += db_hits
     files = sum(1 for p in tmp_path.rglob("*") if p.is_file())
