@@ -71,6 +71,10 @@ class Faults:
     slow_until_ns: int = 0
     cancel_ack_not_applied_s: float = 0.0
     cancel_ack_until_ns: int = 0
+    cancel_ack_every: int = 1
+    """Under ``cancel_ack_not_applied``, every ``cancel_ack_every``-th cancel lies (2: half)."""
+    cancel_ack_seen: int = 0
+    """Cancels of resting orders counted under the running ``cancel_ack_not_applied``."""
     positions_lag_s: float = 0.0
     positions_lag_until_ns: int = 0
     ws_disconnect_pending: int = 0

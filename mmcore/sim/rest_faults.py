@@ -13,6 +13,7 @@ http_5xx                count                     next ``count`` REST requests a
 rate_limit_storm        seconds                   every REST request answers 429 until then
 slow_replies            seconds, delay_s          REST replies wait ``delay_s`` until then
 cancel_ack_not_applied  seconds, delay_s          cancels ack at once, apply ``delay_s`` later
+                        (every: optional)         (only every ``every``-th cancel: 2 = half)
 positions_lag           seconds, lag_s            GET positions is ``lag_s`` old until then
 ws_disconnect           count                     (WebSocket layer) drop connections
 seq_gap                 count                     (WebSocket layer) skip a ``seq``
@@ -81,7 +82,7 @@ MAX_FAULT_DELAY_S = 600.0
 MAX_FAULT_COUNT = 1_000_000
 """Largest ``count`` accepted."""
 _BOUNDS = {"count": MAX_FAULT_COUNT, "seconds": MAX_FAULT_SECONDS, "lag_s": MAX_FAULT_SECONDS,
-           "delay_s": MAX_FAULT_DELAY_S}
+           "delay_s": MAX_FAULT_DELAY_S, "every": MAX_FAULT_COUNT}
 MAX_FAULT_PATH = 200
 """Longest ``route_5xx`` path / fault ``ticker`` accepted."""
 SWEEP_USER = "sweeper"
@@ -173,8 +174,13 @@ def apply_fault(ex: LocalExchange, kind: str, params: Mapping[str, Any] | None =
         elif kind == "slow_replies":
             f.slow_reply_s, f.slow_until_ns = _number(params, "delay_s", kind), until
         elif kind == "cancel_ack_not_applied":
+            every = int(_number(params, "every", kind, whole=True)) if "every" in params else 1
+            if every < 1:
+                raise EngineError(400, "invalid_parameters",
+                                  f"fault {kind}: every must be a whole number in 1..{MAX_FAULT_COUNT}")
             f.cancel_ack_not_applied_s = _number(params, "delay_s", kind)
             f.cancel_ack_until_ns = until
+            f.cancel_ack_every, f.cancel_ack_seen = every, 0
         else:
             f.positions_lag_s, f.positions_lag_until_ns = _number(params, "lag_s", kind), until
     entry = {"at_ns": now, "kind": kind, "params": params}

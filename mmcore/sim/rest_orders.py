@@ -13,8 +13,8 @@ Rules of this file:
   ``invalid_parameters``); stateful rules (tick grid, balance, market open) are the engine's.
 - Only subaccount 0 and exchange index 0 (or ``-1``/absent: auto-route) exist here.
 - Listings are newest first (orders, fills, settlements) or by ticker (positions).
-- ``cancel_ack_not_applied``: while it runs, a cancel of a resting order in an open market is
-  acknowledged at once exactly as a real cancel would be (``reduced_by`` = what rests), and the
+- ``cancel_ack_not_applied``: while it runs, a cancel of a resting order in an open market (every
+  ``every``-th such cancel, when the fault gives ``every``) is acknowledged at once exactly as a real cancel would be (``reduced_by`` = what rests), and the
   engine cancel runs ``delay_s`` later on the event loop — until then the order still rests
   and can fill (Kalshi's acks cannot be trusted, kalshi.md §7.2).
 - ``positions_lag``: ``GET /portfolio/positions`` answers the positions in force ``lag_s`` ago.
@@ -216,6 +216,11 @@ def _cancel_one(ctx: Ctx, order_id: str, market_ticker: str | None) -> dict[str,
     if now < f.cancel_ack_until_ns and f.cancel_ack_not_applied_s > 0:
         order = ex.engine.order(user, order_id)
         if order.is_resting and ex.engine.get_market(order.ticker).status in ("active", "paused"):
+            f.cancel_ack_seen += 1
+            lie = f.cancel_ack_seen % f.cancel_ack_every == 0
+        else:
+            lie = False
+        if lie:
             _defer_cancel(ctx.state, user, order_id, f.cancel_ack_not_applied_s)
             return _with_cid(order, {"order_id": order_id,
                                      "reduced_by": format_count_fp(order.remaining),
