@@ -686,9 +686,9 @@ class GameWorker:
             order = self.live.pop(action.order_id, None) if ev.ok else None
             if order is not None:
                 self.cancelling[action.order_id] = order  # an ack is not proof
+                self.cancel_check_ns[action.order_id] = now_ns + self.cfg.cancel_confirm_ns
             if not ev.ok:
                 out.requests.append(ReconcileNow(f"cancel of {action.order_id} failed: {ev.error}"))
-                self.cancel_check_ns[action.order_id] = now_ns + self.cfg.cancel_confirm_ns
         if not ev.ok:
             out.journal.append(self._rec("refusal", f"venue:{self.run_id}:{ev.action_seq}",
                                          now_ns, action=_action_dict(action), reason=ev.error))
@@ -1230,10 +1230,10 @@ class GameWorker:
     def _deadline(self, now_ns: int) -> int:
         deadlines = [now_ns + self.cfg.tick_ns, self.last_reconcile_ns + self.cfg.reconcile_interval_ns]
         deadlines += [sent + self.cfg.ack_timeout_ns for _, sent in self.pending.values()]
+        deadlines += [t for oid, t in self.cancel_check_ns.items() if oid in self.cancelling]
         if self.ws_connected and self.stopping is None:
             # a silent market is pulled the moment it passes the staleness limit, not at the
             # next tick (up to tick_ns late: tests/chaos/test_g3_stale_data.py, silent feed)
-        deadlines += [t for oid, t in self.cancel_check_ns.items() if oid in self.cancelling]
             limit = self.cfg.killswitch.stale_market_data_ns
             deadlines += [last + limit + 1 for m, last in self.last_frame_ns.items()
                           if last is not None and m not in self.stale and self.books[m] is not None]
