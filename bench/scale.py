@@ -192,8 +192,12 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     except ImportError:
         d = default_scenario_dict(args.seed, n)
     d["rate_tier"] = args.tier
-    for g in d["games"]:
-        g["start_in_s"] = life_s + 1800  # outside every near-start rule during the run
+    for i, g in enumerate(d["games"]):
+        # outside every near-start rule during the run; a minute apart, as a real slate is:
+        # the world can pair the same two teams twice (LA-SF and SF-LA at N=10), and two such
+        # games starting together are ones the odds matching rightly refuses to tell apart
+        # (no theo: those workers never quoted)
+        g["start_in_s"] = life_s + 1800 + 60 * i
     now = time.time_ns()
     sc = load_scenario(d, now)
     tmp = Path(tempfile.mkdtemp(prefix="mm-bench-scale-"))

@@ -27,6 +27,11 @@ from tasks.runtime import logger, settings
 
 NS = 1_000_000_000
 STATUS_EVERY_S = 3.0
+STOP_GRACE_S = 2.0
+"""After its stop time (``until``, else game start − ``MM_QUOTE_STOP_BEFORE_START_S``) a worker
+whose run loop has not stopped by itself within this long is cancelled: whatever it was awaiting
+(start-up REST calls, a slow reply, a starved loop) it goes straight to the verified cancel-all
+(:func:`_stop_watchdog`)."""
 
 
 @dataclass
@@ -86,6 +91,43 @@ async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
         await asyncio.sleep(STATUS_EVERY_S)
 
 
+async def _stop_watchdog(work: asyncio.Task[Any], stop_ns: int, driver: Callable[[], Any],
+                         log: Any, event_ticker: str) -> bool:
+    """Wait for ``work`` (start-up + run loop); at ``stop_ns`` ask the driver to stop, and if
+    ``work`` is still running :data:`STOP_GRACE_S` later, cancel it. True when it had to.
+
+    Why: the run loop checks the stop time only between its awaits. Before it runs (start-up:
+    ~12 REST calls, each behind the account's shared budget) or while one await is blocked, a
+    stop time could pass unseen; with 48 workers starving two cores none had stopped 400 s
+    after its stop time. Cancellation lands in :meth:`WorkerDriver.run`'s ``finally`` (cancel
+    everything, verified on the exchange) or, during start-up, in the caller's own cancel-all."""
+    while not work.done():
+        left_s = (stop_ns - time.time_ns()) / NS
+        if left_s <= 0:
+            break
+        await asyncio.wait({work}, timeout=min(left_s, 60.0))
+    if work.done():
+        return False
+    d = driver()
+    if d is not None:
+        d.stop("stop time reached")
+    await asyncio.wait({work}, timeout=STOP_GRACE_S)
+    if work.done():
+        return False
+    if d is not None and d.worker is not None and d.worker.stopping is not None:
+        # the loop saw a stop and is in its verified cancel-all (bounded by its own deadline):
+        # cancelling now would cut the verification short
+        await asyncio.wait({work})
+        return False
+    log.warning("%s: still %s %.1f s after its stop time: cancelling it (verified cancel-all "
+                "follows)", event_ticker, "starting" if d is None else "running",
+                (time.time_ns() - stop_ns) / NS)
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return True
+
+
 @task(name="quote-game-worker", retries=0)
 async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | None = None,
                           show: Callable[[str], Awaitable[None]] | None = None,
@@ -112,19 +154,44 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
                         s.quote_stop_before_start_s)
             kill = await cancel_until_flat(rest, event_ticker)
             return GameRunResult(event_ticker, "game already started", resting_after=len(kill.after))
-        driver = await build_worker(s, rest, signer, event_ticker, until_ns=until_ns,
-                                    refresh=refresh, worker_id=f"{event_ticker}--{run_id[:8]}")
-        log.info("quoting %s (%s) until %s; rate budget: the account's %s tier, shared", event_ticker,
-                 " ".join(driver.game.markets), time.strftime("%H:%M:%S", time.localtime(start_ns / NS)),
-                 rest.limiter.tier if rest.limiter else s.rate_tier)
-        keeper = asyncio.create_task(_keep_alive(driver, event_ticker, run_id, show))
+        stop_ns = start_ns - stop_before_ns if until_ns is None else min(until_ns,
+                                                                         start_ns - stop_before_ns)
+        box: dict[str, Any] = {}
+
+        async def work() -> Any:
+            box["driver"] = await build_worker(
+                s, rest, signer, event_ticker, until_ns=until_ns, refresh=refresh,
+                worker_id=f"{event_ticker}--{run_id[:8]}")
+            driver = box["driver"]
+            log.info("quoting %s (%s) until %s; rate budget: the account's %s tier, shared",
+                     event_ticker, " ".join(driver.game.markets),
+                     time.strftime("%H:%M:%S", time.localtime(start_ns / NS)),
+                     rest.limiter.tier if rest.limiter else s.rate_tier)
+            keeper = asyncio.create_task(_keep_alive(driver, event_ticker, run_id, show))
+            try:
+                return await driver.run()
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+        task_ = asyncio.create_task(work())
         try:
-            report = await driver.run()
+            forced = await _stop_watchdog(task_, stop_ns, lambda: box.get("driver"), log,
+                                          event_ticker)
+        except BaseException:
+            task_.cancel()
+            raise
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
             drop_lease(s.runs_dir, event_ticker, run_id)
+        driver = box.get("driver")
+        if driver is None or driver.worker is None:  # stopped during start-up: nothing to run
+            kill = await cancel_until_flat(rest, event_ticker)
+            return GameRunResult(event_ticker, "stop time reached during start-up",
+                                 resting_after=len(kill.after))
+        report = driver.report if forced else task_.result()
+        if forced:
+            report.exit_reason = f"stop time reached (cancelled after {STOP_GRACE_S:g} s)"
     result = GameRunResult(
         event_ticker, report.exit_reason, report.final_state, report.actions, report.fills,
         report.refusals, {m: q / CONTRACT for m, q in report.positions.items()},

@@ -62,3 +62,35 @@ async def test_a_worker_process_imports_nothing_it_does_not_use(tmp_path: Path) 
                 if line.startswith("import time:") and "|" in line}
     assert not imported & set(NOT_IN_A_WORKER), sorted(imported & set(NOT_IN_A_WORKER))
     assert "mmcore.worker.driver" in imported  # the log is the worker's own
+
+
+async def test_a_worker_stops_at_its_stop_time_even_while_starting(tmp_path: Path) -> None:
+    """Every REST reply takes 3 s, so the worker's start-up (~11 sequential calls) runs far past
+    its ``until``. It must stop at its stop time anyway, with the verified cancel-all, instead of
+    when start-up happens to finish (before: the stop was seen only by the run loop, ~45 s
+    after launch here; 48 starving workers had not stopped 400 s after it in bench/scale.py)."""
+    import asyncio
+    import calendar
+    import json
+
+    from mmcore.sim.rest_faults import apply_fault
+
+    async with SimStack(_scenario(), tmp_path, run_participants=False) as stack:
+        ev = stack.scenario.games[0].event_ticker
+        apply_fault(stack.exchange, "slow_replies", {"seconds": 300, "delay_s": 3.0})
+        until = iso_in(4)
+        until_s = calendar.timegm(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ")) - time.time()
+        t0 = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mmcore.cli", "run", "quote-game", f"event_ticker={ev}",
+            f"until={until}", env=worker_env(tmp_path, stack), cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 180)
+        took = time.monotonic() - t0
+        resting = stack.exchange.engine.orders("mm", event_ticker=ev, status="resting")
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
+    result = json.loads(out.decode()[out.decode().index("{"):])
+    assert "stop time reached" in result["exit_reason"], result
+    assert result["resting_after"] == 0 and not resting
+    # stop time + 2 s grace + the cancel-all's own slow calls (3 s each), not the start-up's end
+    assert took < until_s + 20, (took, until_s, err.decode()[-2000:])
