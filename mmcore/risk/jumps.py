@@ -225,7 +225,7 @@ def _displaced(p: Pending, x: float, cfg: JumpConfig) -> bool:
 def _confirm(pend: Pending | None, raw: JumpVerdict, before: float | None, x: float,
              now_ns: int, cfg: JumpConfig) -> tuple[Pending | None, JumpVerdict]:
     """(pending after this observation, the verdict that counts now) for a book/trade series."""
-    quiet = replace(raw, level="none")
+    quiet = raw if raw.level == "none" else replace(raw, level="none")  # (equal; no copy)
     if pend is not None and not _displaced(pend, x, cfg):
         return None, quiet  # reverted: flicker (and the way back is not a move of its own)
     if pend is None:

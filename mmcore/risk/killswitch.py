@@ -309,7 +309,7 @@ def evaluate(ks: KillSwitch, m: RiskMetrics, now_ns: int,
     if firing:
         return _escalate(ks, firing, now_ns, peak, keep=False)
     if ks.state != "REDUCING":  # HALTED stays latched; ACTIVE stays ACTIVE
-        return replace(ks, peak_pnl_money=peak)
+        return ks if peak == ks.peak_pnl_money else replace(ks, peak_pnl_money=peak)
     clear_since = now_ns if ks.clear_since_ns is None else ks.clear_since_ns
     if now_ns - clear_since >= cfg.reducing_cooldown_ns:
         return _move(ks, "ACTIVE", now_ns, frozenset(),
