@@ -35,7 +35,11 @@ class BookTop:
 
     @staticmethod
     def empty() -> BookTop:
-        return BookTop(None, 0, None, 0)
+        """The top of an empty book (one shared immutable value: asked for on every requote)."""
+        return _EMPTY_TOP
+
+
+_EMPTY_TOP = BookTop(None, 0, None, 0)
 
 
 def top_of(

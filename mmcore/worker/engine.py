@@ -1144,7 +1144,7 @@ class GameWorker:
 
     def _others(self) -> OtherGames:
         """The other games' use of the account's caps (nothing known: none)."""
-        return self.account.others if self.account is not None else OtherGames()
+        return self.account.others if self.account is not None else _NO_OTHERS
 
     def _apply_barriers(self, quotes: tuple[Quote, ...], tops: Mapping[str, BookTop], trading: str,
                         now_ns: int) -> tuple[list[Quote], list[str]]:
@@ -1246,6 +1246,10 @@ class GameWorker:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+_NO_OTHERS = OtherGames()
+"""No other game known (one immutable value: asked for several times per requote)."""
 
 
 def _updated_cost(cost: int, before: int, after: int, signed: int, money: int) -> int:
