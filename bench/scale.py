@@ -12,10 +12,10 @@ Run: ``.venv/bin/python bench/scale.py`` (N = 10 for 30 s, ≈ 1.5 min) —
 Per N, from scratch:
 
 - **Exchange** (this process): a :class:`~mmcore.sim.server.SimStack` with N games
-  (``world_scenario``'s slate, else the default scenario's; every game starting 30 min after the
-  run ends so no near-start rule
-  applies), simulated participants off, the scenario's rate tier ``--tier``; theo snapshots
-  pulled from its odds server as the odds pull publishes them. A non-mm user, ``bench-flow``,
+  (``world_scenario``'s slate, else the default scenario's; the games starting a minute
+  apart from 30 min after the run ends, so no near-start rule applies), simulated participants
+  off, the scenario's rate tier ``--tier``; theo snapshots pulled from its odds server as the
+  odds pull publishes them (pulled again, up to 4 times, for games a simulated book skipped). A non-mm user, ``bench-flow``,
   rests a ladder on every market (bids 2–11¢ under the hidden truth, asks 2–11¢ over it, 20
   contracts a level), so each worker has a two-sided book and liquidity to size against.
 - **Workers**: N processes ``python -m mmcore.cli run quote-game event_ticker=EV until=T`` — the
@@ -211,9 +211,20 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
         flow = Flow(ex, markets, {m: g.yes_prob(m, now) for g in sc.games for m in g.markets})
         async with OddsApiClient(stack.odds_url, stack.odds_api_key,
                                  bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-            await pull_theos(odds, sorted({g.sim.sport_key for g in sc.games}),
-                             [game_from_markets(g.event_ticker, g.markets, g.start_ns)
-                              for g in sc.games], data_dir / "theo")
+            # a simulated book can skip a game in one pull (then fewer than 3 usable books: no
+            # consensus, no theo, a worker that never quotes); the live pull runs every 30 min
+            # and on the worker's request — here, pull again for the games still without one
+            for _attempt in range(4):
+                missing = [g for g in sc.games
+                           if not (data_dir / "theo" / f"{g.event_ticker}.json").exists()]
+                if not missing:
+                    break
+                await pull_theos(odds, sorted({g.sim.sport_key for g in missing}),
+                                 [game_from_markets(g.event_ticker, g.markets, g.start_ns)
+                                  for g in missing], data_dir / "theo")
+                await asyncio.sleep(1.0)
+        no_theo = sorted(g.event_ticker for g in sc.games
+                         if not (data_dir / "theo" / f"{g.event_ticker}.json").exists())
         port, odds_port = urlsplit(stack.rest_url).port, urlsplit(stack.odds_url).port
         until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(time.time() + life_s) + 1))
         env = _env(data_dir, port, odds_port)
@@ -270,7 +281,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"n": n, "ready_s": ready_s, "late": late, "made": made, "window_s": window_s,
             "ex_cpu": ex_cpu, "cpu": cpu, "mem": mem, "results": results,
             "r429": rest.get("rate_limited", 0), "exit": {ev: p.returncode for ev, p in procs.items()},
-            "hung": hung,
+            "hung": hung, "no_theo": no_theo,
             "tmp": tmp}
 
 
@@ -321,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  N={n}: {r['hung']} worker(s) still running 2 min after their --until: killed")
         if r["late"]:
             print(f"  N={n}: not quoting when the window opened: {', '.join(r['late'])}")
+        if r["no_theo"]:
+            print(f"  N={n}: no theo snapshot after 4 pulls (never quote): {', '.join(r['no_theo'])}")
         bad = {ev: x.get("error") or x.get("exit_reason") for ev, x in r["results"].items()
                if x.get("error") or r["exit"][ev] != 0}
         if bad:
