@@ -202,7 +202,8 @@ async def _run_sim(settings: Any, scenario_path: Optional[Path], seed: int, game
         typer.echo(f"local Kalshi REST   {st.rest_url}")
         typer.echo(f"local Kalshi WS     {st.ws_url}")
         typer.echo(f"fault control       {st.control_url}/faults   (state: {st.control_url}/state)")
-        typer.echo(f"local Odds API      {st.odds_url}   apiKey={st.odds_api_key}")
+        # the key itself stays out of every log (issue 12 guarantee 6), the sim's one included
+        typer.echo(f"local Odds API      {st.odds_url}   apiKey: mmcore.sim.SIM_ODDS_API_KEY")
         typer.echo(f"API key id          {st.creds.key_id}")
         typer.echo(f"private key         {st.creds.private_key_path}")
         for g in sc.games:
