@@ -11,7 +11,9 @@ ws drop        ``ws_disconnect`` (the next frame closes 1011)   the exchange clo
                — the exchange's ``faults.log`` time
 silent feed    ``ws_silence`` on every market, socket up and    the last frame + the staleness
                pinging; a delta is sent just before, so the     limit (``stale_market_data_ns``,
-               last frame is known                              2 s here; 30 s by default)
+               last frame is known                              2 s here; 30 s by default; orders
+                                                                judged from 20 ms later: the last
+                                                                frame's delivery)
 seq gap        ``seq_gap`` (one seq skipped)                    the gapped frame is sent (log time)
 reordered      ``reorder_delta`` (seq n+1 sent before n)        n+1 is sent (log time)
 duplicated     ``duplicate_delta`` × 3 (same seq twice)         never: a re-sent seq is dropped, so
@@ -41,7 +43,14 @@ from mmcore.sim.exchange import MM_USER
 from mmcore.sim.rest import apply_fault
 from mmcore.worker.engine import BookStaleEv, ConnEv
 from tests.chaos import figures
-from tests.test_worker_faults import (FAR, Run, book_traffic, finish, first_event_after, tops_match)
+from tests.test_worker_faults import (
+    FAR,
+    Run,
+    book_traffic,
+    finish,
+    first_event_after,
+    tops_match,
+)
 from tests.workerkit import rig
 
 NS = 1_000_000_000
@@ -50,6 +59,10 @@ PULL_BOUND_MS = 1000
 STALE_LIMIT_S = 2.0
 """The worker's staleness limit for a silent market in this test (default 30 s)."""
 SILENCE_S = STALE_LIMIT_S + 2.0
+DELIVERY_SLACK_NS = 20 * MS
+"""Silent feed: the last frame (sent after ``t0`` on the hub's next flush) reaches the worker a
+few ms after ``t0``, and the worker's staleness clock starts at its receipt. Orders are judged
+from ``t0`` + limit + this slack; the pull is timed from ``t0`` + limit (the larger figure)."""
 ROUND_BUDGET_S = 60.0
 
 
@@ -138,7 +151,7 @@ async def _silence(run: Run, ep: Episode) -> None:
     apply_fault(run.ex, "ws_silence", {"ticker": run.event_ticker, "seconds": SILENCE_S})
     ep.bite_ns = t0 + round(STALE_LIMIT_S * NS)
     await _fresh_again(run, t0)
-    await _judge(run, ep, before, t0, ep.bite_ns)
+    await _judge(run, ep, before, t0, ep.bite_ns, orders_from_ns=ep.bite_ns + DELIVERY_SLACK_NS)
 
 
 async def _seq_gap(run: Run, ep: Episode) -> None:
@@ -175,10 +188,11 @@ async def _duplicate(run: Run, ep: Episode) -> None:
         ep.problems.append("the fault did not bite")
 
 
-async def _judge(run: Run, ep: Episode, before: list[Any], t0: int, bite_ns: int) -> None:
+async def _judge(run: Run, ep: Episode, before: list[Any], t0: int, bite_ns: int, *,
+                 orders_from_ns: int | None = None) -> None:
     ep.pull_ms, problems = _pull_ms(run, before, bite_ns)
     ep.problems += problems
-    ep.stale_book_orders = _stale_book_orders(run, list(run.markets), bite_ns, t0)
+    ep.stale_book_orders = _stale_book_orders(run, list(run.markets), orders_from_ns or bite_ns, t0)
 
 
 FAULTS: dict[str, Callable[[Run, Episode], Awaitable[None]]] = {

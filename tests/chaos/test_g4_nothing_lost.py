@@ -42,7 +42,14 @@ from mmcore.sim.exchange import MM_USER
 from mmcore.sim.scenario import load_scenario
 from mmcore.sim.server import SimStack
 from tests.chaos import figures
-from tests.test_worker_sigkill import BUSY_TAKERS, POLL_S, _kill, _mm_env, _spawn_quote, _until, _wait_exit
+from tests.test_worker_sigkill import (
+    BUSY_TAKERS,
+    _kill,
+    _mm_env,
+    _spawn_quote,
+    _until,
+    _wait_exit,
+)
 from tests.workerkit import publish_theos, scenario_dict
 
 NS = 1_000_000_000
