@@ -109,9 +109,9 @@ def test_worst_case_and_bounds_equal_the_definitions(case) -> None:  # type: ign
     assert list(wc.pnl_by_outcome) == pnl and wc.worst_pnl == min(pnl)
     assert wc.worst_outcome == pnl.index(min(pnl))
     assert scaled_bounds(book, pos.positions, orders_) == (tuple(lo), tuple(hi))
-    own, lo2, hi2, wc2 = bounds_and_worst(book, pos, orders_, fee)
+    own, lo2, hi2, pnl2 = bounds_and_worst(book, pos, orders_, fee)
     assert own == scaled_direction(book, pos.positions)
-    assert (lo2, hi2) == (tuple(lo), tuple(hi)) and wc2 == wc
+    assert (lo2, hi2) == (tuple(lo), tuple(hi)) and pnl2 == wc.pnl_by_outcome
 
 
 # --- cap_size -----------------------------------------------------------------------------------

@@ -144,10 +144,11 @@ def worst_case(
 
 def bounds_and_worst(
     book: GameBook, pos: GamePosition, orders: Iterable[Order], fee_per_contract: int = 0
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], WorstCase]:
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """``scaled_direction`` of the position, :func:`scaled_bounds` and :func:`worst_case` of the
-    same orders in one pass over them: (own, lo, hi, worst case) — what :func:`cap_size` needs
-    of the orders already resting, equal to calling the three."""
+    same orders in one pass over them: (own, lo, hi, worst-case P&L per outcome, i.e.
+    ``worst_case(...).pnl_by_outcome``) — what :func:`~mmcore.risk.limits.cap_size` needs of
+    the orders already resting, equal to calling the three."""
     if book.extra_outcomes:
         own = scaled_direction(book, pos.positions)
         pnl = list(outcome_pnl(book, pos))
@@ -168,8 +169,7 @@ def bounds_and_worst(
             else:
                 lo[o] += d
             pnl[o] += mins[o]
-    worst = min(pnl)
-    return own, tuple(lo), tuple(hi), WorstCase(tuple(pnl), worst, pnl.index(worst))
+    return own, tuple(lo), tuple(hi), tuple(pnl)
 
 
 @functools.lru_cache(maxsize=1024)

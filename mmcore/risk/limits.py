@@ -344,12 +344,11 @@ def cap_size(
         return 0, None
     n1 = book.scale  # d_o is kept scaled by this (``n − 1`` for a plain game)
     # scaled_direction, scaled_bounds and worst_case of the resting orders, in one pass
-    own, lo, hi, base = bounds_and_worst(book, pos, resting, fee_per_contract)
+    own, lo, hi, base_pnl = bounds_and_worst(book, pos, resting, fee_per_contract)
     # the candidate's unit direction, the outcomes in check order (those it pushes up are
     # checked and named before those it pushes down), its market's value in each outcome
     unit_dir, order, values = candidate_terms(book, market, side)
-    base_pnl = base.pnl_by_outcome
-    base_loss = base.worst_loss
+    base_loss = max(0, -min(base_pnl))  # worst_case(...).worst_loss
     gross0 = -(-max(max(hi), -min(lo)) // n1)  # _gross(lo, hi, n1)
 
     sport_cap: int | None = None

@@ -1090,13 +1090,16 @@ class GameWorker:
         cap_key = (tuple(self.positions.items()), self.cash, _orders_key(self.live.values()),
                    tuple(free_quotes), limit.max_loss_money, self.cfg.quote.min_size,
                    _orders_key(pinned), self.cfg.limits, self._others(), self.game)
-        cap_args = (self.game.book, GamePosition(dict(self.positions), self.cash),
-                    self.live.values(), free_quotes, limit)
         cap_kw = {"min_size": self.cfg.quote.min_size, "pinned": pinned, "cfg": self.cfg.limits,
                   "others": self._others(), "sport": self.game.sport_key}
-        capped, cap_notes = (cap_quotes(*cap_args, **cap_kw) if self.quote_memo is None else
+
+        def cap_args() -> tuple[Any, ...]:  # built on a miss only
+            return (self.game.book, GamePosition(dict(self.positions), self.cash),
+                    self.live.values(), free_quotes, limit)
+
+        capped, cap_notes = (cap_quotes(*cap_args(), **cap_kw) if self.quote_memo is None else
                              self.quote_memo.get_ranged("cap", cap_key, limit.hard_contracts,
-                                                        lambda: cap_quotes_ranged(*cap_args, **cap_kw)))
+                                                        lambda: cap_quotes_ranged(*cap_args(), **cap_kw)))
         free_quotes = list(capped)
         free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
