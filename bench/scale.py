@@ -41,7 +41,9 @@ Figures (printed, none asserted):
   of one core (mean and max); the exchange process's own CPU over the window;
 - **RSS per worker** at the end of the window (``VmRSS``; mean and max) and the peak (``VmHWM``);
 - **deltas/s** the generator achieved (it falls behind when the box is saturated);
-- **429s** the exchange answered (``GET /sim/state``).
+- **429s** the exchange answered (``GET /sim/state``);
+- **last exit s after until**: when the last worker process was seen gone, after the ``until``
+  they were given (each must stop itself then, cancelling everything with verification).
 """
 
 from __future__ import annotations
@@ -226,7 +228,8 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
         no_theo = sorted(g.event_ticker for g in sc.games
                          if not (data_dir / "theo" / f"{g.event_ticker}.json").exists())
         port, odds_port = urlsplit(stack.rest_url).port, urlsplit(stack.odds_url).port
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(time.time() + life_s) + 1))
+        until_s = int(time.time() + life_s) + 1
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until_s))
         env = _env(data_dir, port, odds_port)
         procs: dict[str, subprocess.Popen[bytes]] = {}
         logs = {g.event_ticker: tmp / f"{g.event_ticker}.log" for g in sc.games}
@@ -259,11 +262,18 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
             mem = {ev: proc_mem_mb(p.pid) for ev, p in procs.items()}
             deadline = time.perf_counter() + life_s + 120
             hung = 0
+            exited: dict[str, float] = {}  # wall time each worker was seen gone (±0.25 s)
             while any(p.poll() is None for p in procs.values()):
+                now_s = time.time()
+                exited.update({ev: now_s for ev, p in procs.items()
+                               if ev not in exited and p.poll() is not None})
                 if time.perf_counter() > deadline:  # report what was measured; kill below
                     hung = sum(1 for p in procs.values() if p.poll() is None)
                     break
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.25)
+            exited.update({ev: time.time() for ev, p in procs.items()
+                           if ev not in exited and p.poll() is not None})
+            stop_s = max((t - until_s for t in exited.values()), default=None)
         finally:
             for p in procs.values():
                 if p.poll() is None:
@@ -281,7 +291,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"n": n, "ready_s": ready_s, "late": late, "made": made, "window_s": window_s,
             "ex_cpu": ex_cpu, "cpu": cpu, "mem": mem, "results": results,
             "r429": rest.get("rate_limited", 0), "exit": {ev: p.returncode for ev, p in procs.items()},
-            "hung": hung, "no_theo": no_theo,
+            "hung": hung, "no_theo": no_theo, "stop_s": stop_s,
             "tmp": tmp}
 
 
@@ -304,7 +314,8 @@ def summarize(r: dict[str, Any]) -> list[str]:
             f"{100 * r['ex_cpu']:.0f}",
             f"{statistics.mean(rss):.0f} / {max(rss):.0f}" if rss else "-",
             f"{max(hwm):.0f}" if hwm else "-", str(r["r429"]),
-            f"{r['ready_s']:.0f}", f"{sum(1 for c in r['exit'].values() if c == 0)}/{r['n']}"]
+            f"{r['ready_s']:.0f}", _fmt(r["stop_s"], ".1f"),
+            f"{sum(1 for c in r['exit'].values() if c == 0)}/{r['n']}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  N={n}: {r['hung']} worker(s) still running 2 min after their --until: killed")
         if r["late"]:
             print(f"  N={n}: not quoting when the window opened: {', '.join(r['late'])}")
+        locks = [x.get("budget_lock") or {} for x in r["results"].values()]
+        locks = [lk for lk in locks if lk.get("ops")]
+        if locks:
+            print(f"  N={n}: account budget lock: {statistics.median(lk['ops'] for lk in locks):,.0f} "
+                  f"operations/worker (median), waited {max(lk['wait_ms'] for lk in locks):,.1f} ms "
+                  f"in all at most, longest single wait "
+                  f"{max(lk['max_wait_ms'] for lk in locks):,.2f} ms (the worker's loop is blocked)")
         if r["no_theo"]:
             print(f"  N={n}: no theo snapshot after 4 pulls (never quote): {', '.join(r['no_theo'])}")
         bad = {ev: x.get("error") or x.get("exit_reason") for ev, x in r["results"].items()
@@ -348,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"RSS {_fmt(m[0] if m else None, '.0f')} MB, actions {x.get('actions')}")
     print_table(["N", "deltas/s", "decisions/worker", "p50 ms (median)", "p99 ms (median)",
                  "p99 ms (worst)", "CPU %/worker mean/max", "exchange CPU %",
-                 "RSS MB mean/max", "peak RSS MB", "429", "ready s", "exit 0"], rows)
+                 "RSS MB mean/max", "peak RSS MB", "429", "ready s", "last exit s after until",
+                 "exit 0"], rows)
     worst = [float(r[5]) for r in rows if r[5] != "-"]
     rss = [float(r[8].split(" / ")[1]) for r in rows if r[8] != "-"]
     ok = worst and rss and max(worst) <= GOAL_P99_MS and max(rss) <= GOAL_RSS_MB

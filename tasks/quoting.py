@@ -29,7 +29,7 @@ NS = 1_000_000_000
 STATUS_EVERY_S = 3.0
 STOP_GRACE_S = 2.0
 """After its stop time (``until``, else game start − ``MM_QUOTE_STOP_BEFORE_START_S``) a worker
-whose run loop has not stopped by itself within this long is cancelled: whatever it was awaiting
+whose run loop has not begun stopping by itself within this long is cancelled: whatever it was awaiting
 (start-up REST calls, a slow reply, a starved loop) it goes straight to the verified cancel-all
 (:func:`_stop_watchdog`)."""
 
@@ -52,6 +52,9 @@ class GameRunResult:
     decision: dict[str, Any] = field(default_factory=dict)
     """Book event received → decision handed to the senders: count, p50/p99/max/mean ms
     (:class:`~mmcore.worker.latency_hist.LatencyHistogram`; bench/scale.py reads it)."""
+    budget_lock: dict[str, Any] = field(default_factory=dict)
+    """The account budget record's lock as this process saw it: operations, total and longest
+    wait (ms) — the event loop is blocked while it waits (bench/scale.py reads it)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,10 +94,18 @@ async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
         await asyncio.sleep(STATUS_EVERY_S)
 
 
+def _lock_stats(rest: Any) -> dict[str, Any]:
+    acct = getattr(getattr(rest, "limiter", None), "account", None)
+    if acct is None or not hasattr(acct, "lock_ops"):
+        return {}
+    return {"ops": acct.lock_ops, "wait_ms": round(acct.lock_wait_ns / 1e6, 1),
+            "max_wait_ms": round(acct.lock_wait_max_ns / 1e6, 2)}
+
+
 async def _stop_watchdog(work: asyncio.Task[Any], stop_ns: int, driver: Callable[[], Any],
                          log: Any, event_ticker: str) -> bool:
-    """Wait for ``work`` (start-up + run loop); at ``stop_ns`` ask the driver to stop, and if
-    ``work`` is still running :data:`STOP_GRACE_S` later, cancel it. True when it had to.
+    """Wait for ``work`` (start-up + run loop); if it has not begun stopping by itself
+    :data:`STOP_GRACE_S` after ``stop_ns``, cancel it. True when it had to.
 
     Why: the run loop checks the stop time only between its awaits. Before it runs (start-up:
     ~12 REST calls, each behind the account's shared budget) or while one await is blocked, a
@@ -102,18 +113,13 @@ async def _stop_watchdog(work: asyncio.Task[Any], stop_ns: int, driver: Callable
     after its stop time. Cancellation lands in :meth:`WorkerDriver.run`'s ``finally`` (cancel
     everything, verified on the exchange) or, during start-up, in the caller's own cancel-all."""
     while not work.done():
-        left_s = (stop_ns - time.time_ns()) / NS
+        left_s = (stop_ns - time.time_ns()) / NS + STOP_GRACE_S
         if left_s <= 0:
             break
         await asyncio.wait({work}, timeout=min(left_s, 60.0))
     if work.done():
         return False
     d = driver()
-    if d is not None:
-        d.stop("stop time reached")
-    await asyncio.wait({work}, timeout=STOP_GRACE_S)
-    if work.done():
-        return False
     if d is not None and d.worker is not None and d.worker.stopping is not None:
         # the loop saw a stop and is in its verified cancel-all (bounded by its own deadline):
         # cancelling now would cut the verification short
@@ -179,8 +185,9 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         try:
             forced = await _stop_watchdog(task_, stop_ns, lambda: box.get("driver"), log,
                                           event_ticker)
-        except BaseException:
-            task_.cancel()
+        except BaseException:  # this run cancelled (SIGTERM, Prefect): the driver's own
+            task_.cancel()     # shutdown (verified cancel-all) runs to its end first
+            await asyncio.wait({task_})
             raise
         finally:
             drop_lease(s.runs_dir, event_ticker, run_id)
@@ -196,7 +203,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         event_ticker, report.exit_reason, report.final_state, report.actions, report.fills,
         report.refusals, {m: q / CONTRACT for m, q in report.positions.items()},
         report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
-        report.error, report.decision.summary_ms())
+        report.error, report.decision.summary_ms(), _lock_stats(rest))
     if show is not None:
         await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
                    + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")

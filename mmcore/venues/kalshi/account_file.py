@@ -93,6 +93,12 @@ class AccountBudgetFile:
         self._fd: int | None = None
         self._pid = 0
         self._nonce = 0
+        self.lock_ops = 0
+        """Operations on the record by this handle."""
+        self.lock_wait_ns = 0
+        self.lock_wait_max_ns = 0
+        """Time this process waited for the record's lock (total, longest): the event loop is
+        blocked meanwhile, so a convoy on the lock stalls every worker of the account."""
         self._mine: ab.Slot | None = None
         """A copy of this process's slot after the last operation (carried into a new slot
         if the old one was reclaimed while this process was idle)."""
@@ -113,7 +119,12 @@ class AccountBudgetFile:
     def _locked(self) -> Iterator[tuple[ab.AccountState, int]]:
         """The record and this process's slot index, under the lock; written back on exit."""
         fd = self._open()
+        t0 = time.monotonic_ns()
         fcntl.flock(fd, fcntl.LOCK_EX)
+        waited = time.monotonic_ns() - t0
+        self.lock_ops += 1
+        self.lock_wait_ns += waited
+        self.lock_wait_max_ns = max(self.lock_wait_max_ns, waited)
         try:
             now = self._clock_ns()
             raw = os.pread(fd, ab.RECORD_SIZE, 0)
