@@ -10,6 +10,7 @@ from mmcore.backtest.metrics import (
     HORIZONS_S,
     MidLine,
     equity_curve,
+    game_metrics,
     max_drawdown,
     merged_curve,
     pnl_per_contract,
@@ -19,6 +20,7 @@ from mmcore.backtest.metrics import (
 )
 from mmcore.backtest.runner import resolve_backtest_scenario
 from mmcore.backtest.tape import Tape, TopSample
+from mmcore.game import GameBook
 from mmcore.sim.engine import Engine
 from mmcore.sim.engine_types import Fill, OrderRequest
 from mmcore.sim.scenario import default_scenario_dict
@@ -111,6 +113,53 @@ def test_tape_reads_queue_ahead_at_placement_and_at_the_fill() -> None:
     f2 = eng.fills("mm")[-1]
     assert (tape.fills[f2.trade_id].queue_ahead_placed,
             tape.fills[f2.trade_id].queue_ahead_filled) == (0, 0)
+
+
+def test_limit_at_send_follows_the_sequence_of_decisions_not_market_names() -> None:
+    """Chaos G1 found a game at 1.60 that was at 0.80: two decisions at one virtual instant (the
+    second book arrived: the liquidity-following bound went 12.5 → 25 contracts), the first
+    sending an SF bid, the second a DET ask, both adding to "SF wins". Ordered by market name,
+    the fills were judged against the first decision's bound; the tape's sequence says the second
+    came last, and its gate had counted both orders against 25."""
+    eng = Engine()
+    eng.add_series("S", fee_type="quadratic", fee_multiplier=0.0)
+    eng.add_event("E", series_ticker="S", start_ns=10**12)
+    markets = ("E-DET", "E-SF")
+    for m in markets:
+        eng.add_market(m, event_ticker="E", close_ns=10**13)
+    for user in ("mm", "a", "b"):
+        eng.add_user(user, balance=10**9)
+    eng.drain_events()
+    tape = Tape(eng, "mm", markets, lambda m: 5 * CONTRACT)  # the bound at the fill: shrunk
+
+    def call(fn, t):
+        out = fn()
+        tape.record(t, eng.drain_events())
+        return out
+
+    tape.sent(5, "E-SF", "bid", 1250)  # decision 1 (bound 12.5 contracts)
+    tape.sent(5, "E-DET", "ask", 2500)  # decision 2, same instant (bound 25)
+    call(lambda: eng.place(OrderRequest("mm", "E-SF", "bid", 50 * C, 10 * CONTRACT,
+                                        post_only=True), 6), 6)
+    call(lambda: eng.place(OrderRequest("mm", "E-DET", "ask", 50 * C, 10 * CONTRACT,
+                                        post_only=True), 6), 6)
+    t = 20 * NS
+    call(lambda: eng.place(OrderRequest("a", "E-SF", "ask", 50 * C, 10 * CONTRACT), t), t)
+    call(lambda: eng.place(OrderRequest("b", "E-DET", "bid", 50 * C, 10 * CONTRACT), t), t)
+    tape.sent(t, "E-DET", "ask", 1000)  # a decision at the fills' instant, after them
+    fills = eng.fills("mm")
+    assert [f.ts_ns for f in fills] == [t, t]
+    book = GameBook(markets)
+
+    def at_send(sends) -> float | None:
+        m, _ = game_metrics(book, markets, fills, tape.fills, tape.tops, lambda m, t: 0.5,
+                            (0, 30 * NS), 0, 20 * CONTRACT, sends=sends)
+        return m.max_inventory_ratio_at_send
+
+    assert at_send(tape.sends) == pytest.approx(20 / 25)  # |d| 20 contracts ÷ decision 2's 25
+    # had the SF decision come last, its 12.5 would be the promise broken (1.6)
+    swapped = {"E-SF": [(5, "bid", 1250, 2)], "E-DET": [(5, "ask", 2500, 1)]}
+    assert at_send(swapped) == pytest.approx(20 / 12.5)
 
 
 # --- metrics of a real run ----------------------------------------------------------------------

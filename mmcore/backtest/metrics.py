@@ -22,8 +22,9 @@ Inputs: our fills (engine records), the per-market top-of-book samples and fill 
   can pass 1 with no order ever sent past the limit.
 - **Max |inventory| ÷ limit at send** (what the hard limit promises): over our fills, per
   outcome ``o`` with ``d_o ≠ 0`` after the fill, ``|d_o|`` ÷ the hard bound in force when the
-  worker decided an order pushing ``d_o`` that way: the last such place or amend at or before
-  the fill, or any within :data:`IN_FLIGHT_NS` before it if larger (an amend that cuts an order
+  worker decided an order pushing ``d_o`` that way: the last such place or amend before
+  the fill (in the order they happened, :class:`~mmcore.backtest.tape.Tape`'s sequence: not
+  by time alone, many share an instant), or any within :data:`IN_FLIGHT_NS` before it if larger (an amend that cuts an order
   under a shrunk limit is still travelling while the old size, sent under the larger bound, rests).
   The gate refuses an order whose worst case (every resting and in-flight order filling) passes
   the bound then, and the worst case cannot grow until the next such order, so this is ≤ 1
@@ -237,10 +238,11 @@ def merged_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> list[tuple[in
 def game_metrics(book: GameBook, markets: Sequence[str], fills: Sequence[Fill],
                  contexts: Mapping[str, FillContext], tops: Mapping[str, Sequence[TopSample]],
                  truth: TruthFn, window: tuple[int, int], net_pnl_money: int, volume: int,
-                 sends: Mapping[str, Sequence[tuple[int, str, int]]] | None = None,
+                 sends: Mapping[str, Sequence[tuple[int, ...]]] | None = None,
                  ) -> tuple[GameMetrics, list[tuple[int, float]]]:
     """One game's metrics and its equity curve (for the run's drawdown). ``sends``: per market,
-    ``(decision time, side, hard bound then)`` of our places and amends (:attr:`Tape.sends`)."""
+    ``(decision time, side, hard bound then[, sequence number])`` of our places and amends
+    (:attr:`Tape.sends`; the fills' numbers are in their contexts' ``seq``)."""
     lines = {m: MidLine(tops.get(m, ())) for m in markets}
     positions = {m: 0 for m in markets}
     per_fill: list[FillMetrics] = []
@@ -264,7 +266,7 @@ def game_metrics(book: GameBook, markets: Sequence[str], fills: Sequence[Fill],
             r = max(map(abs, inv)) / ctx.hard_limit
             ratio = r if ratio is None else max(ratio, r)
         if at_send is not None:
-            rs = at_send.ratio(f.ts_ns, inv)
+            rs = at_send.ratio(f.ts_ns, inv, ctx.seq)
             if rs is not None:
                 ratio_send = rs if ratio_send is None else max(ratio_send, rs)
                 shrank += r is not None and r > 1 >= rs
@@ -285,33 +287,47 @@ def game_metrics(book: GameBook, markets: Sequence[str], fills: Sequence[Fill],
 
 class _SendBound:
     """The hard bound in force when the worker last sent an order pushing each outcome's
-    ``d_o`` up (or down), replayed in time order alongside the fills."""
+    ``d_o`` up (or down), replayed in sequence alongside the fills.
+
+    "Last" is sequence-exact: sends and fills carry the tape's sequence numbers (the order in
+    which they happened; many share one instant on the virtual clock). Sends recorded without
+    one (a 3-tuple) keep their per-market order and are placed before a fill of the same
+    instant. Before, same-instant sends were ordered by market name, so a fill could be judged
+    against an earlier decision's smaller bound (chaos G1: 1.60 for a game at 0.80)."""
 
     def __init__(self, book: GameBook, markets: Sequence[str],
-                 sends: Mapping[str, Sequence[tuple[int, str, int]]]) -> None:
+                 sends: Mapping[str, Sequence[tuple[int, ...]]]) -> None:
         self.book = book
-        self.events = sorted((t, m, side, hard) for m in markets for t, side, hard in sends.get(m, ()))
+        evs: list[tuple[int, int, int, str, str, int]] = []
+        for mi, m in enumerate(markets):
+            for i, s in enumerate(sends.get(m, ())):
+                t, side, hard = s[0], s[1], s[2]
+                seq = s[3] if len(s) > 3 else i - (1 << 62)  # unknown: before any known seq
+                evs.append((t, seq, mi, side, m, hard))  # type: ignore[arg-type]
+        self.events = sorted(evs, key=lambda e: (e[0], e[1], e[2]))
         self.i = 0
         self.last: dict[tuple[int, bool], list[tuple[int, int]]] = {}
-        """(outcome, pushes up) → recent (send time, bound), the newest last."""
+        """(outcome, pushes up) → recent (send time, bound), the newest (in sequence) last."""
 
-    def ratio(self, t_ns: int, inv: Sequence[int]) -> float | None:
-        """Largest ``|d_o| ÷ bound at send`` after a fill at ``t_ns`` (None: nothing to judge)."""
+    def ratio(self, t_ns: int, inv: Sequence[int], seq: int | None = None) -> float | None:
+        """Largest ``|d_o| ÷ bound at send`` after a fill at ``t_ns`` (``seq``: its place in the
+        tape's sequence; None: after every send of that instant). None: nothing to judge."""
         ev = self.events
-        while self.i < len(ev) and ev[self.i][0] <= t_ns:
-            _, market, side, hard = ev[self.i]
+        while self.i < len(ev) and (ev[self.i][0] < t_ns or (
+                ev[self.i][0] == t_ns and (seq is None or ev[self.i][1] < seq))):
+            t, _, _, side, market, hard = ev[self.i]
             for o, u in enumerate(scaled_order_direction(self.book, market, side, 1)):  # type: ignore[arg-type]
                 if u:
-                    recent = self.last.setdefault((o, u > 0), [])
-                    recent.append((ev[self.i][0], hard))
-                    while len(recent) > 1 and recent[0][0] < t_ns - IN_FLIGHT_NS:
-                        recent.pop(0)
+                    self.last.setdefault((o, u > 0), []).append((t, hard))
             self.i += 1
         out: float | None = None
         for o, d in enumerate(inv):
             recent = self.last.get((o, d > 0)) if d else None
-            bound = max(h for t, h in recent if t >= t_ns - IN_FLIGHT_NS or t == recent[-1][0]) \
-                if recent else None
+            if not recent:
+                continue
+            while len(recent) > 1 and recent[0][0] < t_ns - IN_FLIGHT_NS:
+                recent.pop(0)  # out of flight: only the newest send of that way still speaks
+            bound = max([recent[-1][1], *(h for t, h in recent if t >= t_ns - IN_FLIGHT_NS)])
             if bound:
                 r = abs(d) / bound
                 out = r if out is None else max(out, r)

@@ -15,6 +15,9 @@ engine time of that call. The tape keeps:
 - **sends**: per market, each place or amend the worker decided, with the hard bound it was
   judged against then (:meth:`Tape.sent`, from the runner at decision time): what the limit
   promised when the order left, as opposed to what the (liquidity-following) limit is later.
+  Sends and our fills carry one sequence number (the order the tape saw them in, which is the
+  order they happened in): on a virtual clock many decisions and fills share an instant, and
+  the metrics must know which decision came last before a fill (not guess by market name).
 
 Why here and not in the engine: the engine stays the local exchange's; one existing read
 (``queue_position``, ``best``) and the events it already publishes are enough.
@@ -65,6 +68,8 @@ class FillContext:
     """Centi-contracts the filling order took at our price before us (None: we were the taker)."""
     hard_limit: int | None
     """The worker's hard directional bound (centi-contracts) when the fill happened."""
+    seq: int | None = None
+    """Place in the tape's sequence of sends and fills (None: not recorded by a tape)."""
 
 
 class Tape:
@@ -83,15 +88,18 @@ class Tape:
         """Per market: our resting order id → (side, price, remaining)."""
         self._placed: dict[str, int] = {}
         """Our order id → queue ahead when it last took its place."""
-        self.sends: dict[str, list[tuple[int, str, int]]] = {m: [] for m in markets_}
-        """Per market: (decision time, side, hard bound then in centi-contracts) of each place or
-        amend of ours, in time order."""
+        self.sends: dict[str, list[tuple[int, str, int, int]]] = {m: [] for m in markets_}
+        """Per market: (decision time, side, hard bound then in centi-contracts, sequence number)
+        of each place or amend of ours, in time order."""
+        self.seq = 0
+        """The last sequence number handed to a send or one of our fills."""
 
     def sent(self, now_ns: int, market: str, side: str, hard_limit: int) -> None:
         """The worker decided a place or amend on (market, side) at ``now_ns`` under
         ``hard_limit`` (centi-contracts)."""
         if market in self.sends:
-            self.sends[market].append((now_ns, side, hard_limit))
+            self.seq += 1
+            self.sends[market].append((now_ns, side, hard_limit, self.seq))
 
     def record(self, now_ns: int, events: list[EngineEvent]) -> None:
         """One engine call's events, right after it (engine state = end of that call)."""
@@ -147,10 +155,11 @@ class Tape:
             ahead_at[trade_id] = taken.get(key, 0)
             taken[key] = ahead_at[trade_id] + count
         for f in ours:
+            self.seq += 1
             self.fills[f.trade_id] = FillContext(
                 self._placed.get(f.order_id),
                 None if f.is_taker else ahead_at.get(f.trade_id, 0),
-                self._hard_limit(f.ticker))
+                self._hard_limit(f.ticker), self.seq)
 
     def _sample(self, market: str, now_ns: int) -> None:
         bid, _, ask, _ = self.engine.best(market)
