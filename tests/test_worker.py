@@ -544,3 +544,34 @@ def test_status_says_what_pnl_is_marked_at():
     w.theo = None
     st = driver.status()
     assert st.marked_at == "mid" and st.pnl_money == w.cash + 10 * 6000
+
+
+def test_a_reconcile_read_before_an_ack_does_not_free_the_slot():
+    """Chaos G1 (seed 1054, CHIPHI): a place is acknowledged while a reconcile's reads travel;
+    the order list was read before the place reached the exchange. The order must stay live
+    (its slot occupied, counted by the gate): dropping it let the next decision place a second
+    order in the same slot beside it, past the hard limit when both filled."""
+    w, out = started()
+    ack_all(w, out, T0)
+    bid_a = next(o for o in w.live.values() if o.slot == (A, "bid"))
+    t = T0 + 2 * S
+    res = w.handle(FillEv("t1", bid_a.order_id, A, "bid", bid_a.price, bid_a.remaining, 0, False,
+                          bid_a.remaining, t, t), t)
+    reads_from = t + 1  # the driver starts a reconcile's reads...
+    seq, place = next((s_, a) for s_, a in res.actions
+                      if isinstance(a, Place) and a.slot == (A, "bid"))
+    w.handle(AckEv(seq, True, order_id="o-new", remaining=place.quote.count, filled=0,
+                   latency_ns=5_000_000), t + 50_000_000)  # ...the new order is acked...
+    others = tuple(o for o in w.live.values() if o.order_id != "o-new")
+    listed = w.handle(ReconcileEv({A: bid_a.remaining}, others, t + 60_000_000,
+                                  data_as_of_ns=reads_from, reads_from_ns=reads_from),
+                      t + 60_000_000)  # ...and the list, read before it landed, lacks it
+    assert "o-new" in w.live
+    later = t + S  # past the gate's duplicate window
+    again = w.handle(BookEv(A, book(A, 5600, 6300), later, later), later)
+    assert not [a for _, a in (*listed.actions, *again.actions)
+                if isinstance(a, Place) and a.slot == (A, "bid")]
+    # a list read after the ack that lacks it does say it is gone
+    w.handle(ReconcileEv({A: bid_a.remaining}, others, later + 2, reads_from_ns=later + 1),
+             later + 2)
+    assert "o-new" not in w.live

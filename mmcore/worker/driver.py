@@ -482,6 +482,7 @@ class WorkerDriver:
         return reduces_exposure(self.game, self.worker.positions, *action.slot)
 
     async def _reconcile(self, *, initial: bool = False) -> None:
+        reads_from = self.clock_ns()  # an order acked after this may be missing from the lists
         try:
             data_as_of = await self._user_data_as_of()  # first: the reads below are at least this fresh
             positions = await self.rest.get_positions(event_ticker=self.game.event_ticker)
@@ -494,7 +495,8 @@ class WorkerDriver:
         if initial and self.journal is not None:
             await self._backfill_fills()
         ev = ReconcileEv({m: p.position for m, p in positions.items()}, tuple(resting),
-                         self.clock_ns(), initial=initial, data_as_of_ns=data_as_of)
+                         self.clock_ns(), initial=initial, data_as_of_ns=data_as_of,
+                         reads_from_ns=reads_from)
         if initial:  # before anything else
             assert self.worker is not None
             self._process(self.worker.handle(ev, self.clock_ns()))

@@ -155,6 +155,10 @@ class ReconcileEv:
     initial: bool = False
     cash: int | None = None
     data_as_of_ns: int | None = None
+    reads_from_ns: int | None = None
+    """Worker time (the driver's clock) when these reads were started; None: ``as_of_ns``. An
+    order this worker learned of (ack, ``user_orders``) after it can be missing from the lists
+    without being gone: the list may have been read before the order reached the exchange."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +357,9 @@ class GameWorker:
         self.fees_paid = 0
         self.live: dict[str, LiveOrder] = {}
         self.cancelling: dict[str, LiveOrder] = {}
+        self.live_since_ns: dict[str, int] = {}
+        """Order in ``live`` → when this worker learned it rests (place ack, ``user_orders``):
+        a reconcile whose reads began before that must not drop it (:class:`ReconcileEv`)."""
         self.cancel_check_ns: dict[str, int] = {}
         """Order in ``cancelling`` → when to ask the exchange's list if it is still there."""
         self.pending: dict[int, tuple[OrderAction, int]] = {}
@@ -600,6 +607,8 @@ class GameWorker:
             prev = self.live.get(ev.order_id)
             placed = prev.placed_ns if prev and prev.price == ev.price else (ev.exchange_ns or now_ns)
             self.live[ev.order_id] = _as_live(ev, placed)
+            if prev is None:
+                self.live_since_ns[ev.order_id] = now_ns
         self.dirty = True
 
     def _on_AckEv(self, ev: AckEv, now_ns: int, out: Output) -> None:
@@ -650,6 +659,7 @@ class GameWorker:
                 q = action.quote
                 self.live[ev.order_id] = LiveOrder(ev.order_id, action.client_order_id, q.market, q.side,
                                                    q.price, remaining, ev.filled or 0, now_ns)
+                self.live_since_ns.setdefault(ev.order_id, now_ns)
         elif isinstance(action, Amend):
             old = self.live.get(action.order_id)
             if ev.ok and old is not None:
@@ -722,12 +732,21 @@ class GameWorker:
                 self.live[oid] = self.cancelling.pop(oid)
             elif oid not in self.live and not self._slot_locked(order.slot):
                 self.live[oid] = order  # adopt (restart, or an order we lost track of)
+        # Fix (found by tests/chaos G1, CHIPHI seed 1054): an order acknowledged while these
+        # reads travelled may be missing from a list read before it reached the exchange.
+        # Dropping it freed its slot while it rested: the next decision placed a second order
+        # there and the gate, not knowing the first, let the worst case pass the hard limit.
+        # Only an order known before the reads began is gone when the list lacks it.
+        reads_from = ev.as_of_ns if ev.reads_from_ns is None else ev.reads_from_ns
         for oid in list(self.live):
-            if oid not in exchange and not self._slot_locked(self.live[oid].slot):
+            if (oid not in exchange and not self._slot_locked(self.live[oid].slot)
+                    and self.live_since_ns.get(oid, -1) < reads_from):
                 self.live.pop(oid)
         for oid in list(self.cancelling):
-            if oid not in exchange:
+            if oid not in exchange and self.live_since_ns.get(oid, -1) < reads_from:
                 self.cancelling.pop(oid)
+        self.live_since_ns = {o: t for o, t in self.live_since_ns.items()
+                              if o in self.live or o in self.cancelling}
         drift = max((abs(ev.positions.get(m, 0) - q) for m, q in self.positions.items()), default=0)
         # REST data older than a fill we applied says nothing about drift (Kalshi's portfolio
         # reads lag the engine): neither counted nor cleared

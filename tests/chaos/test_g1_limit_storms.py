@@ -132,3 +132,19 @@ def test_max_inventory_over_hard_limit_stays_within_one_under_sweeps() -> None:
         games=len(games), over=[g.event for g in over], worst=worst.ratio_at_send, p50=p50, p99=p99)
     assert sweep_fills > 0, "the sweeps never hit one of our orders: the storm proves nothing"
     assert not over, f"games past the hard limit at send: {over[:5]}"
+
+
+def test_an_order_acknowledged_while_a_reconcile_read_travelled_keeps_its_slot() -> None:
+    """Regression (full G1 run: games at 1.07-1.22). Seed 1054, CHIPHI under inventory-skew: an
+    amend failed because its order had just filled, so the worker asked for a reconcile and
+    placed a fresh CHI bid (ord-585) at once; the exchange's order list was read before that
+    place landed and reached the worker after its ack, and the reconcile dropped ord-585 as
+    gone. The slot looked empty: 0.9 s later a second CHI bid went out beside it, approved at a
+    worst case of 47 contracts against a limit of 44, and a sweep filled both (KCGB the same).
+    The reconcile now drops only orders the worker knew of before the reads began."""
+    games = storm_run(1054, 20, "benign", "inventory-skew", 6)
+    by_event = {g.event: g for g in games}
+    for event in ("KXNBAGAME-25DEC31CHIPHI", "KXNFLGAME-25DEC31KCGB"):
+        assert (by_event[event].ratio_at_send or 0.0) <= 1.0 + EPS, by_event[event]
+    over = [(g.event, g.ratio_at_send) for g in games if (g.ratio_at_send or 0.0) > 1.0 + EPS]
+    assert not over
