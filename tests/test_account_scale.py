@@ -104,3 +104,49 @@ def test_a_record_of_the_old_layout_is_rebuilt_not_misread(tmp_path: Path) -> No
     assert [s.label for s in rec.slots if not s.free] == ["new"]
     assert rec.buckets[1].tokens < 1  # rebuilt empty: the server's bucket may be empty too
     h.close()
+
+
+async def test_a_held_record_lock_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """Another process holding the record's lock (here: a thread on its own open file
+    description, released after 5 s at most) makes ``try_take`` answer "ask again in 1 ms", so
+    the rate limiter waits on the event loop — which keeps running — instead of the whole loop
+    blocking in ``flock`` (under CPU starvation a holder descheduled mid-operation stalled every
+    worker's loop: up to 1.05 s in one wait at N=25 in bench/scale.py)."""
+    import asyncio
+    import fcntl
+    import os
+    import threading
+
+    from mmcore.venues.kalshi.account_file import LOCK_RETRY_NS
+    from mmcore.venues.kalshi.ratelimit import RateLimiter
+
+    h = AccountBudgetFile(tmp_path / "acct.budget", label="me", **KW)
+    locked, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        fd = os.open(h.path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        locked.set()
+        release.wait(5.0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    t = threading.Thread(target=holder, daemon=True)
+    t.start()
+    assert locked.wait(5.0)
+    limiter = RateLimiter.for_tier("basic", account=h)
+    task = asyncio.create_task(limiter.acquire("read", 10))
+    loop_turns = 0
+    deadline = time.monotonic() + 2.0
+    while h.lock_busy < 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+        loop_turns += 1
+    busy, done_while_held = h.lock_busy, task.done()
+    release.set()
+    await asyncio.wait_for(task, 5.0)
+    t.join(5.0)
+    assert busy >= 5 and loop_turns >= 5 and not done_while_held, (busy, loop_turns)
+    now = time.monotonic_ns()
+    assert h.try_take("read", 10, cancel=False, since_ns=now, now_ns=now) == 0
+    assert LOCK_RETRY_NS <= 2_000_000
+    h.close()
