@@ -231,6 +231,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
         until_s = int(time.time() + life_s) + 1
         until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until_s))
         env = _env(data_dir, port, odds_port)
+        env["MM_MAX_CONCURRENT_GAMES"] = str(n)  # as the launcher's cap would be for N games
         procs: dict[str, subprocess.Popen[bytes]] = {}
         logs = {g.event_ticker: tmp / f"{g.event_ticker}.log" for g in sc.games}
         t_launch = time.perf_counter()

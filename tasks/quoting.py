@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,12 @@ from tasks.runtime import logger, settings
 
 NS = 1_000_000_000
 STATUS_EVERY_S = 3.0
+READS_PER_RECONCILE = 3
+"""REST reads of one periodic reconcile (the driver's ``_reconcile``: user data timestamp,
+positions, resting orders)."""
+RECONCILE_READ_SHARE = 0.5
+"""At most this share of the account's read budget goes to the periodic reconciles of
+``MM_MAX_CONCURRENT_GAMES`` workers; the rest is for start-ups, fill backfills and cancel-alls."""
 STOP_GRACE_S = 2.0
 """After its stop time (``until``, else game start − ``MM_QUOTE_STOP_BEFORE_START_S``) a worker
 whose run loop has not begun stopping by itself within this long is cancelled: whatever it was awaiting
@@ -52,6 +59,8 @@ class GameRunResult:
     decision: dict[str, Any] = field(default_factory=dict)
     """Book event received → decision handed to the senders: count, p50/p99/max/mean ms
     (:class:`~mmcore.worker.latency_hist.LatencyHistogram`; bench/scale.py reads it)."""
+    reconcile_every_s: float | None = None
+    """The periodic reconcile interval this run used (:func:`reconcile_interval_ns`)."""
     budget_lock: dict[str, Any] = field(default_factory=dict)
     """The account budget record's lock as this process saw it: operations, total and longest
     wait (ms) — the event loop is blocked while it waits (bench/scale.py reads it)."""
@@ -92,6 +101,31 @@ async def _keep_alive(driver: Any, event_ticker: str, run_id: str,
             status = driver.status() if driver.worker is not None else None
             await show(_fmt_status(event_ticker, status, driver.game.start_ns, now))
         await asyncio.sleep(STATUS_EVERY_S)
+
+
+def reconcile_interval_ns(base_ns: int, games: int, reads_per_s: float) -> int:
+    """The periodic reconcile interval for one of ``games`` workers sharing ``reads_per_s``
+    (the account's metered read requests per second): ``base_ns`` unless the reconciles of all
+    of them would take more than :data:`RECONCILE_READ_SHARE` of the budget. At Basic (20
+    reads/s, 18 metered) 50 workers reconciling every 10 s need 15 reads/s — and only ~3/s
+    were left to start the others: in bench/scale.py N=50 48 of 50 never got through start-up
+    (~13 reads each) in 150 s. There: every 16.7 s."""
+    if reads_per_s <= 0:
+        return base_ns
+    need_s = games * READS_PER_RECONCILE / (RECONCILE_READ_SHARE * reads_per_s)
+    return max(base_ns, round(need_s * NS))
+
+
+def _reads_per_s(rest: Any) -> float:
+    """Metered read requests per second of the account's budget as recorded now (the tier the
+    last worker read from the exchange, else ``MM_RATE_TIER``); 0 when unmetered."""
+    from mmcore.venues.kalshi.ratelimit import endpoint_cost
+
+    acct = getattr(getattr(rest, "limiter", None), "account", None)
+    if acct is None:
+        return 0.0
+    rate = acct.snapshot().buckets[0].rate_per_s
+    return rate / endpoint_cost("GET", "/portfolio/orders")[1]
 
 
 def _lock_stats(rest: Any) -> dict[str, Any]:
@@ -163,11 +197,20 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         stop_ns = start_ns - stop_before_ns if until_ns is None else min(until_ns,
                                                                          start_ns - stop_before_ns)
         box: dict[str, Any] = {}
+        wid = f"{event_ticker}--{run_id[:8]}"
+        cfg = default_worker_config(s, wid)
+        reads_per_s = _reads_per_s(rest)
+        every_ns = reconcile_interval_ns(cfg.reconcile_interval_ns, s.max_concurrent_games,
+                                         reads_per_s)
+        if every_ns != cfg.reconcile_interval_ns:
+            log.info("%s: reconciling every %.1f s (%d games on %.0f reads/s)", event_ticker,
+                     every_ns / NS, s.max_concurrent_games, reads_per_s)
+            cfg = dataclasses.replace(cfg, reconcile_interval_ns=every_ns)
 
         async def work() -> Any:
             box["driver"] = await build_worker(
                 s, rest, signer, event_ticker, until_ns=until_ns, refresh=refresh,
-                worker_id=f"{event_ticker}--{run_id[:8]}")
+                worker_id=wid, cfg=cfg)
             driver = box["driver"]
             log.info("quoting %s (%s) until %s; rate budget: the account's %s tier, shared",
                      event_ticker, " ".join(driver.game.markets),
@@ -203,7 +246,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         event_ticker, report.exit_reason, report.final_state, report.actions, report.fills,
         report.refusals, {m: q / CONTRACT for m, q in report.positions.items()},
         report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
-        report.error, report.decision.summary_ms(), _lock_stats(rest))
+        report.error, report.decision.summary_ms(), every_ns / NS, _lock_stats(rest))
     if show is not None:
         await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
                    + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")

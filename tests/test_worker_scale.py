@@ -1,6 +1,9 @@
 """Fifty game workers on one box (issue 11 item 5, scale): what each real ``quote-game`` process
 costs to start, and that it stops itself on time.
 
+- Fifty workers on a Basic account: the periodic reconciles of ``MM_MAX_CONCURRENT_GAMES``
+  workers take at most half the account's read budget (50 × 3 reads every 10 s was 15 of the
+  18 metered reads/s, and starting workers got the rest: 48 of 50 never finished starting).
 - A worker process (``python -m mmcore.cli run quote-game``, the flow's own code, against the
   local exchange over loopback) never imports what a game worker does not use: the exchange
   server (Starlette, uvicorn, the odds server), the calendar and DuckDB, polars, pyarrow. Each
@@ -10,12 +13,15 @@ costs to start, and that it stops itself on time.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
@@ -53,7 +59,8 @@ async def test_a_worker_process_imports_nothing_it_does_not_use(tmp_path: Path) 
         ev = stack.scenario.games[0].event_ticker
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-X", "importtime", "-m", "mmcore.cli", "run", "quote-game",
-            f"event_ticker={ev}", f"until={iso_in(3)}", env=worker_env(tmp_path, stack),
+            f"event_ticker={ev}", f"until={iso_in(3)}",
+            env={**worker_env(tmp_path, stack), "MM_MAX_CONCURRENT_GAMES": "50"},
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
@@ -62,6 +69,19 @@ async def test_a_worker_process_imports_nothing_it_does_not_use(tmp_path: Path) 
                 if line.startswith("import time:") and "|" in line}
     assert not imported & set(NOT_IN_A_WORKER), sorted(imported & set(NOT_IN_A_WORKER))
     assert "mmcore.worker.driver" in imported  # the log is the worker's own
+    result = json.loads(out.decode()[out.decode().index("{"):])
+    # 50 games on Basic (180 read tokens/s metered, 10 a read): 50 × 3 / (0.5 × 18) s
+    assert result["reconcile_every_s"] == pytest.approx(50 * 3 / 9, abs=0.01)
+
+
+def test_reconcile_interval_keeps_the_reconciles_inside_half_the_read_budget() -> None:
+    from tasks.quoting import reconcile_interval_ns
+
+    assert reconcile_interval_ns(10 * NS, 5, 18.0) == 10 * NS  # few games: unchanged
+    for games, reads in ((50, 18.0), (200, 18.0), (50, 27.0), (200, 900.0)):
+        every = reconcile_interval_ns(10 * NS, games, reads)
+        assert games * 3 / (every / NS) <= 0.5 * reads + 1e-9
+    assert reconcile_interval_ns(10 * NS, 50, 0.0) == 10 * NS  # unmetered
 
 
 async def test_a_worker_stops_at_its_stop_time_even_while_starting(tmp_path: Path) -> None:
@@ -71,7 +91,6 @@ async def test_a_worker_stops_at_its_stop_time_even_while_starting(tmp_path: Pat
     after launch here; 48 starving workers had not stopped 400 s after it in bench/scale.py)."""
     import asyncio
     import calendar
-    import json
 
     from mmcore.sim.rest_faults import apply_fault
 
