@@ -162,6 +162,26 @@ def test_limit_at_send_follows_the_sequence_of_decisions_not_market_names() -> N
     assert at_send(swapped) == pytest.approx(20 / 12.5)
 
 
+def test_only_orders_that_can_add_are_sends_for_the_limit_at_send() -> None:
+    """Chaos G1 seed 1067 (1.15): after a sweep the worker cut a resting bid to 1 contract under
+    a shrunk bound; the cut (always allowed: it reduces) counted as a send "pushing that way", so
+    the inventory the sweep left was judged against the cut's bound. Places and amends that
+    raise an order's open count are sends; cuts and pure price moves are not."""
+    from types import SimpleNamespace
+
+    from mmcore.backtest.runner import _adds
+    from mmcore.orders import Amend, Cancel, LiveOrder, Place, Quote
+
+    live = {"o1": LiveOrder("o1", "c1", "M", "bid", 50 * C, 8 * CONTRACT, 2 * CONTRACT, 0)}
+    w = SimpleNamespace(live=live)
+    assert _adds(w, Place(Quote("M", "bid", 50 * C, CONTRACT), "c2"))
+    assert not _adds(w, Amend("o1", "M", "bid", 50 * C, 3 * CONTRACT))  # cut to 1 open
+    assert not _adds(w, Amend("o1", "M", "bid", 49 * C, 10 * CONTRACT))  # moved, same 8 open
+    assert _adds(w, Amend("o1", "M", "bid", 50 * C, 11 * CONTRACT))  # 9 open: adds
+    assert _adds(w, Amend("gone", "M", "bid", 50 * C, CONTRACT))  # unknown: counted
+    assert not _adds(w, Cancel("o1", "M", "bid", "x"))
+
+
 # --- metrics of a real run ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

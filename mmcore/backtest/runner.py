@@ -220,7 +220,7 @@ class _GameRun:
         for seq, action in out.actions:
             self.actions += 1
             sent = bt.clock.now_ns()
-            if isinstance(action, (Place, Amend)):  # the bound the gate just judged it by
+            if _adds(self.worker, action):  # the bound the gate just judged it by
                 hard = self.worker.limit().hard_contracts if hard is None else hard
                 bt.tape.sent(sent, *action.slot, hard)
             bt.clock.call_at(sent + bt.leg(), lambda s=seq, a=action, t=sent: self.execute(s, a, t))
@@ -427,6 +427,19 @@ def execute_on_engine(ex: LocalExchange, seq: int, action: OrderAction,
     except EngineError as exc:
         return AckEv(seq, False, error=str(exc), retryable=exc.status >= 500,
                      rate_limited=exc.status == 429)
+
+
+def _adds(worker: GameWorker, action: OrderAction) -> bool:
+    """A place, or an amend that raises its order's open count (as the worker knows it): what
+    can add to a direction's worst case, so what the limit at send is judged by. An amend that
+    cuts or only moves an order reduces nothing the gate must pass and is always allowed; as a
+    "send" under a since-shrunk bound it made the metric read past 1 (chaos G1, seed 1067)."""
+    if isinstance(action, Place):
+        return True
+    if not isinstance(action, Amend):
+        return False
+    old = worker.live.get(action.order_id)
+    return old is None or action.count > old.filled + old.remaining
 
 
 def _ticker(e: EngineEvent) -> str | None:

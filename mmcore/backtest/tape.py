@@ -96,7 +96,8 @@ class Tape:
 
     def sent(self, now_ns: int, market: str, side: str, hard_limit: int) -> None:
         """The worker decided a place or amend on (market, side) at ``now_ns`` under
-        ``hard_limit`` (centi-contracts)."""
+        ``hard_limit`` (centi-contracts): the runner reports those that can add to the worst
+        case (places, amends that raise an order's open count), not cuts."""
         if market in self.sends:
             self.seq += 1
             self.sends[market].append((now_ns, side, hard_limit, self.seq))
