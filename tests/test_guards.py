@@ -146,6 +146,34 @@ def test_one_sided_taker_flow_widens_the_side_being_hit() -> None:
     assert g.decide(NOW + 20 * S, ()).widen == {}  # out of the 10 s window
 
 
+def test_a_sweep_holds_the_taken_side_and_the_other_outcomes_opposite_side_at_once() -> None:
+    cfg = GuardConfig()
+    g = AdverseGuards((A, B), cfg)
+    for i in range(5):  # noise-sized prints, seconds apart: no sweep
+        assert g.observe_trade(A, 10 * CONTRACT, "bid", NOW + i * S, 5100) is None
+    assert g.decide(NOW + 5 * S, ()).hold == {}
+    t = NOW + 10 * S  # one IOC through two prices: 25 contracts
+    assert g.observe_trade(A, 15 * CONTRACT, "bid", t, 5100) is None
+    reason = g.observe_trade(A, 10 * CONTRACT, "bid", t, 5300)
+    assert reason == f"jump on {A}: trade sweep: takers bought 25 contracts through 2 prices to 5300"
+    d = g.decide(t, ())
+    assert set(d.hold) == {(A, "ask"), (B, "bid")}  # no 3 s persistence: held at once
+    # a refreshed theo that has not caught up keeps it; one that reaches the far price ends it
+    g.observe_theo(A, 5200.0, t + S)
+    assert set(g.decide(t + 2 * S, ()).hold) == {(A, "ask"), (B, "bid")}
+    g.observe_theo(A, 5300.0, t + 3 * S)
+    assert g.decide(t + 3 * S, ()).hold == {}
+    # else it ends sweep_hold_ns after the last sweep; a second sweep within the cooldown extends
+    # the hold but asks for no second re-pull
+    t2 = t + 100 * S
+    assert g.observe_trade(B, 30 * CONTRACT, "ask", t2, 4700) is not None
+    assert g.observe_trade(B, 30 * CONTRACT, "ask", t2 + 30 * S, 4600) is None
+    assert set(g.decide(t2 + 30 * S + cfg.sweep_hold_ns - 1, ()).hold) == {(B, "bid"), (A, "ask")}
+    assert g.decide(t2 + 30 * S + cfg.sweep_hold_ns, ()).hold == {}
+    assert AdverseGuards((A,), GuardConfig(sweep_hold_ns=0)).observe_trade(
+        A, 50 * CONTRACT, "bid", NOW, 5100) is None
+
+
 def test_volatile_mid_and_jump_verdict_widen_both_sides() -> None:
     g = AdverseGuards((A, B), GuardConfig())
     for i, m in enumerate([5000, 5300, 5000, 5300]):
@@ -287,9 +315,11 @@ MARKOUT_NOTE = re.compile(r"guard markout (\S+) (bid|ask): mean (-?\d+) per cont
 async def test_informed_flow_turns_markouts_negative_and_the_worker_quotes_that_side_wider(
         tmp_path: Path) -> None:
     # Only the markout guard, measured 2 s after each fill; no jump verdicts (so no JUMP pull
-    # and no jump widen): what widens is the markout of the side the informed flow picks off.
+    # and no jump widen) and no sweep hold (the informed buyers' 1/s prints would hold the side):
+    # what widens is the markout of the side the informed flow picks off.
     cfg = _cfg(guard=GuardConfig(markout_horizon_ns=2 * S, jump_widen_price=0, vol_trigger_price=1e9,
-                                 flow_min_contracts=10**9, stale_quote_age_ns=10**15),
+                                 flow_min_contracts=10**9, stale_quote_age_ns=10**15,
+                                 sweep_hold_ns=0),
                jump=JumpConfig(min_abs_prob=0.9),
                # the picked-off side adds to the position the jump moves against: the triple
                # barrier's stop would quote it reduce-only (not at all); this test is the guard's
@@ -335,7 +365,10 @@ async def test_informed_flow_turns_markouts_negative_and_the_worker_quotes_that_
 
 
 async def test_news_jump_widens_quotes_and_asks_for_an_odds_repull(tmp_path: Path) -> None:
-    async with _worker(tmp_path, _cfg()) as (driver, theo_dir, journal_dir, g):
+    # the jump detector's path alone: the sweep guard (next test) would ask for the re-pull and
+    # hold the swept sides first
+    async with _worker(tmp_path, _cfg(guard=GuardConfig(sweep_hold_ns=0))) as (
+            driver, theo_dir, journal_dir, g):
         request = theo_dir / "requests" / f"{g.event_ticker}.json"
         asked = asyncio.Event()
         driver.on_output = lambda w, out: asked.set() if any(
@@ -363,3 +396,48 @@ async def test_news_jump_widens_quotes_and_asks_for_an_odds_repull(tmp_path: Pat
             if q["market"] in jumped:
                 theo = d["theo"][g.markets.index(q["market"])] * PRICE_ONE
                 assert abs(q["price"] - theo) >= widen
+
+
+SWEEP_NOTE = re.compile(r"guard sweep (\S+) (bid|ask): sweep: takers (bought|sold) (\d+) contracts")
+
+
+async def test_news_sweep_holds_the_swept_sides_at_once_and_asks_for_an_odds_repull(
+        tmp_path: Path) -> None:
+    # The news at 25 s: informed buyers take the home team's asks (and so, in a two-team game,
+    # the away team's bids are next). The first burst of 20+ contracts on one side holds the
+    # home ask and the away bid in the worker's next decision (no 3 s persistence, unlike the
+    # jump detector's verdicts), and asks for a per-game odds pull with the sweep as the reason.
+    async with _worker(tmp_path, _cfg()) as (driver, theo_dir, journal_dir, g):
+        request = theo_dir / "requests" / f"{g.event_ticker}.json"
+        held = asyncio.Event()
+        driver.on_output = lambda w, out: held.set() if any(
+            SWEEP_NOTE.search(n) for r in out.journal if r["kind"] == "quote_decision"
+            for n in r["notes"]) else None
+        task = asyncio.create_task(driver.run())
+        await asyncio.wait_for(held.wait(), timeout=60)
+        deadline = time.monotonic() + 10
+        while not request.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the driver writes it right after, in its own task
+        hold_s = time.monotonic()
+        while time.monotonic() - hold_s < 3:  # a few more decisions while the hold is on
+            await asyncio.sleep(0.2)
+        driver.stop("test done")
+        await asyncio.wait_for(task, timeout=40)
+    body = read_json(request, "refresh request")
+    assert "trade sweep: takers bought" in body["reason"], body
+    decisions = _records(journal_dir, "quote_decision")
+    swept = [d for d in decisions if any(SWEEP_NOTE.search(n) for n in d["notes"])]
+    first = swept[0]
+    slots = {(m.group(1), m.group(2)) for n in first["notes"] if (m := SWEEP_NOTE.search(n))}
+    assert slots == {(g.markets[0], "ask"), (g.markets[1], "bid")}
+    assert all(int(m.group(4)) >= GuardConfig().sweep_min_contracts
+               for n in first["notes"] if (m := SWEEP_NOTE.search(n)))
+    before = [d for d in decisions if d["ts_ns"] < first["ts_ns"]]
+    assert any((q["market"], q["side"]) in slots for d in before for q in d["quotes"]), \
+        "the worker quoted those sides before the sweep"
+    for d in swept:  # while held: not quoted
+        assert not any((q["market"], q["side"]) in slots for q in d["quotes"]), d
+    # nothing is placed or amended there while held (what rested was filled or is cancelled)
+    actions = _records(journal_dir, "order_action")
+    assert not [a for a in actions if first["ts_ns"] <= a["ts_ns"] <= swept[-1]["ts_ns"]
+                and a["action"] != "cancel" and (a["market"], a["side"]) in slots]

@@ -12,7 +12,9 @@ Calling order (the engine's)::
     g = AdverseGuards(game.markets, cfg)
     g.observe_mid(market, mid, now_ns)            # every book change (mid of the whole book)
     g.observe_fill(market, side, price, count, now_ns)   # every fill of ours
-    g.observe_trade(market, count, taker_side, now_ns)   # every public trade print
+    reason = g.observe_trade(market, count, taker_side, now_ns, price)  # every public print;
+                                                  # a reason: a sweep → re-pull odds
+    g.observe_theo(market, theo_price, now_ns)    # every theo (releases caught-up sweeps)
     reason = g.jump_refresh(market, stream, verdict, now_ns)  # re-pull odds on a jump?
     d = g.decide(now_ns, live_orders, jump_levels)  # → widen per slot, holds, notes
 
@@ -39,6 +41,14 @@ markout size (per side) the same decayed markout mean sizes the side: at ``≥ �
                         linear between (:attr:`GuardDecision.size`). Sizing from the measured
                         toxicity instead of stepping away: benign flow gets the full clip, toxic
                         flow the minimum, never nothing (quotes.py keeps ``min_size``).
+sweep (hold, per side)  a taker who trades ``sweep_min_contracts`` or more through at least
+                        ``sweep_min_levels`` prices of one side within ``sweep_window_ns`` (one
+                        IOC sweeping the book: news-informed flow; noise takes ≤ 10 contracts at
+                        the touch) holds that side of that market at once — no persistence, unlike
+                        the jump detector's book/trade verdicts — for ``sweep_hold_ns`` after the
+                        last sweep, or until a theo reaches the sweep's far price
+                        (:meth:`AdverseGuards.observe_theo`): news stays private for minutes and
+                        the next news taker sweeps whatever rests at the old price again.
 stale quote (hold)      a live order older than ``stale_quote_age_ns`` while the mid moved at
                         least ``stale_quote_move_price`` since it was placed is held back (not
                         quoted, so the reconcile cancels it) for ``stale_quote_hold_ns``.
@@ -101,11 +111,23 @@ class GuardConfig:
     stale_quote_move_price: float = 200.0
     stale_quote_hold_ns: int = 2 * NS
     max_widen_price: float = 1000.0
+    sweep_min_contracts: float = 20.0
+    """Taker volume on one side within ``sweep_window_ns`` that makes a sweep (whole contracts):
+    above a noise order (≤ 10), at or below a news taker's (30–100) and a sharp sweep's (5–25)."""
+    sweep_min_levels: int = 1
+    """Distinct prices that volume must have traded at (2: only a trade-through of the touch;
+    1: size alone — a news sweep often fills entirely at a touch where several makers rest)."""
+    sweep_window_ns: int = 1 * NS
+    sweep_hold_ns: int = 60 * NS
+    """How long the swept side stays held after the last sweep (0: the sweep guard is off)."""
+    sweep_other_markets: bool = True
+    """Hold the other outcomes' opposite side too (a sweep buying YES of one team sells the
+    others': their bids are next)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "enabled":
+            if f.name in ("enabled", "sweep_other_markets"):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise InputError(f"GuardConfig.{f.name} must be a finite number >= 0, got {v!r}")
@@ -207,6 +229,11 @@ class _Market:
     """Fills awaiting their markout: (due_ns, side, price, count)."""
     flow: deque[tuple[int, int]] = field(default_factory=deque)
     """(time, signed taker count) of recent trade prints."""
+    burst: dict[str, deque[tuple[int, int, int]]] = field(
+        default_factory=lambda: {"bid": deque(), "ask": deque()})
+    """Per taker side: (time, count, price) of prints within ``sweep_window_ns``."""
+    sweeps: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    """Per taker side: (held until ns, far price of the sweeps, why) while in force."""
 
     def mid_at(self, t_ns: int) -> float | None:
         """The mid in force at ``t_ns`` (last observation at or before it)."""
@@ -258,13 +285,54 @@ class AdverseGuards:
             return
         st.pending.append((now_ns + self.cfg.markout_horizon_ns, side, price, count))
 
-    def observe_trade(self, market: str, count: int, taker_side: Side, now_ns: int) -> None:
-        """A public trade print; ``taker_side`` "bid" = the taker bought YES."""
+    def observe_trade(self, market: str, count: int, taker_side: Side, now_ns: int,
+                      price: int | None = None) -> str | None:
+        """A public trade print; ``taker_side`` "bid" = the taker bought YES; ``price`` its YES
+        price (price units; None: the sweep guard does not see it). Returns the reason for an
+        odds re-pull when this print completes a sweep (module table), else None."""
         st = self._m.get(market)
         if st is None or count <= 0:
-            return
+            return None
         st.flow.append((now_ns, count if taker_side == "bid" else -count))
         self._prune_flow(st, now_ns)
+        cfg = self.cfg
+        if not cfg.enabled or price is None or cfg.sweep_hold_ns <= 0:
+            return None
+        burst = st.burst[taker_side]
+        burst.append((now_ns, count, price))
+        while burst and burst[0][0] <= now_ns - cfg.sweep_window_ns:
+            burst.popleft()
+        total = sum(c for _, c, _ in burst)
+        prices = {p for _, _, p in burst}
+        if total < cfg.sweep_min_contracts * CONTRACT or len(prices) < cfg.sweep_min_levels:
+            return None
+        far = max(prices) if taker_side == "bid" else min(prices)
+        held = st.sweeps.get(taker_side)
+        if held is not None and now_ns < held[0]:
+            far = max(far, held[1]) if taker_side == "bid" else min(far, held[1])
+        verb = "bought" if taker_side == "bid" else "sold"
+        why = (f"sweep: takers {verb} {total / CONTRACT:.0f} contracts through {len(prices)} "
+               f"prices to {far}")
+        first = held is None or now_ns >= held[0]
+        st.sweeps[taker_side] = (now_ns + cfg.sweep_hold_ns, far, why)
+        if not first:
+            return None
+        last = self._last_jump_refresh_ns
+        if last is not None and now_ns - last < cfg.jump_refresh_cooldown_ns:
+            return None
+        self._last_jump_refresh_ns = now_ns
+        return f"jump on {market}: trade {why}"  # the same re-pull (and cooldown) as a jump
+
+    def observe_theo(self, market: str, theo_price: float, now_ns: int) -> None:
+        """A new theo of ``market`` (YES, price units): a sweep it has caught up with (a buy
+        sweep's far price at or below theo, a sell's at or above) is released — the books
+        now know what the sweepers knew."""
+        st = self._m.get(market)
+        if st is None:
+            return
+        for taker_side, (until, far, _) in list(st.sweeps.items()):
+            if now_ns >= until or (far <= theo_price if taker_side == "bid" else far >= theo_price):
+                del st.sweeps[taker_side]
 
     def jump_refresh(self, market: str, stream: str, verdict: JumpVerdict | None,
                      now_ns: int) -> str | None:
@@ -364,6 +432,20 @@ class AdverseGuards:
                    f"({then:.0f} → {now:.0f})")
             self._held[o.slot] = (now_ns + cfg.stale_quote_hold_ns, why)
         out: dict[Slot, str] = {}
+        for m, st in self._m.items():  # a swept side: the side the sweepers took (buyers: asks)
+            for taker_side, (until, _, why) in list(st.sweeps.items()):
+                if now_ns >= until:
+                    del st.sweeps[taker_side]
+                    continue
+                took: Side = "ask" if taker_side == "bid" else "bid"
+                slots: list[Slot] = [(m, took)]
+                if cfg.sweep_other_markets:  # YES up here is YES down in the other outcomes
+                    other: Side = "bid" if took == "ask" else "ask"
+                    slots += [(o, other) for o in self.markets if o != m]
+                for slot in slots:
+                    out[slot] = (f"{why} on {m}: held {(until - now_ns) / NS:.0f}s or until "
+                                 f"theo gets there")
+                    notes.append(f"guard sweep {slot[0]} {slot[1]}: {out[slot]}")
         for slot, (until, why) in list(self._held.items()):
             if now_ns >= until:
                 del self._held[slot]

@@ -533,7 +533,9 @@ class GameWorker:
     def _on_TradeEv(self, ev: TradeEv, now_ns: int, out: Output) -> None:
         if ev.market not in self.jumps:
             return
-        self.guards.observe_trade(ev.market, ev.count, ev.taker_side, now_ns)
+        sweep = self.guards.observe_trade(ev.market, ev.count, ev.taker_side, now_ns, ev.price)
+        if sweep is not None:  # a sweep holds that side at once; the odds may know already
+            out.requests.append(RefreshTheo(sweep))
         self.jumps[ev.market], jv = observe_trade(self.jumps[ev.market], ev.taker_side,
                                                   ev.price / PRICE_ONE, now_ns, self.cfg.jump)
         jump = self.guards.jump_refresh(ev.market, "trade", jv, now_ns)
@@ -715,6 +717,7 @@ class GameWorker:
             self._mark_adopted(ev.probs)
         for m, p in zip(self.game.markets, ev.probs):
             self.jumps[m], _ = observe_stream(self.jumps[m], "theo", p, now_ns, self.cfg.jump)
+            self.guards.observe_theo(m, p * PRICE_ONE, now_ns)  # releases caught-up sweeps
         out.journal.append(self._rec("theo", f"{self.game.event_ticker}:{ev.as_of_ns}", now_ns,
                                      probs=list(ev.probs), source=ev.source,
                                      uncertainty=list(ev.uncertainty or ())))
