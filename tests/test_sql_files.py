@@ -25,7 +25,11 @@ SQL = sql_dir()
 FILES = sorted(p.relative_to(SQL).as_posix() for p in SQL.rglob("*.sql"))
 PARAMS = {"day": DAY, "run_id": "test-run", "run_ns": T0, "schema_version": "test",
           "record_root": "/nowhere", "built_ns": T0,
-          "n": 2_000, "markets": 4, "seed": 1, "t0": T0, "span_ns": 600 * 1_000_000_000}
+          "n": 2_000, "markets": 4, "seed": 1, "t0": T0, "span_ns": 600 * 1_000_000_000,
+          # sql/calibrate/ (mmcore/record/calibration.py): the journal window, depth buckets in
+          # dollars, the mid sampling step
+          "since_ns": 0, "until_ns": 2**62, "bucket_dollars": 0.005, "max_abs_delta": 0.2,
+          "sample_ns": 10 * 1_000_000_000}
 
 
 def one_of_each() -> list[tuple[int, dict]]:
