@@ -575,3 +575,22 @@ def test_a_reconcile_read_before_an_ack_does_not_free_the_slot():
     w.handle(ReconcileEv({A: bid_a.remaining}, others, later + 2, reads_from_ns=later + 1),
              later + 2)
     assert "o-new" not in w.live
+
+
+def test_an_amend_reply_older_than_a_fill_seen_first_does_not_restore_the_filled_size():
+    """Chaos G1 (seed 1033): a fill after the amend reached the exchange came in before the amend's
+    reply, whose ``remaining`` is as of the amend. Taken as is, the worker believed the filled
+    part still rested, so the next amend back up to full size looked like no change: an adding
+    order that neither the gate nor the record saw as one."""
+    w, out = started()
+    ack_all(w, out, T0)
+    now = T0 + 2 * S
+    res = w.handle(TheoEv((0.64, 0.36), (0.003, 0.003), now), now)
+    seq, amend = next((s_, a) for s_, a in res.actions if isinstance(a, Amend))
+    part = 4 * CONTRACT
+    w.handle(FillEv("t-after", amend.order_id, amend.market, amend.side, amend.price, part, 0,
+                    False, None, now + 2, now + 3), now + 3)
+    w.handle(AckEv(seq, True, order_id=amend.order_id, remaining=amend.count, filled=0,
+                   latency_ns=5_000_000), now + 4)
+    order = w.live[amend.order_id]
+    assert (order.filled, order.remaining) == (part, amend.count - part)

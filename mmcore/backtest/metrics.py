@@ -22,10 +22,11 @@ Inputs: our fills (engine records), the per-market top-of-book samples and fill 
   can pass 1 with no order ever sent past the limit.
 - **Max |inventory| ÷ limit at send** (what the hard limit promises): over our fills, per
   outcome ``o`` with ``d_o ≠ 0`` after the fill, ``|d_o|`` ÷ the hard bound in force when the
-  worker decided an order pushing ``d_o`` that way: the last such place or amend before
+  worker decided an order pushing ``d_o`` that way: the last such place or amend raising an
+  order's open count (a cut is always allowed and promises nothing; the runner's ``_adds``) before
   the fill (in the order they happened, :class:`~mmcore.backtest.tape.Tape`'s sequence: not
-  by time alone, many share an instant), or any within :data:`IN_FLIGHT_NS` before it if larger (an amend that cuts an order
-  under a shrunk limit is still travelling while the old size, sent under the larger bound, rests).
+  by time alone, many share an instant), or any within :data:`IN_FLIGHT_NS` before it if
+  larger (an order sent under a larger bound may still rest while a later one travels).
   The gate refuses an order whose worst case (every resting and in-flight order filling) passes
   the bound then, and the worst case cannot grow until the next such order, so this is ≤ 1
   whenever the limit held. **Limit-shrank fills**: fills after which |inventory| is above the

@@ -668,7 +668,11 @@ class GameWorker:
                 # An amend reply's fill_count counts only fills caused by that call, not the
                 # order's total; those fills also arrive as FillEv, which keeps ``filled``.
                 filled = old.filled
-                remaining = action.count - filled if ev.remaining is None else ev.remaining
+                # the reply's remaining is as of the amend; a fill after it that reached us
+                # first is already in ``filled`` (chaos G1 seed 1033: the stale 10 over 6 made
+                # the next amend's +4 look like no change)
+                remaining = action.count - filled if ev.remaining is None else min(
+                    ev.remaining, action.count - filled)
                 self.live[action.order_id] = dataclasses.replace(
                     old, price=action.price, remaining=remaining, filled=filled,
                     placed_ns=now_ns if action.price != old.price else old.placed_ns)
