@@ -94,7 +94,7 @@ def test_dead_or_silent_slots_are_reclaimed_with_their_waiting_claims() -> None:
     st = _state()
     st.buckets[1].tokens = 0.0
     assert ab.try_take(st, 0, "write", 10, cancel=True, since_ns=0, now_ns=0) > 0
-    st.buckets[1].tokens = 100.0
+    st.buckets[1].tokens = 35.0  # pays slot 1's create (10 + 20 reserve), not also slot 0's 10
     # slot 0's older cancel blocks slot 1's create while 101 lives …
     assert ab.try_take(st, 1, "write", 10, cancel=False, since_ns=5, now_ns=5) > 0
     assert ab.reap(st, 5, lambda pid: pid != 101) == [0]

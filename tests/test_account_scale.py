@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from mmcore.settings import Settings
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
@@ -150,3 +152,21 @@ async def test_a_held_record_lock_never_blocks_the_event_loop(tmp_path: Path) ->
     assert h.try_take("read", 10, cancel=False, since_ns=now, now_ns=now) == 0
     assert LOCK_RETRY_NS <= 2_000_000
     h.close()
+
+
+def test_later_requests_take_only_the_surplus_over_earlier_waiters() -> None:
+    """On a starved box the head of the queue waits for a CPU before it can take its turn; a
+    running process may take tokens meanwhile, but only what still leaves every earlier
+    waiter's cost in the bucket (no earlier request is delayed by it)."""
+    st = ab.new_state((200, 400), (100, 100), tier="basic", source="setting", safety=1.0,
+                      now_ns=0)
+    for pid in (101, 102):
+        ab.claim(st, pid, pid, f"p{pid}", 0)
+    st.buckets[0].tokens = 5.0
+    assert ab.try_take(st, 0, "read", 10, cancel=False, since_ns=1, now_ns=1) > 0  # head waits
+    st.buckets[0].tokens = 15.0  # refilled, the head not yet back: not enough for both
+    assert ab.try_take(st, 1, "read", 10, cancel=False, since_ns=2, now_ns=2) > 0
+    st.buckets[0].tokens = 25.0  # enough for both: the later one goes, the head's 10 stay
+    assert ab.try_take(st, 1, "read", 10, cancel=False, since_ns=2, now_ns=2) == 0
+    assert st.buckets[0].tokens == pytest.approx(15.0)
+    assert ab.try_take(st, 0, "read", 10, cancel=False, since_ns=1, now_ns=2) == 0
