@@ -430,8 +430,8 @@ async def test_news_sweep_holds_the_swept_sides_at_once_and_asks_for_an_odds_rep
     first = swept[0]
     slots = {(m.group(1), m.group(2)) for n in first["notes"] if (m := SWEEP_NOTE.search(n))}
     assert slots == {(g.markets[0], "ask"), (g.markets[1], "bid")}
-    assert all(int(m.group(4)) >= GuardConfig().sweep_min_contracts
-               for n in first["notes"] if (m := SWEEP_NOTE.search(n)))
+    sizes = [int(m.group(4)) for n in first["notes"] if (m := SWEEP_NOTE.search(n))]
+    assert min(sizes) >= GuardConfig().sweep_min_contracts
     before = [d for d in decisions if d["ts_ns"] < first["ts_ns"]]
     assert any((q["market"], q["side"]) in slots for d in before for q in d["quotes"]), \
         "the worker quoted those sides before the sweep"
