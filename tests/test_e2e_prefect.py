@@ -42,6 +42,17 @@ def test_sigterm_stops_the_demo_and_every_process_it_started(tmp_path) -> None:
     import time
     from pathlib import Path
 
+    def ours() -> list[int]:
+        pids = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if str(tmp_path).encode() in (d / "environ").read_bytes():
+                        pids.append(int(d.name))
+                except OSError:
+                    pass
+        return pids
+
     env = {**os.environ, "MM_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     mm = Path(sys.executable).with_name("mm")
     proc = subprocess.Popen([str(mm), "demo", "--games", "1", "--minutes", "3"], env=env,
@@ -57,21 +68,18 @@ def test_sigterm_stops_the_demo_and_every_process_it_started(tmp_path) -> None:
         assert any(line.startswith("Prefect UI http") for line in seen), "".join(seen[-40:])
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=120)
+    except BaseException:
+        # a failed run must not leave the demo's servers (own sessions) running after the test
+        for pid in ours():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        raise
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert "all processes stopped" in rest, rest[-3000:]
-
-    def ours() -> list[int]:
-        pids = []
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit():
-                try:
-                    if str(tmp_path).encode() in (d / "environ").read_bytes():
-                        pids.append(int(d.name))
-                except OSError:
-                    pass
-        return pids
 
     deadline = time.monotonic() + 20  # children exit after their parent's stop_all returns
     while ours() and time.monotonic() < deadline:
