@@ -104,6 +104,11 @@ class DemoStack:
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                     "PREFECT_UI_API_URL": self.api_url,
                     "PREFECT_LOGGING_EXTRA_LOGGERS": "mmcore,mm",
+                    # concurrency-slot leases on disk: in memory (Prefect's default) a SIGKILLed
+                    # server forgets them, every release then misses and the deployments' slots
+                    # stay taken: their runs wait SCHEDULED forever (chaos G4)
+                    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE":
+                        "prefect.server.concurrency.lease_storage.filesystem",
                     "PREFECT_SERVER_DATABASE_CONNECTION_URL":
                         f"sqlite+aiosqlite:///{self.data_dir / 'prefect' / 'prefect.db'}",
                     "MM_VENUE": "sim", "MM_DATA_DIR": str(self.data_dir),
