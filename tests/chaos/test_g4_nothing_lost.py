@@ -19,8 +19,8 @@ DuckDB's ``fills``; **doubled** = ``fills`` rows beyond one per trade id, plus t
 that the exchange does not, plus any market whose DuckDB signed count differs from the exchange's
 position; **orphans** = the killed run's resting orders: how long until each was off the book
 (``Order.updated_ns`` − the kill) and by what (``last_update_reason``: canceled by the restarted
-worker's recovery, expired at game start, filled). Not covered here: SIGKILL of ``mm serve`` and of
-the Prefect server (launcher recovery of orphaned flow runs) — see the report of issue 12.
+worker's recovery, expired at game start, filled). SIGKILL of ``mm serve`` and of the Prefect
+server (launcher recovery of orphaned flow runs): ``test_g4_serve_and_server.py``.
 """
 
 from __future__ import annotations
