@@ -31,7 +31,7 @@ from mmcore.sim.rest_faults import apply_fault
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
 from mmcore.venues.kalshi import account_budget as ab
-from mmcore.venues.kalshi.account_file import AccountBudgetFile, read_record
+from mmcore.venues.kalshi.account_file import LIVENESS_SCAN_NS, AccountBudgetFile, read_record
 from mmcore.venues.kalshi.ratelimit import TIERS
 from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.worker.venue import account_budget, build_worker, rest_for
@@ -314,8 +314,9 @@ async def test_a_cancel_goes_out_while_another_process_queues_creates(tmp_path):
 
 async def test_a_killed_process_waiting_claim_is_reclaimed(tmp_path):
     """A process SIGKILLed while its creates queue leaves an older waiting claim in the record;
-    the next process's request reclaims it (dead pid) at once instead of queueing behind it
-    (or, without the pid check, until the 10 s heartbeat timeout)."""
+    the next process's request does not queue behind it (nor wait for the 10 s heartbeat
+    timeout), and the dead pid's slot is reclaimed by the next liveness scan (every
+    ``LIVENESS_SCAN_NS`` of record operations), not only after the heartbeat timeout."""
     async with SimStack(_scenario(), tmp_path, run_participants=False) as stack:
         port = urlsplit(stack.rest_url).port
         market = stack.scenario.games[0].markets[0]
@@ -345,9 +346,20 @@ async def test_a_killed_process_waiting_claim_is_reclaimed(tmp_path):
                 t0 = time.monotonic()
                 await rest.create_order(Quote(market, "bid", 100, 100))
                 took = time.monotonic() - t0
+                observer = account_budget(settings, stack.signer().key_id, label="observer")
+
+                def victim_reclaimed() -> bool:  # each snapshot is a record operation (reaps)
+                    return not any(s.label == "victim" for s in observer.snapshot().slots
+                                   if not s.free)
+
+                t1 = time.monotonic()
+                await wait_until(victim_reclaimed, 5, "the dead victim's slot reclaimed")
+                reclaim_s = time.monotonic() - t1
+                observer.close()
             after = read_record(path)
         finally:
             victim.kill()
     assert took < 3.0, took  # not the 10 s heartbeat timeout
+    assert reclaim_s < 3 * LIVENESS_SCAN_NS / 1e9, reclaim_s  # the pid scan, not the heartbeat
     assert not any(s.label == "victim" for s in after.slots if not s.free)
     assert after.reclaimed >= before.reclaimed + 1
