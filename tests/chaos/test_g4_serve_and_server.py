@@ -6,7 +6,8 @@ Each run (seeded, ``MM_CHAOS_SIZE_G4_SERVE_RUNS``: CI 1, full 4) is the demo's o
 (:class:`flows.demo.DemoStack`: a real ``prefect server``, ``mm sim``, ``mm serve``; one busy game):
 
 1. refresh-calendar, pull-odds and launch-quoting run through the server; the quote-game run
-   quotes until ``k`` of its orders filled (k drawn 1–3) and a drawn 0–2 s more;
+   quotes until ``k`` of its orders filled (k drawn 1–3; at most 30 s after it first rests two
+   orders: some seeds fill slowly) and a drawn 0–2 s more;
 2. ``mm serve`` is SIGKILLed with every process it started (its flow-run subprocesses: what a
    container kill or ``systemctl kill -s KILL`` does): no hook runs, the run's orders stay resting
    (the orphans) and the server keeps the run RUNNING;
@@ -177,9 +178,13 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
 
     # 1-2. quote; SIGKILL mm serve and its flow runs at a drawn point after k fills
     k = rng.randint(1, 3)
+    first_rest: list[float] = []
 
-    async def quoting() -> bool:
-        return len(await resting()) >= 2 and await n_fills() >= k
+    async def quoting() -> bool:  # k fills, or 30 s of quoting on a quiet seed
+        if len(await resting()) < 2:
+            return False
+        first_rest[:] = first_rest or [time.monotonic()]
+        return await n_fills() >= k or time.monotonic() - first_rest[0] > 30.0
 
     await _until(quoting, 90, f"resting orders and {k} fill(s)", stack)
     await asyncio.sleep(rng.uniform(0.0, 2.0))  # ok: the drawn kill point
