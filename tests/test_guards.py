@@ -409,18 +409,25 @@ async def test_news_sweep_holds_the_swept_sides_at_once_and_asks_for_an_odds_rep
     # jump detector's verdicts), and asks for a per-game odds pull with the sweep as the reason.
     async with _worker(tmp_path, _cfg()) as (driver, theo_dir, journal_dir, g):
         request = theo_dir / "requests" / f"{g.event_ticker}.json"
-        held = asyncio.Event()
-        driver.on_output = lambda w, out: held.set() if any(
-            SWEEP_NOTE.search(n) for r in out.journal if r["kind"] == "quote_decision"
-            for n in r["notes"]) else None
+        held, more = asyncio.Event(), asyncio.Event()
+        n_held = 0
+
+        def on_output(_w: object, out: Any) -> None:  # counts the decisions taken while held
+            nonlocal n_held
+            if any(SWEEP_NOTE.search(n) for r in out.journal if r["kind"] == "quote_decision"
+                   for n in r["notes"]):
+                n_held += 1
+                held.set()
+                if n_held >= 4:
+                    more.set()
+
+        driver.on_output = on_output
         task = asyncio.create_task(driver.run())
         await asyncio.wait_for(held.wait(), timeout=60)
         deadline = time.monotonic() + 10
         while not request.exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # the driver writes it right after, in its own task
-        hold_s = time.monotonic()
-        while time.monotonic() - hold_s < 3:  # a few more decisions while the hold is on
-            await asyncio.sleep(0.2)
+        await asyncio.wait_for(more.wait(), timeout=30)  # a few more decisions while held
         driver.stop("test done")
         await asyncio.wait_for(task, timeout=40)
     body = read_json(request, "refresh request")

