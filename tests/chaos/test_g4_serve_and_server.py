@@ -188,6 +188,9 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
 
     await _until(quoting, 90, f"resting orders and {k} fill(s)", stack)
     await asyncio.sleep(rng.uniform(0.0, 2.0))  # ok: the drawn kill point
+    # the worker may have pulled its quotes in the drawn pause (a fill's hold, a stale-feed pull on
+    # a loaded box): the kill must land while something rests, or there is no orphan to measure
+    await _until(lambda: _n(resting), 60, "resting orders at the serve kill", stack)
     _sigkill_tree(stack, "serve")
     kill_ns = time.time_ns()
     orphans = [o.order_id for o in await resting()]
@@ -213,6 +216,7 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
     # 4. SIGKILL the Prefect server while attempt 1 quotes; restart it
     await _until(lambda: _n(resting), 90, "attempt 1 resting orders", stack)
     await asyncio.sleep(rng.uniform(0.0, 2.0))  # ok: the drawn kill point
+    await _until(lambda: _n(resting), 60, "attempt 1 resting orders at the server kill", stack)
     server_args = next(p for p in stack.procs if p.name == "prefect-server").popen.args
     _sigkill_tree(stack, "prefect-server")
     skill_ns = time.time_ns()
