@@ -46,13 +46,13 @@ import platform
 import pstats
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from benchkit import load_line, print_table  # noqa: E402
+
+from mmcore.backtest.result import RunStats  # noqa: E402
 
 GOAL_EVENTS_PER_CPU_S = 200_000
 NS = 1_000_000_000
@@ -91,65 +91,15 @@ def slate(seed: int, games: int, first_start_s: float, spacing_s: float) -> tupl
     return d, name
 
 
-@dataclass
-class Counts:
-    book_events: int = 0
-    batches: int = 0
-    decisions: int = 0
-    worker_cpu_s: float = 0.0
-
-
-def instrument(counts: Counts) -> Callable[[], None]:
-    """Count book deltas delivered, book decisions and worker CPU in the runner; returns undo."""
-    from mmcore.backtest import runner
-    from mmcore.sim.engine_types import BookDelta
-    from mmcore.worker.engine import BookEv
-
-    run_cls = runner._GameRun
-    deliver, feed, on_timer = run_cls.deliver, run_cls.feed, run_cls.on_timer
-    clock = time.process_time
-
-    def deliver_counted(self: Any, events: list[Any]) -> None:
-        counts.batches += 1
-        counts.book_events += sum(1 for e in events if type(e) is BookDelta)
-        deliver(self, events)
-
-    def feed_timed(self: Any, ev: Any) -> None:
-        if type(ev) is BookEv and not self.done:
-            counts.decisions += 1
-        t = clock()
-        try:
-            feed(self, ev)
-        finally:
-            counts.worker_cpu_s += clock() - t
-
-    def on_timer_timed(self: Any) -> None:
-        t = clock()
-        try:
-            on_timer(self)
-        finally:
-            counts.worker_cpu_s += clock() - t
-
-    run_cls.deliver, run_cls.feed, run_cls.on_timer = deliver_counted, feed_timed, on_timer_timed
-
-    def undo() -> None:
-        run_cls.deliver, run_cls.feed, run_cls.on_timer = deliver, feed, on_timer
-
-    return undo
-
-
 def timed_run(scenario: dict[str, Any], seed: int) -> dict[str, Any]:
     """One backtest with the counters on: figures for the report."""
     from mmcore.backtest.runner import run_backtest
 
-    counts = Counts()
-    undo = instrument(counts)
-    try:
-        c0, w0 = time.process_time(), time.perf_counter()
-        result = run_backtest(scenario, seed=seed)
-        cpu_s, wall_s = time.process_time() - c0, time.perf_counter() - w0
-    finally:
-        undo()
+    c0, w0 = time.process_time(), time.perf_counter()
+    result = run_backtest(scenario, seed=seed, cpu_clock=time.process_time)
+    cpu_s, wall_s = time.process_time() - c0, time.perf_counter() - w0
+    counts = result.stats
+    assert counts is not None
     starts = [g.start_ns for g in result.games]
     sim_s = (result.end_ns - (min(starts) - round(scenario["games"][0]["start_in_s"] * NS))) / NS
     return {"games": len(result.games), "counts": counts, "cpu_s": cpu_s, "wall_s": wall_s,
@@ -158,7 +108,7 @@ def timed_run(scenario: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def row(label: str, r: dict[str, Any]) -> list[str]:
-    c: Counts = r["counts"]
+    c: RunStats = r["counts"]
     per_s = c.book_events / r["cpu_s"] if r["cpu_s"] else 0.0
     return [label, str(r["games"]), f"{r['sim_s'] / 60:,.0f}", f"{c.book_events:,}",
             f"{c.decisions:,}", f"{r['cpu_s']:.1f}", f"{r['wall_s']:.1f}", f"{per_s:,.0f}",

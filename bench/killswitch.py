@@ -101,22 +101,12 @@ def run_slate(scenario: dict[str, Any], seed: int, drawdown_money: int) -> list[
     from mmcore.risk.killswitch import Trigger
     from mmcore.worker.engine import WORKER_KILLSWITCH, WorkerConfig
 
-    halts: dict[str, int | None] = {}
-    result_fn = runner._GameRun.result
-
-    def result_seen(self: Any) -> Any:  # read the worker's kill switch as the run reports it
-        first = next((t.at_ns for t in self.worker.ks.history
-                      if t.to_state == "HALTED" and Trigger.DRAWDOWN in t.triggers), None)
-        halts[self.spec.event_ticker] = first
-        return result_fn(self)
-
     cfg = WorkerConfig("ks", killswitch=dataclasses.replace(WORKER_KILLSWITCH,
                                                             max_drawdown_money=drawdown_money))
-    runner._GameRun.result = result_seen  # type: ignore[method-assign]
-    try:
-        res = runner.run_backtest(scenario, seed=seed, worker_config=cfg)
-    finally:
-        runner._GameRun.result = result_fn  # type: ignore[method-assign]
+    res = runner.run_backtest(scenario, seed=seed, worker_config=cfg)
+    drawdown = str(Trigger.DRAWDOWN.value)
+    halts = {g.event_ticker: next((h.at_ns for h in g.halts if drawdown in h.triggers), None)
+             for g in res.games}
     return [Game(seed, g.event_ticker, g.net_pnl_money, halts.get(g.event_ticker)) for g in res.games]
 
 

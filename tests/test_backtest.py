@@ -151,3 +151,30 @@ def test_unknown_strategy_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="unknown strategy"):
         run_backtest(default_scenario_dict(SEED, 1), games=1, seed=SEED, strategy="nope")
+
+
+def test_the_run_counts_its_work_and_reports_each_halt() -> None:
+    """``result.stats`` counts what benches report (worker CPU only with a CPU clock), and each
+    game's ``halts`` lists its kill switch going HALTED: in the toxic world a $0.50 drawdown
+    limit halts the game on DRAWDOWN before its start; without it the game halts only on
+    GAME_START at its stop."""
+    import dataclasses
+
+    from mmcore.sim.worlds import world_scenario
+    from mmcore.worker.engine import WORKER_KILLSWITCH, WorkerConfig
+
+    ticks = iter(range(10**9))
+    world = world_scenario("toxic", 1, SEED)
+    plain = run_backtest(world, seed=SEED)
+    cfg = WorkerConfig("bt", killswitch=dataclasses.replace(WORKER_KILLSWITCH, max_drawdown_money=5000))
+    tight = run_backtest(world, seed=SEED, worker_config=cfg, cpu_clock=lambda: float(next(ticks)))
+    s = plain.stats
+    assert s is not None and s.worker_cpu_s == 0.0  # no clock given: nothing timed
+    assert s.batches > 0 and s.book_events >= s.batches and s.decisions > 0
+    assert tight.stats is not None and tight.stats.worker_cpu_s > 0  # the given clock was read
+    g = plain.games[0]
+    assert [h.triggers for h in g.halts] == [("GAME_START",)], g.halts
+    assert g.stopped_ns is not None and g.halts[0].at_ns <= g.stopped_ns
+    t = tight.games[0]
+    assert t.halts and t.halts[0].triggers == ("DRAWDOWN",) and t.halts[0].at_ns < t.start_ns, t.halts
+    assert len(t.fills) < len(g.fills)  # the halt stopped the trading

@@ -6,8 +6,8 @@ Public surface: :func:`run_backtest`, :class:`LatencyModel`, :class:`BacktestRes
 """
 
 from mmcore.backtest.latency import LatencyModel
-from mmcore.backtest.result import BacktestResult, BtFill, GameResult
+from mmcore.backtest.result import BacktestResult, BtFill, GameResult, Halt, RunStats
 from mmcore.backtest.runner import BACKTEST_EPOCH_NS, run_backtest
 
-__all__ = ["BACKTEST_EPOCH_NS", "BacktestResult", "BtFill", "GameResult", "LatencyModel",
-           "run_backtest"]
+__all__ = ["BACKTEST_EPOCH_NS", "BacktestResult", "BtFill", "GameResult", "Halt", "LatencyModel",
+           "RunStats", "run_backtest"]

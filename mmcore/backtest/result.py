@@ -37,6 +37,28 @@ class BtFill:
 
 
 @dataclass(frozen=True, slots=True)
+class Halt:
+    """The worker's kill switch went HALTED (virtual clock ns) for these triggers
+    (:class:`mmcore.risk.killswitch.Trigger` values)."""
+
+    at_ns: int
+    triggers: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What the run cost: book deltas delivered to workers, engine batches delivered, book
+    decisions (a ``BookEv`` fed to a live worker: one per touched market per batch) and the CPU
+    seconds spent inside the workers (the ``cpu_clock`` given to ``run_backtest`` read around
+    each call: decisions, acks, fills, timers; 0 without one)."""
+
+    book_events: int = 0
+    batches: int = 0
+    decisions: int = 0
+    worker_cpu_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class GameResult:
     """One game: what our worker traded and what it was worth at settlement."""
 
@@ -72,6 +94,8 @@ class GameResult:
     """The worker's own trading cash at the end (same convention as ``cash_money``)."""
     metrics: GameMetrics | None = None
     """Markouts, time at best, drawdown, inventory ÷ limit, queue (:mod:`.metrics`)."""
+    halts: tuple[Halt, ...] = ()
+    """Each time the worker's kill switch went HALTED, in order."""
 
     @classmethod
     def build(cls, spec: GameSpec, winner: str | None, fills: list[Fill], *, actions: int,
@@ -109,6 +133,8 @@ class BacktestResult:
     """Participant steps the simulated world took."""
     metrics: RunMetrics | None = None
     """The run's totals of the per-game metrics (:mod:`.metrics`)."""
+    stats: RunStats | None = None
+    """Work counters of the run (book events, decisions, worker CPU): what benches report."""
 
     @property
     def fills(self) -> tuple[BtFill, ...]:

@@ -43,13 +43,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmcore.backtest.latency import LatencyModel
 from mmcore.backtest.metrics import game_metrics, run_metrics
-from mmcore.backtest.result import BacktestResult, GameResult
+from mmcore.backtest.result import BacktestResult, GameResult, Halt, RunStats
 from mmcore.backtest.tape import Tape
 from mmcore.backtest.theo import PULL_INTERVAL_NS, sim_theo
 from mmcore.book import MarketBook
@@ -183,12 +183,27 @@ class _GameRun:
     def feed(self, ev: Event) -> None:
         if self.done:
             return
-        self.process(self.worker.handle(ev, self.bt.clock.now_ns()))
+        stats = self.bt.stats
+        if type(ev) is BookEv:
+            stats.decisions += 1
+        cpu = self.bt.cpu_clock
+        if cpu is None:
+            self.process(self.worker.handle(ev, self.bt.clock.now_ns()))
+            return
+        t0 = cpu()
+        out = self.worker.handle(ev, self.bt.clock.now_ns())
+        stats.worker_cpu_s += cpu() - t0
+        self.process(out)
 
     def on_timer(self) -> None:
         self.timer = None
         if not self.done:
-            self.process(self.worker.on_timer(self.bt.clock.now_ns()))
+            cpu = self.bt.cpu_clock
+            t0 = cpu() if cpu is not None else 0.0
+            out = self.worker.on_timer(self.bt.clock.now_ns())
+            if cpu is not None:
+                self.bt.stats.worker_cpu_s += cpu() - t0
+            self.process(out)
 
     def snapshot(self, market: str) -> None:
         yes, no = self.bt.ex.engine.orderbook(market)
@@ -299,8 +314,10 @@ class _GameRun:
         """One engine batch reaches the worker (market-data latency already elapsed)."""
         now = self.bt.clock.now_ns()
         touched: list[str] = []
+        self.bt.stats.batches += 1
         for e in events:
             if isinstance(e, BookDelta):
+                self.bt.stats.book_events += 1
                 book = self.books[e.ticker]
                 book.apply_delta(e.side, e.price, e.delta, use_yes_price=False,
                                  exchange_ns=e.ts_ns, receipt_ns=now)
@@ -337,7 +354,9 @@ class _GameRun:
         metrics, curve = game_metrics(self.spec.book, self.spec.markets, fills, tape.fills,
                                       tape.tops, self.g.yes_prob, window, res.net_pnl_money,
                                       res.volume, sends=tape.sends)
-        return dataclasses.replace(res, metrics=metrics), curve
+        halts = tuple(Halt(t.at_ns, tuple(sorted(str(x.value) for x in t.triggers)))
+                      for t in self.worker.ks.history if t.to_state == "HALTED")
+        return dataclasses.replace(res, metrics=metrics, halts=halts), curve
 
 
 class _Backtest:
@@ -347,6 +366,8 @@ class _Backtest:
         self.strategy = strategy
         self.latency = latency
         self.rng = random.Random(derive_seed(seed, "backtest-latency"))
+        self.stats = RunStats()
+        self.cpu_clock: Callable[[], float] | None = None
         self.clock = SimClock(sc.start_ns)
         self.ex = LocalExchange.from_scenario(sc, clock_ns=self.clock.now_ns)
         self.world = SimDriver(self.ex, sc)
@@ -394,7 +415,7 @@ class _Backtest:
         total = run_metrics([(g.metrics, g.fills, g.net_pnl_money) for g in games
                              if g.metrics is not None], [c for _, c in done])
         return BacktestResult(self.sc.seed, self.latency, games, summary.end_ns, summary.steps,
-                              metrics=total)
+                              metrics=total, stats=self.stats)
 
 
 def execute_on_engine(ex: LocalExchange, seq: int, action: OrderAction,
@@ -458,7 +479,8 @@ def run_backtest(scenario: ScenarioSource, *, games: int | Sequence[str] | None 
                  seed: int | None = None, latency: LatencyModel = DEFAULT_LATENCY,
                  worker_config: WorkerConfig | None = None,
                  tail_ns: int = DEFAULT_TAIL_NS, strategy: str = "ours",
-                 journal_dir: Path | None = None) -> BacktestResult:
+                 journal_dir: Path | None = None,
+                 cpu_clock: Callable[[], float] | None = None) -> BacktestResult:
     """Quote the scenario's games (the first ``games``, or those event tickers; all by default)
     with one real :class:`GameWorker` each on the simulated world, from the scenario start until
     ``tail_ns`` after the last chosen game's start; P&L at each game's true outcome.
@@ -474,10 +496,14 @@ def run_backtest(scenario: ScenarioSource, *, games: int | Sequence[str] | None 
     (:mod:`mmcore.worker.journal`, ``<journal_dir>/<worker_id>/``, stamped with the virtual
     clock; fsync'd at the end, not per decision), so ingest, the audit and calibration read a
     backtest like a live run.
+
+    ``cpu_clock`` (e.g. ``time.process_time``, seconds): when given, the CPU spent inside the
+    workers is summed into ``result.stats.worker_cpu_s`` (benches); it never changes a decision.
     """
     make_strategy(strategy)  # an unknown name fails here, before any work (ConfigError)
     sc = _select(resolve_backtest_scenario(scenario, seed), games)
     bt = _Backtest(sc, sc.seed, latency, worker_config, strategy)
+    bt.cpu_clock = cpu_clock
     if journal_dir is None:
         return bt.run(max(g.start_ns for g in sc.games) + tail_ns)
     for run in bt.runs:
