@@ -19,6 +19,7 @@ from mmcore.quoting.calibrate import (
     mle_fit,
     nls_fit,
     sigma_estimates,
+    two_scale_sigma,
     waiting_time_lambda,
 )
 from mmcore.quoting.calibrated import (
@@ -157,6 +158,50 @@ def test_tv11_sigma_three_ways_and_the_std_is_the_baselines_sampler() -> None:
     assert (two.std, two.diffs, two.series) == (pytest.approx(0.45), 20, 2)
     with pytest.raises(InputError):
         sigma_estimates([[50.0]], 1.0)
+
+
+def _noisy_walk(rng: random.Random, n: int, sigma: float, eta: float, step_s: float) -> list[float]:
+    """A random walk of σ per √s sampled every ``step_s`` plus i.i.d. noise of sd ``eta``."""
+    x, out = 0.0, []
+    for _ in range(n):
+        x += rng.gauss(0.0, sigma * math.sqrt(step_s))
+        out.append(x + rng.gauss(0.0, eta))
+    return out
+
+
+def test_two_scale_sigma_sees_through_book_noise_that_inflates_the_tv11_figures() -> None:
+    """σ = 0.002/√s under noise of 0.03 logit (about 0.75¢ at 50¢) sampled every 10 s: the
+    step-size figures read the noise (≈ 0.0073), the two-scale one finds the diffusion."""
+    rng = random.Random(11)
+    series = [_noisy_walk(rng, 1_000, 0.002, 0.03, 10.0) for _ in range(12)]
+    fit = sigma_estimates(series, 10.0)
+    assert fit.std > 3 * 0.002  # the noise read as volatility
+    assert fit.two_scale == pytest.approx(0.002, rel=0.15)
+    assert fit.used == fit.two_scale and fit.method == "two-scale"
+    assert fit.slow_diffs == 12 * (1_000 - 30)
+    clean = sigma_estimates([_noisy_walk(rng, 1_000, 0.002, 0.0, 10.0) for _ in range(12)], 10.0)
+    assert clean.two_scale == pytest.approx(clean.std, rel=0.15)  # no noise: both agree
+
+
+def test_two_scale_sigma_falls_back_to_std_when_it_cannot_be_formed() -> None:
+    rng = random.Random(12)
+    short = [_noisy_walk(rng, 25, 0.002, 0.03, 10.0) for _ in range(3)]  # < 300 s each
+    fit = sigma_estimates(short, 10.0)
+    assert fit.two_scale is None and fit.slow_diffs == 0 and fit.used == fit.std
+    assert fit.method == "std"
+    noise = [[rng.gauss(0.0, 0.03) for _ in range(400)] for _ in range(3)]  # no diffusion at all
+    two, n = two_scale_sigma(noise, 10.0)
+    assert n == 3 * 370
+    assert two is None or two < 0.1 * sigma_estimates(noise, 10.0).std
+    assert two_scale_sigma(noise, 10.0, slow_s=10.0) == (None, 0)  # no slower horizon
+
+
+def test_the_document_publishes_the_two_scale_figure() -> None:
+    rng = random.Random(13)
+    fit = sigma_estimates([_noisy_walk(rng, 1_000, 0.002, 0.03, 10.0) for _ in range(6)], 10.0)
+    entry = volatility_entry(fit, None, 5)
+    assert entry["sigma_logit_per_sqrt_s"] == fit.two_scale and entry["method"] == "two-scale"
+    assert entry["std"] == fit.std and entry["slow_diffs"] == fit.slow_diffs
 
 
 # --- the published document ---------------------------------------------------------------------

@@ -7,8 +7,9 @@ The document (JSON, ``<data_dir>/calibration/hjb.json``, written whole by
     {"format": "mm-calibration/1", "written_ns": …, "window": {"since_ns": …, "until_ns": …},
      "intensity":  {"a_per_s": …, "k_per_dollar": …, "as_of_ns": …, "method": "mle", "k_se": …,
                     "fills": …, "exposure_s": …, "buckets": …, "loglinear": {…}, "nls": {…}},
-     "volatility": {"sigma_logit_per_sqrt_s": …, "as_of_ns": …, "method": "std", "instant": …,
-                    "rms": …, "diffs": …, "series": …, "sample_s": …},
+     "volatility": {"sigma_logit_per_sqrt_s": …, "as_of_ns": …, "method": "two-scale"|"std",
+                    "std": …, "instant": …, "rms": …, "two_scale": …, "diffs": …, "series": …,
+                    "sample_s": …, "slow_s": …, "slow_diffs": …},
      "last_fit":   {"intensity": {…, "rejected": reason or null}, "volatility": {…}}}
 
 Rules of this file:
@@ -63,9 +64,10 @@ def volatility_entry(fit: SigmaFit | None, rejected: str | None, as_of_ns: int) 
     if fit is None:
         return {"sigma_logit_per_sqrt_s": None, "as_of_ns": as_of_ns, "method": "std",
                 "diffs": 0, "rejected": rejected}
-    return {"sigma_logit_per_sqrt_s": fit.std, "as_of_ns": as_of_ns, "method": "std",
-            "instant": fit.instant, "rms": fit.rms, "diffs": fit.diffs, "series": fit.series,
-            "sample_s": fit.sample_s, "rejected": rejected}
+    return {"sigma_logit_per_sqrt_s": fit.used, "as_of_ns": as_of_ns, "method": fit.method,
+            "std": fit.std, "instant": fit.instant, "rms": fit.rms, "two_scale": fit.two_scale,
+            "diffs": fit.diffs, "series": fit.series, "sample_s": fit.sample_s,
+            "slow_s": fit.slow_s, "slow_diffs": fit.slow_diffs, "rejected": rejected}
 
 
 def document(intensity: dict[str, Any], volatility: dict[str, Any], *, written_ns: int,

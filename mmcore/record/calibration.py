@@ -109,7 +109,8 @@ class CalibrationRun:
              else "A,k: no fit")
         a += f" from {i.fills} fills over {i.exposure_s:.0f} quote-s in {i.buckets} depths"
         a += f" [{'refused: ' + i.rejected if i.rejected else 'accepted'}]"
-        sig = f"σ={s.std:.5g} logit/√s from {s.diffs} diffs" if s else "σ: no fit"
+        sig = (f"σ={s.used:.5g} logit/√s ({s.method}) from {s.diffs} diffs" if s
+               else "σ: no fit")
         sig += f" [{'refused: ' + self.sigma_rejected if self.sigma_rejected else 'accepted'}]"
         return f"{a}; {sig}; {'written' if self.written else 'not written'} {self.path}"
 
@@ -125,7 +126,10 @@ class CalibrationRun:
                          f"{'' if k is None else f'{k:.5g}'} |")
         if s is not None:
             lines += ["", "| σ estimator (logit/√s) | value |", "|---|---|",
-                      f"| std of differences (used) | {s.std:.5g} |",
+                      f"| two-scale, {s.slow_s:g} s vs {s.sample_s:g} s ({s.slow_diffs} diffs)"
+                      f"{' (used)' if s.method == 'two-scale' else ''} | "
+                      f"{'' if s.two_scale is None else f'{s.two_scale:.5g}'} |",
+                      f"| std of differences{' (used)' if s.method == 'std' else ''} | {s.std:.5g} |",
                       f"| instant (Hummingbot) | {s.instant:.5g} |", f"| RMS | {s.rms:.5g} |"]
         lines += ["", "| depth ($) | quote-s | fills | λ̂ (1/s) |", "|---|---|---|---|"]
         lines += [f"| {b.delta_dollars:.4f} | {b.exposure_s:.0f} | {b.fills} | "
