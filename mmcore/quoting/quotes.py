@@ -29,7 +29,6 @@ Units: prices are price units ($0.0001, YES terms), counts centi-contracts, theo
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,7 +303,9 @@ def _widened(inp: MarketInputs, market: str, widen: Mapping[Slot, float] | None)
         half_bid = max(half_bid, inp.reservation - (inp.theo - inp.e_min)) + wb
     if wa > 0 and math.isfinite(half_ask):
         half_ask = max(half_ask, inp.theo + inp.e_min - inp.reservation) + wa
-    return dataclasses.replace(inp, half_bid=half_bid, half_ask=half_ask)
+    # (``dataclasses.replace(inp, half_bid=..., half_ask=...)``, built directly: per book event)
+    return MarketInputs(inp.theo, inp.reservation, half_bid, half_ask, inp.e_min, inp.q, inp.q_soft,
+                        inp.q_hard, inp.clip, inp.avg_cost, inp.top)
 
 
 def _avg_cost_along(state: GameState, market: str, q: int) -> float | None:

@@ -254,8 +254,30 @@ def _observe_series(mon: JumpMonitor, name: str, verdict_field: str, prob: float
         if p is not None:
             pending[name] = p
     kept = _in_force(getattr(mon, verdict_field), v, cfg)
-    return replace(mon, **{name: state, verdict_field: kept,
-                           "pending": tuple(sorted(pending.items()))}), v
+    return _with_series(mon, name, state, verdict_field, kept, tuple(sorted(pending.items()))), v
+
+
+def _with_series(mon: JumpMonitor, name: str, state: JumpState, verdict_field: str,
+                 kept: JumpVerdict, pending: tuple[tuple[str, Pending], ...]) -> JumpMonitor:
+    """``replace(mon, **{name: state, verdict_field: kept, "pending": pending})``, built
+    directly: this runs on every book event and ``dataclasses.replace`` costs a few µs."""
+    mid, trade, trade_sell = mon.mid, mon.trade, mon.trade_sell
+    mid_v, trade_v = mon.mid_verdict, mon.trade_verdict
+    if name == "mid":
+        mid = state
+    elif name == "trade":
+        trade = state
+    elif name == "trade_sell":
+        trade_sell = state
+    else:
+        return replace(mon, **{name: state, verdict_field: kept, "pending": pending})
+    if verdict_field == "mid_verdict":
+        mid_v = kept
+    elif verdict_field == "trade_verdict":
+        trade_v = kept
+    else:
+        return replace(mon, **{name: state, verdict_field: kept, "pending": pending})
+    return JumpMonitor(mid, trade, mon.theo, mid_v, trade_v, mon.theo_verdict, trade_sell, pending)
 
 
 def observe_stream(mon: JumpMonitor, stream: Stream, prob: float, now_ns: int, cfg: JumpConfig
@@ -267,7 +289,9 @@ def observe_stream(mon: JumpMonitor, stream: Stream, prob: float, now_ns: int, c
         raise InputError(f"unknown jump stream {stream!r}")
     if stream == "theo":
         state, v = observe_theo(mon.theo, prob, now_ns, cfg)
-        return replace(mon, theo=state, theo_verdict=_in_force(mon.theo_verdict, v, cfg)), v
+        # (``replace(mon, theo=..., theo_verdict=...)``, built directly: see _with_series)
+        return JumpMonitor(mon.mid, mon.trade, state, mon.mid_verdict, mon.trade_verdict,
+                           _in_force(mon.theo_verdict, v, cfg), mon.trade_sell, mon.pending), v
     return _observe_series(mon, stream, f"{stream}_verdict", prob, now_ns, cfg)
 
 
