@@ -892,29 +892,39 @@ class GameWorker:
         taken out of the book sizes (we cannot exit into ourselves, and quoting more must not
         raise the limit that sizes the quotes: issue 10 item 4)."""
         own: dict[tuple[str, str], dict[int, int]] = {}
-        for o in (*self.live.values(), *self.cancelling.values()):
-            at = own.setdefault((o.market, o.side), {})
-            at[o.price] = at.get(o.price, 0) + o.remaining
-        total = 0  # others' size within the window (runs on every event: one pass, no lists)
+        for orders in (self.live, self.cancelling):
+            for o in orders.values():
+                at = own.setdefault((o.market, o.side), {})
+                at[o.price] = at.get(o.price, 0) + o.remaining
+        # others' size within the window (runs on every event): each level counts max(0, n −
+        # ours); summed as every positive level in the window, then corrected at the few prices
+        # we rest at (max(0, n − ours) − max(0, n)): the same sum without a lookup per level
+        total = 0
         w = self.cfg.liquidity_window_price
         for m, book in self.books.items():
             if book is None or book.stale:
                 continue
-            top = book.top()
-            if top.bid is not None:
-                lo, mine = top.bid - w, own.get((m, "bid"), {})
-                for p, n in book.bids.items():
-                    if p >= lo:
-                        n -= mine.get(p, 0)
-                        if n > 0:
-                            total += n
-            if top.ask is not None:
-                hi, mine = top.ask + w, own.get((m, "ask"), {})
-                for p, n in book.asks.items():
-                    if p <= hi:
-                        n -= mine.get(p, 0)
-                        if n > 0:
-                            total += n
+            bids, asks = book.bids, book.asks
+            best_bid = max(bids) if bids else None
+            if best_bid is not None and bids[best_bid] <= 0:
+                best_bid = book.top().bid  # (a non-positive level: top()'s own scan)
+            if best_bid is not None:
+                lo = best_bid - w
+                total += sum([n for p, n in bids.items() if p >= lo and n > 0])
+                for p, k in own.get((m, "bid"), {}).items():
+                    n = bids.get(p)
+                    if n is not None and p >= lo:
+                        total += max(0, n - k) - max(0, n)
+            best_ask = min(asks) if asks else None
+            if best_ask is not None and asks[best_ask] <= 0:
+                best_ask = book.top().ask
+            if best_ask is not None:
+                hi = best_ask + w
+                total += sum([n for p, n in asks.items() if p <= hi and n > 0])
+                for p, k in own.get((m, "ask"), {}).items():
+                    n = asks.get(p)
+                    if n is not None and p <= hi:
+                        total += max(0, n - k) - max(0, n)
         return game_limit(self.game.sport_key, total, self.cfg.limits)
 
     def marks(self) -> tuple[tuple[float, ...], str]:
@@ -952,7 +962,8 @@ class GameWorker:
         # INVENTORY_BREACH looks at filled inventory: resting orders are already kept inside the
         # (liquidity-dependent, so moving) limit by sizing and the gate; a shrinking limit must
         # pull quotes, not halt the game.
-        worst = max(map(abs, directional_inventory(self.game.book, self.positions)))
+        inv = directional_inventory(self.game.book, self.positions)
+        worst = max(map(abs, inv))
         self.inherited = min(self.inherited, worst)
         hard = soft = None
         if self.books_ready:  # limits wait for the books (a restart must not judge by the floor)
@@ -1004,7 +1015,7 @@ class GameWorker:
                                                   then_exit=game_over))
             if now_ns >= self.game.start_ns and self.stopping is None:
                 self.stopping = "game start"
-        self._maybe_refresh_theo(limit, now_ns, out)
+        self._maybe_refresh_theo(limit, now_ns, out, inv)  # (positions unchanged since ``inv``)
         return limit
 
     def _check_silence(self, now_ns: int, out: Output) -> int:
@@ -1046,9 +1057,12 @@ class GameWorker:
             history.popleft()
         return history[0][1]
 
-    def _maybe_refresh_theo(self, limit: GameLimit, now_ns: int, out: Output) -> None:
+    def _maybe_refresh_theo(self, limit: GameLimit, now_ns: int, out: Output,
+                            inv: tuple[int, ...] | None = None) -> None:
+        """``inv``: the game's directional inventory if the caller has it (else computed)."""
         self._maybe_refresh_near_start(now_ns, out)
-        inv = directional_inventory(self.game.book, self.positions)
+        if inv is None:
+            inv = directional_inventory(self.game.book, self.positions)
         if max(map(abs, inv)) <= self.cfg.theo_refresh_fraction * limit.hard_contracts:
             return
         if (self.last_theo_refresh_ns is not None
