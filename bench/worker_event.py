@@ -11,8 +11,12 @@ events, untimed, so slots never stay locked). Times are this thread's CPU time
 (``time.thread_time_ns``, ~1 µs per reading included): other work on the machine delays the
 worker but does not count, so the figure is the worker's own cost per event):
 
-- **unchanged book**: a ``BookEv`` whose book is the same as before (a delta far from the top,
-  or a duplicate snapshot: nothing the quotes depend on moved);
+- **unchanged book**: a ``BookEv`` whose book is the same object, not changed since the last
+  event (nothing the quotes depend on moved; the book's ``version`` did not move either);
+- **deep delta**: a real ``apply_delta`` far from the top (±10 contracts at the 15th bid level,
+  outside the liquidity window): nothing the quotes depend on moved, but the book's ``version``
+  did, so what is kept by book version (the liquidity limit) is recomputed — the realistic form
+  of an "unchanged" book event;
 - **top change**: others' size at the best bid alternates between two values (the top's size
   moves, the prices do not);
 - **theo change**: a ``TheoEv`` alternating between about 0.60 and 0.62, never twice the same
@@ -68,7 +72,7 @@ T0 = 1_900_000_000 * S
 A, B = "KXNBAGAME-26NOV24BOSNYK-BOS", "KXNBAGAME-26NOV24BOSNYK-NYK"
 GAME = GameSpec("KXNBAGAME-26NOV24BOSNYK", "basketball_nba", (A, B), (TickGrid.linear_cent(),) * 2,
                 FeeSchedule.from_series("quadratic_with_maker_fees"), T0 + 3 * 3600 * S)
-KINDS = ("unchanged", "top", "theo", "fill")
+KINDS = ("unchanged", "deep", "top", "theo", "fill")
 
 
 def deep_book(market: str, bid: int, ask: int, *, levels: int = 20, top_size: int = 20_000) -> MarketBook:
@@ -146,10 +150,18 @@ def make_events(rig: Rig, kind: str) -> Callable[[int], Callable[[], Output]]:
         if kind == "unchanged":
             ev = BookEv(A if i % 2 else B, rig.books[A if i % 2 else B], now, now)
             return lambda: w.handle(ev, now)
+        if kind == "deep":
+            book = rig.books[A if i % 2 else B]
+            deep = sorted(book.bids)[-15]
+            book.apply_delta("yes", deep, 1_000 if i % 4 < 2 else -1_000, use_yes_price=False,
+                             exchange_ns=now, receipt_ns=now)
+            ev = BookEv(A if i % 2 else B, book, now, now)
+            return lambda: w.handle(ev, now)
         if kind == "top":
             book = rig.books[A]
             top = max(book.bids)
-            book.bids[top] = 20_000 if i % 2 else 24_000
+            book.apply_delta("yes", top, (20_000 if i % 2 else 24_000) - book.bids[top],
+                             use_yes_price=False, exchange_ns=now, receipt_ns=now)
             ev = BookEv(A, book, now, now)
             return lambda: w.handle(ev, now)
         if kind == "theo":

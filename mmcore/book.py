@@ -88,6 +88,11 @@ class MarketBook:
     snapshot: quoting must not use a stale book.
 
     Timestamps are integer ns: ``exchange_ns`` from the message, ``receipt_ns`` when we read it.
+
+    ``version`` counts the changes of the levels (every :meth:`apply_snapshot` and
+    :meth:`apply_delta`): the levels are changed only through those two, so a reader may keep
+    what it derived from the book by (book, ``version``, ``stale``) — the worker's liquidity limit
+    does, for the events that move no book (fills, acks, theo, timers).
     """
 
     ticker: str
@@ -96,6 +101,7 @@ class MarketBook:
     stale: bool = True
     exchange_ns: int | None = None
     receipt_ns: int | None = None
+    version: int = field(default=0, compare=False, repr=False)
 
     def _ask_price(self, price: int, side: BookSide, use_yes_price: bool) -> int:
         return price if use_yes_price else PRICE_ONE - price
@@ -113,6 +119,7 @@ class MarketBook:
         self.bids = {p: n for p, n in yes if n > 0}
         self.asks = {self._ask_price(p, "no", use_yes_price): n for p, n in no if n > 0}
         self.stale = False
+        self.version += 1
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
 
     def apply_delta(
@@ -130,6 +137,7 @@ class MarketBook:
         levels = self.bids if side == "yes" else self.asks
         key = price if side == "yes" else self._ask_price(price, side, use_yes_price)
         new = levels.get(key, 0) + delta
+        self.version += 1
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
         if new < 0:
             self.stale = True

@@ -433,6 +433,9 @@ class GameWorker:
         """``pnl_money()`` when the current trading day began during this run (0 before)."""
         self.dirty = True
         self.quote_memo: Memo | None = Memo()
+        self.limit_memo: tuple[Any, ...] | None = None
+        """(books stamp, our orders by price, config, limit) of the last :meth:`limit`: an
+        event that moved no book and none of our orders (fill ack, theo, timer) reuses it."""
         """Recent results of the quoting's pure steps (model, fees, sizing) by their inputs: a
         book event that moves none of them reuses them (:mod:`mmcore.quoting.memo`)."""
 
@@ -896,6 +899,16 @@ class GameWorker:
             for o in orders.values():
                 at = own.setdefault((o.market, o.side), {})
                 at[o.price] = at.get(o.price, 0) + o.remaining
+        # what the result depends on: each book (the object, its version and staleness; a book
+        # without a version is not kept), ``own`` and the config
+        stamp: tuple[Any, ...] | None = tuple(
+            None if b is None else (b, getattr(b, "version", None), b.stale) for b in self.books.values())
+        if any(k is not None and k[1] is None for k in stamp):  # type: ignore[union-attr]
+            stamp = None
+        memo = self.limit_memo
+        if (stamp is not None and memo is not None and memo[0] == stamp and memo[1] == own
+                and memo[2] is self.cfg):
+            return memo[3]  # type: ignore[no-any-return]
         # others' size within the window (runs on every event): each level counts max(0, n −
         # ours); summed as every positive level in the window, then corrected at the few prices
         # we rest at (max(0, n − ours) − max(0, n)): the same sum without a lookup per level
@@ -925,7 +938,9 @@ class GameWorker:
                     n = asks.get(p)
                     if n is not None and p <= hi:
                         total += max(0, n - k) - max(0, n)
-        return game_limit(self.game.sport_key, total, self.cfg.limits)
+        result = game_limit(self.game.sport_key, total, self.cfg.limits)
+        self.limit_memo = None if stamp is None else (stamp, own, self.cfg, result)
+        return result
 
     def marks(self) -> tuple[tuple[float, ...], str]:
         """Per-market marks (probability) for P&L and where they come from: theo; without theo,

@@ -64,6 +64,11 @@ class BookView:
         return MappingProxyType(self._book.asks)
 
     @property
+    def version(self) -> int:
+        """:attr:`~mmcore.book.MarketBook.version`: changes whenever the levels do."""
+        return self._book.version
+
+    @property
     def exchange_ns(self) -> int | None:
         return self._book.exchange_ns
 
