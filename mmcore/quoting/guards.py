@@ -354,6 +354,10 @@ class AdverseGuards:
         """(mean markout per contract in price units or None, decayed weight in contracts,
         fills measured) of one side, as of ``now_ns``."""
         self._resolve(slot[0], now_ns)
+        return self._stats(slot, now_ns)
+
+    def _stats(self, slot: Slot, now_ns: int) -> tuple[float | None, float, int]:
+        """:meth:`markout_stats` once ``slot``'s market is resolved up to ``now_ns``."""
         mo = self._markouts[slot]
         mean, weight = mo.mean_and_weight(now_ns, self.cfg.markout_halflife_ns)
         return mean, weight / CONTRACT, mo.n
@@ -390,7 +394,7 @@ class AdverseGuards:
                              f"in {cfg.flow_window_ns / NS:.0f}s → widen {hit} +{cfg.flow_widen_price:.0f}")
             for side in SIDES:
                 w = both + (cfg.flow_widen_price if side == hit else 0.0)
-                mean, weight, n = self.markout_stats((m, side), now_ns)
+                mean, weight, n = self._stats((m, side), now_ns)  # (m resolved above)
                 if (mean is not None and weight >= cfg.markout_min_contracts
                         and mean < -cfg.markout_trigger_price):
                     wm = min(cfg.markout_widen_max_price, cfg.markout_widen_k * -mean)

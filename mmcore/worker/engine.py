@@ -433,6 +433,8 @@ class GameWorker:
         """``pnl_money()`` when the current trading day began during this run (0 before)."""
         self.dirty = True
         self.quote_memo: Memo | None = Memo()
+        self.jump_levels_memo: tuple[int, tuple[JumpMonitor, ...], dict[str, str]] | None = None
+        """(now_ns and each jump monitor, their combined levels): see :meth:`_jump_levels`."""
         self.limit_memo: tuple[Any, ...] | None = None
         """(books stamp, our orders by price, config, limit) of the last :meth:`limit`: an
         event that moved no book and none of our orders (fill ack, theo, timer) reuses it."""
@@ -1002,7 +1004,7 @@ class GameWorker:
             rest_failure_streak=self.rest_failures,
             rate_limited_last_min=sum(1 for t in self.rate_limited if now_ns - t <= 60 * NS),
             position_drift=self.position_drift,
-            jump=any(combined(m, now_ns, self.cfg.jump) == "pull" for m in self.jumps.values()),
+            jump=any(level == "pull" for level in self._jump_levels(now_ns).values()),
             game_start_ns=self.game.start_ns,
             day_pnl_money=(self.account.day_pnl_others_money + self.day_pnl_money()
                            if self.account is not None else None),
@@ -1117,8 +1119,7 @@ class GameWorker:
                 tops[m] = book.top(exclude=own[m])
         closed = frozenset(m for m, ok in self.market_open.items() if not ok)
         state = GameState(self.positions, self.cash, self._avg_costs(), tuple(self.live.values()))
-        guard = self.guards.decide(now_ns, self.live.values(), {
-            m: combined(self.jumps[m], now_ns, self.cfg.jump) for m in self.game.markets})
+        guard = self.guards.decide(now_ns, self.live.values(), self._jump_levels(now_ns))
         if self.strategy is None:
             dq = desired_quotes(self.game, tops, self.theo, state, limit, self.cfg.quote, now_ns,
                                 uncertainty=self.uncertainty, trading=trading,
@@ -1199,6 +1200,19 @@ class GameWorker:
             out.actions.append((seq, action))
             out.journal.append(self._rec("order_action", f"{self.run_id}:{seq}", now_ns,
                                          **_action_dict(action)))
+
+    def _jump_levels(self, now_ns: int) -> dict[str, str]:
+        """``combined`` jump level per market at ``now_ns``. The risk evaluation and the requote
+        that follows it ask at the same instant with the same (immutable) monitors: kept by
+        (``now_ns``, each monitor object) and reused. The caller must not change the dict."""
+        monitors = tuple(self.jumps.values())
+        kept = self.jump_levels_memo
+        if (kept is not None and kept[0] == now_ns and len(kept[1]) == len(monitors)
+                and all(a is b for a, b in zip(kept[1], monitors))):
+            return kept[2]  # type: ignore[no-any-return]
+        levels = {m: combined(self.jumps[m], now_ns, self.cfg.jump) for m in self.game.markets}
+        self.jump_levels_memo = (now_ns, monitors, levels)
+        return levels
 
     def _others(self) -> OtherGames:
         """The other games' use of the account's caps (nothing known: none)."""
