@@ -109,6 +109,11 @@ class DemoStack:
                     # stay taken: their runs wait SCHEDULED forever (chaos G4)
                     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE":
                         "prefect.server.concurrency.lease_storage.filesystem",
+                    # a run killed before its first heartbeat (flows/serve.py: the zombie
+                    # automation) holds only this initial lease: 30 s (Prefect's floor), not 300 s
+                    "PREFECT_SERVER_CONCURRENCY_INITIAL_DEPLOYMENT_LEASE_DURATION": "30",
+                    # a run waiting for a slot asks again after 5 s, not 30 s
+                    "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5",
                     "PREFECT_SERVER_DATABASE_CONNECTION_URL":
                         f"sqlite+aiosqlite:///{self.data_dir / 'prefect' / 'prefect.db'}",
                     "MM_VENUE": "sim", "MM_DATA_DIR": str(self.data_dir),
@@ -240,7 +245,7 @@ async def trigger(name: str, params: dict[str, Any] | None = None) -> str:
     return str(run.id)
 
 
-async def wait_run(run_id: str, stack: DemoStack, timeout_s: float = 300.0) -> str:
+async def wait_run(run_id: str, stack: DemoStack, timeout_s: float = 300.0, poll_s: float = 1.0) -> str:
     from prefect.client.orchestration import get_client
 
     deadline = time.monotonic() + timeout_s
@@ -253,7 +258,7 @@ async def wait_run(run_id: str, stack: DemoStack, timeout_s: float = 300.0) -> s
                 return state
             if time.monotonic() > deadline:
                 raise RuntimeError(f"flow run {run.name} still {state} after {timeout_s:.0f}s")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(poll_s)
 
 
 @dataclass(frozen=True)

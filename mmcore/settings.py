@@ -180,6 +180,14 @@ class Settings(BaseSettings):
     """A RUNNING quote-game run whose lease is older than this is treated as dead (hard kill)."""
     quote_max_attempts: int = Field(default=5, ge=1)
     """Relaunches of one game after crashes before the launcher gives up on it."""
+    flow_heartbeat_s: int = Field(default=30, ge=30, le=600)
+    """Every flow run ``mm serve`` starts sends a Prefect heartbeat this often (Prefect's floor:
+    30 s); the zombie automation below reads them."""
+    zombie_after_s: float = Field(default=90.0, ge=45.0, le=3600.0)
+    """A served flow run with no heartbeat for this long is marked Crashed by the Prefect server
+    (the automation ``mm serve`` installs). Crashed frees its deployment's concurrency slot: a
+    SIGKILLed ``mm serve`` or a run whose end a killed server never heard would otherwise hold
+    the slot until Prefect's 300 s lease lapses (chaos G4). At least 1.5 heartbeats."""
 
     daily_loss_limit_usd: float = Field(default=1000.0, gt=0)
     """The account's P&L for the trading day (America/New_York; every game and every run,
@@ -222,6 +230,14 @@ class Settings(BaseSettings):
         if len(set(v)) != len(v):
             raise ValueError("duplicate bookmaker keys")
         return v
+
+    @model_validator(mode="after")
+    def _zombie_after_heartbeats(self) -> Settings:
+        if self.zombie_after_s < 1.5 * self.flow_heartbeat_s:
+            raise ValueError(f"MM_ZOMBIE_AFTER_S={self.zombie_after_s:g} must be at least 1.5 x "
+                             f"MM_FLOW_HEARTBEAT_S={self.flow_heartbeat_s} (a live run would be "
+                             "marked Crashed between two heartbeats)")
+        return self
 
     @model_validator(mode="after")
     def _live_needs_opt_in(self) -> Settings:

@@ -58,6 +58,17 @@ from tests.chaos import figures
 NS = 1_000_000_000
 RUNS = figures.size("g4_serve_runs", ci=1, full=4)
 LEASE_S = 4.0
+ZOMBIE_S = 45.0
+"""``MM_ZOMBIE_AFTER_S`` here (default 90): a served run silent this long is marked Crashed."""
+SLOT_BOUND_S = ZOMBIE_S + 30.0
+"""The SIGKILLed ingest run Crashed (its deployment's slot free) within this long of the kill:
+the silence window, one heartbeat it may have sent just before, the server's 5 s evaluation and
+a server outage in between. Without the zombie automation: 300 s (Prefect's lease)."""
+FIRST_START_S = 85.0
+"""The game starts this long after the local exchange: the whole kill/restart sequence fits
+before it (stack up, flows, quoting, serve kill + restart + recovery, server kill + restart)."""
+QUIET_S = 12.0
+"""A quiet seed is killed after this long of quoting without its k fills."""
 ORPHAN_BOUND_S = 60.0
 """Every orphan of the killed serve off the book within this long of the kill (restart, lease
 timeout, one launcher run)."""
@@ -74,10 +85,15 @@ class Outcome:
     orphans: int = 0
     orphan_s: list[float] = field(default_factory=list)
     orphan_by: Counter = field(default_factory=Counter)
+    zombie: str | None = None
+    zombie_s: float | None = None
+    zombie_end: str = "?"
+    ingest_wait_s: float | None = None
     at_server_kill: int = 0
     server_s: list[float] = field(default_factory=list)
     run_end: str = "?"
     notes: list[str] = field(default_factory=list)
+    phases: list[str] = field(default_factory=list)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -147,6 +163,13 @@ async def _off_book(stack: DemoStack, ids: list[str], since_ns: int) -> tuple[li
     return times, by, notes
 
 
+async def _state(run_id: str) -> Any:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return (await client.read_flow_run(run_id)).state
+
+
 async def _quote_runs() -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
@@ -156,12 +179,16 @@ async def _quote_runs() -> list[Any]:
 
 
 async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
+    t0 = time.monotonic()
+    mark = out.phases.append
     await stack.up()
     await wait_deployments(DEPLOYMENTS, stack)
-    for name in ("refresh-calendar/refresh-calendar", "pull-odds/pull-odds",
+    mark(f"up {time.monotonic() - t0:.0f}s")
+    for name in ("refresh-calendar/refresh-calendar", "pull-odds/pull-odds",  # odds need the calendar
                  "launch-quoting/launch-quoting"):
-        state = await wait_run(await trigger(name), stack, 120)
+        state = await wait_run(await trigger(name), stack, 120, poll_s=0.5)
         assert state == "COMPLETED", f"{name}: {state}"
+    mark(f"launched {time.monotonic() - t0:.0f}s")
     from mmcore.calendar import read_calendar
 
     cal = read_calendar(stack.data_dir)
@@ -180,27 +207,33 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
     k = rng.randint(1, 3)
     first_rest: list[float] = []
 
-    async def quoting() -> bool:  # k fills, or 30 s of quoting on a quiet seed
+    async def quoting() -> bool:  # k fills, or QUIET_S of quoting on a quiet seed
         if len(await resting()) < 2:
             return False
         first_rest[:] = first_rest or [time.monotonic()]
-        return await n_fills() >= k or time.monotonic() - first_rest[0] > 30.0
+        return await n_fills() >= k or time.monotonic() - first_rest[0] > QUIET_S
 
     await _until(quoting, 90, f"resting orders and {k} fill(s)", stack)
+    mark(f"quoted {time.monotonic() - t0:.0f}s")
     await asyncio.sleep(rng.uniform(0.0, 2.0))  # ok: the drawn kill point
-    # the worker may have pulled its quotes in the drawn pause (a fill's hold, a stale-feed pull on
-    # a loaded box): the kill must land while something rests, or there is no orphan to measure
-    await _until(lambda: _n(resting), 60, "resting orders at the serve kill", stack)
+    # an ingest run in flight at the kill too: it dies with serve and, RUNNING on the server,
+    # holds ingest's one slot (the zombie automation must free it). The worker may have pulled its
+    # quotes in the drawn pause (a fill's hold, a stale-feed pull on a loaded box): the kill must
+    # land while something rests, or there is no orphan to measure
+    zombie, zombie_was = await _kill_point(stack, resting)
     _sigkill_tree(stack, "serve")
     kill_ns = time.time_ns()
+    mark(f"serve killed {time.monotonic() - t0:.0f}s")
+    out.zombie = f"{zombie} ({zombie_was} at the kill)"
     orphans = [o.order_id for o in await resting()]
     out.orphans = len(orphans)
     # 3. restart; launcher recovery once the lease is stale
     stack.start("serve", [str(Path(sys.executable).with_name("mm")), "serve"])
     await wait_deployments(DEPLOYMENTS, stack)
     await asyncio.sleep(max(0.0, LEASE_S + 1.0 - (time.time_ns() - kill_ns) / NS))  # ok: the lease must age
-    state = await wait_run(await trigger("launch-quoting/launch-quoting"), stack, 120)
+    state = await wait_run(await trigger("launch-quoting/launch-quoting"), stack, 120, poll_s=0.5)
     assert state == "COMPLETED", f"launch-quoting after the serve kill: {state}"
+    mark(f"recovered {time.monotonic() - t0:.0f}s")
     t, by, notes = await _off_book(stack, orphans, kill_ns)
     out.orphan_s, out.orphan_by, out.notes = t, by, notes
     runs = await _quote_runs()
@@ -225,7 +258,9 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
     await asyncio.sleep(rng.uniform(1.0, 3.0))  # ok: the drawn outage
     stack.start("prefect-server", list(server_args))
     await stack.wait_http(f"{stack.api_url}/health", "Prefect server (restarted)", timeout_s=120)
-    out.run_end = await wait_run(second, stack, 180)
+    mark(f"server back {time.monotonic() - t0:.0f}s")
+    out.run_end = await wait_run(second, stack, 180, poll_s=0.5)
+    mark(f"run ended {time.monotonic() - t0:.0f}s")
     if out.run_end != "COMPLETED":
         out.notes.append(f"attempt 1 ended {out.run_end} after the server kill")
     t, _by, notes = await _off_book(stack, at_kill, skill_ns)
@@ -234,9 +269,24 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
     if await resting():
         out.notes.append(f"{len(await resting())} resting after attempt 1 ended")
 
-    # 5. ingest; the record against the exchange
-    state = await wait_run(await trigger("ingest/ingest"), stack, 120)
+    # 5. the ingest run killed with serve (PENDING or RUNNING): Crashed by the zombie automation
+    # (its slot free)
+    async def zombie_end() -> Any:
+        st = await _state(zombie)
+        return st if st and st.type.value in FINAL else None
+
+    zst = await _until(zombie_end, SLOT_BOUND_S + 60, "the SIGKILLed ingest run to end", stack)
+    out.zombie_end = zst.type.value
+    out.zombie_s = (zst.timestamp.timestamp() * NS - kill_ns) / NS
+    out.zombie = f"{out.zombie}: {zst.name}, {zst.message}"
+    if out.zombie_end != "CRASHED" or "zombie automation" not in (zst.message or ""):
+        out.notes.append(f"the ingest run killed with serve ended {out.zombie}")
+    # ingest through the server (its one slot must be free); the record against the exchange
+    t_ing = time.monotonic()
+    state = await wait_run(await trigger("ingest/ingest"), stack, 120, poll_s=0.5)
+    out.ingest_wait_s = time.monotonic() - t_ing
     assert state == "COMPLETED", f"ingest: {state}"
+    mark(f"ingested {time.monotonic() - t0:.0f}s")
     async with await stack.rest_client() as rest:
         ex = {f.fill_id: f for f in await rest.get_fills()}
         pos = {m: 0 for m in {f.market for f in ex.values()}}
@@ -258,13 +308,36 @@ async def _n(resting: Any) -> bool:
     return len(await resting()) >= 1
 
 
+async def _kill_point(stack: DemoStack, resting: Any, timeout_s: float = 90.0) -> tuple[str, str]:
+    """Trigger ingest runs back to back and return one's id and state the moment it is PENDING
+    (its subprocess starting: a slot and a lease already taken) or RUNNING while orders rest (the
+    caller SIGKILLs at once). Ingest is in flight for a few seconds: polled every 50 ms."""
+    from prefect.client.orchestration import get_client
+
+    end = time.monotonic() + timeout_s
+    rid: str | None = None
+    async with get_client() as client:
+        while time.monotonic() < end:
+            stack.check_alive()
+            rid = rid or await trigger("ingest/ingest")
+            run = await client.read_flow_run(rid)
+            st = run.state.type.value if run.state else "?"
+            if st in ("PENDING", "RUNNING") and await _n(resting):
+                return rid, st
+            if st in FINAL:
+                rid = None
+            await asyncio.sleep(0.05)  # ok: polling a ~1 s window with a deadline
+    raise AssertionError(f"no kill point in {timeout_s:.0f}s (an ingest RUNNING with orders resting)")
+
+
 async def _one_run(tmp_path: Path, rep: int) -> Outcome:
     rng = random.Random(f"g4-serve-{rep}")
     out = Outcome(rep)
     cfg = DemoConfig(games=1, seed=70 + rep, exit_after=True, data_dir=tmp_path / "demo",
-                     first_start_s=130.0, noise_rate_per_s=1.5,
+                     first_start_s=FIRST_START_S, noise_rate_per_s=1.5,
                      env={"MM_QUOTE_STOP_BEFORE_START_S": "5", "MM_LAUNCH_WINDOW_S": "3600",
-                          "MM_QUOTE_LEASE_TIMEOUT_S": str(LEASE_S)})
+                          "MM_QUOTE_LEASE_TIMEOUT_S": str(LEASE_S),
+                          "MM_ZOMBIE_AFTER_S": str(ZOMBIE_S)})
     stack = DemoStack(cfg, Console(file=io.StringIO(), width=200))
     try:
         await _with_env(stack, _body(stack, rng, out))
@@ -303,6 +376,19 @@ async def test_g4_sigkilled_serve_and_prefect_server_lose_and_double_nothing(tmp
                     f"({how}; by launcher recovery after restart + {LEASE_S:g} s lease)")
                    if worst is not None else f"0/{n_orphans} off the book",
                    f"all, ≤ {ORPHAN_BOUND_S:g} s", ok_orphans, times=times, notes=notes[:10])
+    zs = [o.zombie_s for o in outs if o.zombie_s is not None]
+    zends = Counter(o.zombie_end for o in outs)
+    waits = [o.ingest_wait_s for o in outs if o.ingest_wait_s is not None]
+    ok_slots = (len(zs) == len(outs) and all(e == "CRASHED" for e in zends.elements())
+                and max(zs) <= SLOT_BOUND_S and len(waits) == len(outs))
+    figures.report(4, "slots (serve kill)",
+                   (f"the ingest run killed with serve: {dict(zends)} max {max(zs):.0f} s after the "
+                    f"kill (zombie automation, {ZOMBIE_S:g} s silence), ingest's slot free: the next "
+                    f"ingest ran within {max(waits):.0f} s of its trigger") if zs and waits
+                   else f"{len(zs)}/{len(outs)} killed ingest runs ended",
+                   f"≤ {SLOT_BOUND_S:g} s (Prefect's lease alone: 300 s)", ok_slots, zombie_s=zs,
+                   ingest_wait_s=waits, zombies=[o.zombie for o in outs],
+                   phases=[o.phases for o in outs])
     stimes = [t for o in outs for t in o.server_s]
     n_at = sum(o.at_server_kill for o in outs)
     ends = Counter(o.run_end for o in outs)
@@ -314,3 +400,4 @@ async def test_g4_sigkilled_serve_and_prefect_server_lose_and_double_nothing(tmp
     assert ok_fills, [(o.lost[:5], o.doubled[:5]) for o in outs]
     assert ok_orphans, (times, notes)
     assert ok_server, (ends, notes)
+    assert ok_slots, (zs, dict(zends), waits)
