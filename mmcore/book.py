@@ -102,6 +102,9 @@ class MarketBook:
     exchange_ns: int | None = None
     receipt_ns: int | None = None
     version: int = field(default=0, compare=False, repr=False)
+    windows: dict[tuple[str, int], tuple[int | None, int]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """:meth:`window` results kept by (side, width); dropped by a change that can move them."""
 
     def _ask_price(self, price: int, side: BookSide, use_yes_price: bool) -> int:
         return price if use_yes_price else PRICE_ONE - price
@@ -120,6 +123,7 @@ class MarketBook:
         self.asks = {self._ask_price(p, "no", use_yes_price): n for p, n in no if n > 0}
         self.stale = False
         self.version += 1
+        self.windows.clear()
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
 
     def apply_delta(
@@ -138,6 +142,8 @@ class MarketBook:
         key = price if side == "yes" else self._ask_price(price, side, use_yes_price)
         new = levels.get(key, 0) + delta
         self.version += 1
+        if self.windows:
+            _drop_windows(self.windows, "bid" if side == "yes" else "ask", key)
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
         if new < 0:
             self.stale = True
@@ -166,12 +172,55 @@ class MarketBook:
                 levels[price] = max(0, levels[price] - size)
         return top_of(bids.items(), asks.items(), min_size=min_size)
 
+    def window(self, side: Literal["bid", "ask"], width: int) -> tuple[int | None, int]:
+        """:func:`window_of` this book, kept until a change that can move it: a delta beyond the
+        window (a bid below ``best − width``, an ask above ``best + width``) can move neither the
+        best price nor the sum, so the worker's liquidity limit is not rescanned for a delta far
+        from the top. Levels must change only through :meth:`apply_snapshot` /
+        :meth:`apply_delta` (as everywhere; see ``version``)."""
+        got = self.windows.get((side, width))
+        if got is None:
+            got = window_of(self, side, width)
+            if width >= 0:
+                self.windows[(side, width)] = got
+        return got
+
     def yes_levels(self) -> list[tuple[int, int]]:
         return sorted(self.bids.items())
 
     def no_levels(self) -> list[tuple[int, int]]:
         """NO bids in NO-leg prices, ascending (Kalshi's REST/WS layout without use_yes_price)."""
         return sorted((PRICE_ONE - p, n) for p, n in self.asks.items())
+
+
+def window_of(book: Any, side: Literal["bid", "ask"], width: int) -> tuple[int | None, int]:
+    """(best price of ``side`` as :meth:`MarketBook.top` has it, the summed size of that
+    side's positive levels within ``width`` price units of it: bids at ≥ best − width, asks
+    at ≤ best + width); (None, 0) for an empty side. ``book``: a :class:`MarketBook` or a
+    read-only view of one (``bids``, ``asks``, ``top()``)."""
+    levels = book.bids if side == "bid" else book.asks
+    if not levels:
+        return None, 0
+    best = max(levels) if side == "bid" else min(levels)
+    if levels[best] <= 0:  # (never from apply_*: top()'s own scan then)
+        top = book.top()
+        best = top.bid if side == "bid" else top.ask
+        if best is None:
+            return None, 0
+    if side == "bid":
+        lo = best - width
+        return best, sum([n for p, n in levels.items() if p >= lo and n > 0])
+    hi = best + width
+    return best, sum([n for p, n in levels.items() if p <= hi and n > 0])
+
+
+def _drop_windows(windows: dict[tuple[str, int], tuple[int | None, int]], side: str,
+                  price: int) -> None:
+    """Forget the kept windows of ``side`` that a change at ``price`` may move."""
+    for key, (best, _) in list(windows.items()):
+        if key[0] == side and (best is None or (price >= best - key[1] if side == "bid"
+                                                else price <= best + key[1])):
+            del windows[key]
 
 
 SeqVerdict = Literal["ok", "duplicate", "gap"]

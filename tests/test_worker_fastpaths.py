@@ -15,7 +15,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmcore.book import BookTop, MarketBook
+from mmcore.book import BookTop, MarketBook, window_of
 from mmcore.fees import FeeSchedule
 from mmcore.game import GameSpec
 from mmcore.orders import LiveOrder
@@ -163,3 +163,28 @@ def test_widened_equals_replace(wb: float, wa: float, hb: float, ha: float) -> N
     half_bid = max(hb, inp.reservation - (inp.theo - inp.e_min)) + wb if wb > 0 else hb
     half_ask = max(ha, inp.theo + inp.e_min - inp.reservation) + wa if wa > 0 else ha
     assert got == dataclasses.replace(inp, half_bid=half_bid, half_ask=half_ask)
+
+
+book_step = st.one_of(
+    st.tuples(st.just("delta"), st.sampled_from(("yes", "no")), price,
+              st.integers(-300, 300).map(lambda c: 100 * c)),
+    st.tuples(st.just("snapshot"), levels, levels),
+    st.tuples(st.just("ask"), st.sampled_from(("bid", "ask")), st.sampled_from((0, 100, 300, 500))),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(book_step, max_size=60))
+def test_book_window_kept_equals_a_fresh_scan(steps: list[tuple]) -> None:  # type: ignore[type-arg]
+    """``MarketBook.window`` (kept across deltas beyond the window) equals ``window_of``'s scan."""
+    book = MarketBook(A)
+    for s in steps:
+        if s[0] == "delta":
+            book.apply_delta(s[1], s[2], s[3], use_yes_price=False)
+        elif s[0] == "snapshot":
+            book.apply_snapshot(s[1], s[2], use_yes_price=False)
+        else:
+            book.window(s[1], s[2])
+        for side in ("bid", "ask"):
+            for width in (0, 100, 300, 500):
+                assert book.window(side, width) == window_of(book, side, width)  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from mmcore.book import BookTop, MarketBook
+from mmcore.book import BookTop, MarketBook, window_of
 from mmcore.orders import (Amend, Cancel, LiveOrder, OrderAction, Place, Quote, ReconcileParams, Side, Slot,
                            reconcile)
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
@@ -912,34 +912,27 @@ class GameWorker:
                 and memo[2] is self.cfg):
             return memo[3]  # type: ignore[no-any-return]
         # others' size within the window (runs on every event): each level counts max(0, n −
-        # ours); summed as every positive level in the window, then corrected at the few prices
-        # we rest at (max(0, n − ours) − max(0, n)): the same sum without a lookup per level
+        # ours); summed as every positive level in the window (the book keeps that sum until a
+        # change inside the window: MarketBook.window), then corrected at the few prices we rest
+        # at (max(0, n − ours) − max(0, n)): the same sum without a lookup per level
         total = 0
         w = self.cfg.liquidity_window_price
         for m, book in self.books.items():
             if book is None or book.stale:
                 continue
-            bids, asks = book.bids, book.asks
-            best_bid = max(bids) if bids else None
-            if best_bid is not None and bids[best_bid] <= 0:
-                best_bid = book.top().bid  # (a non-positive level: top()'s own scan)
-            if best_bid is not None:
-                lo = best_bid - w
-                total += sum([n for p, n in bids.items() if p >= lo and n > 0])
-                for p, k in own.get((m, "bid"), {}).items():
-                    n = bids.get(p)
-                    if n is not None and p >= lo:
-                        total += max(0, n - k) - max(0, n)
-            best_ask = min(asks) if asks else None
-            if best_ask is not None and asks[best_ask] <= 0:
-                best_ask = book.top().ask
-            if best_ask is not None:
-                hi = best_ask + w
-                total += sum([n for p, n in asks.items() if p <= hi and n > 0])
-                for p, k in own.get((m, "ask"), {}).items():
-                    n = asks.get(p)
-                    if n is not None and p <= hi:
-                        total += max(0, n - k) - max(0, n)
+            kept = getattr(book, "window", None)
+            for side in ("bid", "ask"):
+                best, size = kept(side, w) if kept is not None else window_of(book, side, w)
+                if best is None:
+                    continue
+                total += size
+                mine = own.get((m, side))
+                if mine:
+                    levels = book.bids if side == "bid" else book.asks
+                    for p, k in mine.items():
+                        n = levels.get(p)
+                        if n is not None and (p >= best - w if side == "bid" else p <= best + w):
+                            total += max(0, n - k) - max(0, n)
         result = game_limit(self.game.sport_key, total, self.cfg.limits)
         self.limit_memo = None if stamp is None else (stamp, own, self.cfg, result)
         return result
