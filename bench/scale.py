@@ -319,6 +319,32 @@ def summarize(r: dict[str, Any]) -> list[str]:
             f"{sum(1 for c in r['exit'].values() if c == 0)}/{r['n']}"]
 
 
+def print_startup(n: int, results: dict[str, Any]) -> None:
+    """Start-up stages over the workers (``GameRunResult.startup``): median and max wall ms, and
+    the max of it spent queued for the account's rate budget; where unfinished ones were."""
+    ups = [x.get("startup") or {} for x in results.values()]
+    ups = [u for u in ups if u.get("stages") is not None]
+    if not ups:
+        return
+    names: list[str] = []
+    for u in ups:
+        names += [k for k in u["stages"] if k not in names]
+    parts = []
+    for k in names:
+        w = [u["stages"][k][0] for u in ups if k in u["stages"]]
+        b = [u["stages"][k][1] for u in ups if k in u["stages"]]
+        q = [u["stages"][k][2] for u in ups if k in u["stages"] and len(u["stages"][k]) > 2]
+        parts.append(f"{k} {statistics.median(w):,.0f}/{max(w):,.0f} (budget ≤{max(b):,.0f}"
+                     + (f", {statistics.median(q):g} req" if q else "") + ")")
+    done = [u["total_ms"] for u in ups if u.get("done")]
+    stuck = collections.Counter(u.get("in") or "between stages" for u in ups if not u.get("done"))
+    print(f"  N={n}: start-up ms median/max per stage: {'; '.join(parts)}")
+    print(f"  N={n}: start-up done by {len(done)}/{len(ups)} workers"
+          + (f", total median {statistics.median(done) / 1000:.1f} s, max {max(done) / 1000:.1f} s"
+             if done else "")
+          + (f"; unfinished, by stage: {dict(stuck)}" if stuck else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", default="10", help="comma-separated worker counts (the issue: 10,25,50)")
@@ -351,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"operations/worker (median), waited {max(lk['wait_ms'] for lk in locks):,.1f} ms "
                   f"in all at most, longest single wait "
                   f"{max(lk['max_wait_ms'] for lk in locks):,.2f} ms (the worker's loop is blocked)")
+        print_startup(n, r["results"])
         if r["no_theo"]:
             print(f"  N={n}: no theo snapshot after 4 pulls (never quote): {', '.join(r['no_theo'])}")
         bad = {ev: x.get("error") or x.get("exit_reason") for ev, x in r["results"].items()

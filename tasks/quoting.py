@@ -24,6 +24,7 @@ from mmcore.ops.lease import drop_lease, write_lease
 from mmcore.units import CONTRACT, PRICE_ONE
 from mmcore.worker.driver import WorkerStatus
 from mmcore.worker.killall import CancelAllFailed, cancel_until_flat
+from mmcore.worker.startup import StartupTimer
 from tasks.runtime import logger, settings
 
 NS = 1_000_000_000
@@ -64,6 +65,9 @@ class GameRunResult:
     budget_lock: dict[str, Any] = field(default_factory=dict)
     """The account budget record's lock as this process saw it: operations, total and longest
     wait (ms) — the event loop is blocked while it waits (bench/scale.py reads it)."""
+    startup: dict[str, Any] = field(default_factory=dict)
+    """Start-up stages: wall and rate-budget wait per stage (ms), the stage it was in if it
+    never finished (:meth:`~mmcore.worker.startup.StartupTimer.summary`; bench/scale.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,7 +141,7 @@ def _lock_stats(rest: Any) -> dict[str, Any]:
 
 
 async def _stop_watchdog(work: asyncio.Task[Any], stop_ns: int, driver: Callable[[], Any],
-                         log: Any, event_ticker: str) -> bool:
+                         log: Any, event_ticker: str, startup: StartupTimer | None = None) -> bool:
     """Wait for ``work`` (start-up + run loop); if it has not begun stopping by itself
     :data:`STOP_GRACE_S` after ``stop_ns``, cancel it. True when it had to.
 
@@ -159,8 +163,11 @@ async def _stop_watchdog(work: asyncio.Task[Any], stop_ns: int, driver: Callable
         # cancelling now would cut the verification short
         await asyncio.wait({work})
         return False
+    stage = startup.current if startup is not None else None
     log.warning("%s: still %s %.1f s after its stop time: cancelling it (verified cancel-all "
-                "follows)", event_ticker, "starting" if d is None else "running",
+                "follows)", event_ticker,
+                ("running" if d is not None and d.worker is not None and stage is None
+                 else f"starting (in {stage or 'start-up'})"),
                 (time.time_ns() - stop_ns) / NS)
     work.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -185,7 +192,9 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         default_worker_config(s, event_ticker)
     signer = signer_for(s)
     async with rest_for(s, signer, label=event_ticker) as rest:
-        start_ns = await rest.game_start_ns(event_ticker)
+        startup = StartupTimer(event_ticker, rest.limiter)
+        with startup.stage("game start"):
+            start_ns = await rest.game_start_ns(event_ticker)
         stop_before_ns = int(s.quote_stop_before_start_s * NS)
         now = time.time_ns()
         if now >= start_ns - stop_before_ns:
@@ -210,7 +219,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         async def work() -> Any:
             box["driver"] = await build_worker(
                 s, rest, signer, event_ticker, until_ns=until_ns, refresh=refresh,
-                worker_id=wid, cfg=cfg)
+                worker_id=wid, cfg=cfg, start_ns=start_ns, startup=startup)
             driver = box["driver"]
             log.info("quoting %s (%s) until %s; rate budget: the account's %s tier, shared",
                      event_ticker, " ".join(driver.game.markets),
@@ -227,7 +236,7 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         task_ = asyncio.create_task(work())
         try:
             forced = await _stop_watchdog(task_, stop_ns, lambda: box.get("driver"), log,
-                                          event_ticker)
+                                          event_ticker, startup)
         except BaseException:  # this run cancelled (SIGTERM, Prefect): the driver's own
             task_.cancel()     # shutdown (verified cancel-all) runs to its end first
             await asyncio.wait({task_})
@@ -238,7 +247,8 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         if driver is None or driver.worker is None:  # stopped during start-up: nothing to run
             kill = await cancel_until_flat(rest, event_ticker)
             return GameRunResult(event_ticker, "stop time reached during start-up",
-                                 resting_after=len(kill.after))
+                                 resting_after=len(kill.after), startup=startup.summary(),
+                                 budget_lock=_lock_stats(rest))
         report = driver.report if forced else task_.result()
         if forced:
             report.exit_reason = f"stop time reached (cancelled after {STOP_GRACE_S:g} s)"
@@ -246,7 +256,8 @@ async def run_game_worker(event_ticker: str, run_id: str, *, until_ns: int | Non
         event_ticker, report.exit_reason, report.final_state, report.actions, report.fills,
         report.refusals, {m: q / CONTRACT for m, q in report.positions.items()},
         report.pnl_money / PRICE_ONE, None if report.kill is None else len(report.kill.after),
-        report.error, report.decision.summary_ms(), every_ns / NS, _lock_stats(rest))
+        report.error, report.decision.summary_ms(), every_ns / NS, _lock_stats(rest),
+        startup.summary())
     if show is not None:
         await show(_fmt_status(event_ticker, driver.status(), start_ns, time.time_ns())
                    + f"\n\n**ended**: {result.exit_reason} · resting after: {result.resting_after}")

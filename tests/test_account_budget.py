@@ -218,7 +218,11 @@ async def test_worker_reads_the_tier_from_the_exchange_and_falls_back_loudly(tmp
             async with rest_for(settings, signer, label="w2", max_retries=1,
                                 backoff_s=0.01) as rest:
                 from mmcore.worker.venue import sync_account_tier
+                # read just now by w1: reused without a request (no failure to see)
                 assert await sync_account_tier(rest, settings) == "advanced"
+                assert rest.limiter.acquired == 0 and rest.limiter.tier == "advanced"
+                assert "GET /account/limits failed" not in caplog.text
+                assert await sync_account_tier(rest, settings, reuse_within_s=0) == "advanced"
         assert "GET /account/limits failed" in caplog.text and "last read" in caplog.text
     # a fresh account whose exchange fails: MM_RATE_TIER, said so
     caplog.clear()

@@ -77,13 +77,15 @@ from mmcore.worker.engine import (
 from mmcore.worker.journal import Journal, JournalError
 from mmcore.worker.killall import KillReport, cancel_until_flat
 from mmcore.worker.latency_hist import LatencyHistogram
+from mmcore.worker.startup import StartupTimer
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 
 
-async def load_game(rest: KalshiRest, event_ticker: str) -> GameSpec:
-    """A game as the worker needs it, read from the venue (never guessed)."""
+async def load_game(rest: KalshiRest, event_ticker: str, *, start_ns: int | None = None) -> GameSpec:
+    """A game as the worker needs it, read from the venue (never guessed); ``start_ns`` when
+    the caller has just read it (:meth:`KalshiRest.game_start_ns`), saving that read."""
     event = await rest.get_event(event_ticker, with_nested_markets=True)
     markets = sorted(event.markets or [], key=lambda m: (m.ticker.endswith(f"-{TIE_CODE}"), m.ticker))
     if len(markets) < 2:
@@ -91,7 +93,8 @@ async def load_game(rest: KalshiRest, event_ticker: str) -> GameSpec:
     series = await rest.get_series(event.series_ticker)
     fee_type = event.fee_type_override or series.fee_type
     fee_mult = event.fee_multiplier_override if event.fee_multiplier_override is not None else series.fee_multiplier
-    start_ns = await rest.game_start_ns(event_ticker)
+    if start_ns is None:
+        start_ns = await rest.game_start_ns(event_ticker)
     sport = sport_for_series(event.series_ticker) or "default"
     tickers = tuple(m.ticker for m in markets)
     # a draw that settles every listed market NO, or a void at a set value (issue 10 item 8)
@@ -286,6 +289,7 @@ class WorkerDriver:
         group_reset_delay_s: float = 15.0,
         account: AccountLedger | None = None,
         account_poll_s: float = 1.0,
+        startup: StartupTimer | None = None,
     ) -> None:
         self.rest, self.ws_factory, self.game, self.cfg, self.theo = rest, ws_factory, game, cfg, theo
         self.journal, self.clock_ns, self.until_ns = journal, clock_ns, until_ns
@@ -298,6 +302,8 @@ class WorkerDriver:
         self.group_retry_max_s, self.group_reset_delay_s = group_retry_max_s, group_reset_delay_s
         self._group_restoring = False
         self.account, self.account_poll_s = account, account_poll_s
+        self.startup = startup or StartupTimer(game.event_ticker, getattr(rest, "limiter", None))
+        """Start-up stages and their durations (logged; ``mm.worker.startup``)."""
         self._account_wake = asyncio.Event()
         self._account_view: Any = None
         self.worker: GameWorker | None = None
@@ -320,11 +326,9 @@ class WorkerDriver:
     # --- main loop ---------------------------------------------------------------------------
 
     async def run(self) -> WorkerReport:
-        now = self.clock_ns()
-        self.worker = GameWorker(self.game, self.cfg, now)
         try:
-            await self._start(now)
-            deadline = now
+            await self._start(self.clock_ns())
+            now = deadline = self.clock_ns()
             while not self._exit.is_set():
                 now = self.clock_ns()
                 if self.until_ns is not None and now >= self.until_ns and self.worker.stopping is None:
@@ -373,8 +377,25 @@ class WorkerDriver:
         return self.report
 
     async def _start(self, now: int) -> None:
+        """Start-up: the REST calls first (order group, the exchange's positions and resting
+        orders), then the :class:`GameWorker` is born and handles them, then the sockets.
+
+        Why the worker is created only after the REST calls: its clocks start at its birth —
+        the WebSocket's ``connectivity_grace_ns`` (15 s) among them — and the socket is opened
+        only at the end of start-up. With 50 workers on one Basic account those calls waited
+        ~15–20 s for the shared read budget, and the 7 workers whose wait passed the grace
+        were HALTED on CONNECTIVITY ("websocket down") before their socket was even opened:
+        they never quoted (bench/scale.py N = 50, tests/test_worker_startup.py)."""
+        st = self.startup
+        gid, why = None, ""
         if self.order_group_contracts:
-            gid, why = await self._create_group()
+            with st.stage("order group"):
+                gid, why = await self._create_group()
+        with st.stage("reconcile"):
+            initial = await self._reconcile_event(initial=True)
+            assert initial is not None  # initial: a failure raises
+        self.worker = GameWorker(self.game, self.cfg, self.clock_ns())
+        if self.order_group_contracts:
             self._group_id = gid
             ev = (OrderGroupEv("ready", gid, "created", self.clock_ns()) if gid is not None else
                   OrderGroupEv("create_failed", None, why, self.clock_ns()))
@@ -382,11 +403,14 @@ class WorkerDriver:
             if gid is None:  # keep trying in the background; no new orders until then
                 self._spawn(self._restore_group(RestoreOrderGroup(True, why), delay_s=0.0))
         if self.account is not None:  # the day's P&L and peak, before anything is judged
-            with contextlib.suppress(OSError):  # earlier days' entries nobody counts any more
-                await asyncio.to_thread(self.account.prune, self.clock_ns())
-            await self._account_sync(direct=True)
-        await self._reconcile(initial=True)
+            with st.stage("account ledger"):
+                with contextlib.suppress(OSError):  # earlier days' entries nobody counts any more
+                    await asyncio.to_thread(self.account.prune, self.clock_ns())
+                await self._account_sync(direct=True)
+        self._process(self.worker.handle(initial, self.clock_ns()))  # before anything else
+        self._presign_live()
         self._read_theo()
+        st.done()
         self.status()  # logs what the worker waits for, if anything
         self._ws = self.ws_factory(list(self.game.markets))
         self._spawn(self._pump_ws())
@@ -481,7 +505,15 @@ class WorkerDriver:
             return False
         return reduces_exposure(self.game, self.worker.positions, *action.slot)
 
-    async def _reconcile(self, *, initial: bool = False) -> None:
+    async def _reconcile(self) -> None:
+        """The exchange's view, queued for the worker (a failed read is logged and skipped)."""
+        ev = await self._reconcile_event()
+        if ev is not None:
+            self._put(ev)
+
+    async def _reconcile_event(self, *, initial: bool = False) -> ReconcileEv | None:
+        """Read positions and resting orders: the event (None when a read failed; raised when
+        ``initial``)."""
         reads_from = self.clock_ns()  # an order acked after this may be missing from the lists
         try:
             data_as_of = await self._user_data_as_of()  # first: the reads below are at least this fresh
@@ -491,18 +523,13 @@ class WorkerDriver:
             log.warning("reconcile of %s failed: %s", self.game.event_ticker, exc)
             if initial:
                 raise
-            return
-        if initial and self.journal is not None:
-            await self._backfill_fills()
-        ev = ReconcileEv({m: p.position for m, p in positions.items()}, tuple(resting),
-                         self.clock_ns(), initial=initial, data_as_of_ns=data_as_of,
-                         reads_from_ns=reads_from)
-        if initial:  # before anything else
-            assert self.worker is not None
-            self._process(self.worker.handle(ev, self.clock_ns()))
-            self._presign_live()
-        else:
-            self._put(ev)
+            return None
+        # no fill backfill here: :meth:`_backfill_later` (2 s in, once the fill channel is up)
+        # and the shutdown's cover the same fills, and on a shared read budget two GET /fills
+        # before the first quote cost every other starting worker (bench/scale.py N = 50)
+        return ReconcileEv({m: p.position for m, p in positions.items()}, tuple(resting),
+                           self.clock_ns(), initial=initial, data_as_of_ns=data_as_of,
+                           reads_from_ns=reads_from)
 
     async def _user_data_as_of(self) -> int | None:
         """The exchange's ``user_data_timestamp`` (ns), or None when it cannot be read (the
@@ -527,8 +554,9 @@ class WorkerDriver:
                                      "receipt_ns": now, "backfill": True}, now)
 
     async def _backfill_later(self) -> None:
-        """Once the fill channel is up, backfill again: a fill between the start-up backfill and
-        the subscription would otherwise never reach the journal (natural ids dedupe)."""
+        """Once the fill channel is up, backfill the fills a previous run may not have journaled
+        and any between the start-up reconcile and the subscription (natural ids dedupe; the
+        shutdown backfills once more)."""
         await asyncio.sleep(2.0)
         with contextlib.suppress(MMError):
             await self._backfill_fills()

@@ -28,6 +28,7 @@ from mmcore.worker.account_ledger import AccountLedger
 from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
 from mmcore.worker.engine import WorkerConfig
 from mmcore.worker.journal import Journal, JournalConfig
+from mmcore.worker.startup import StartupTimer
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,29 @@ def rest_for(settings: Settings, signer: Signer | None = None, *, label: str | N
     return KalshiRest(settings.kalshi_url, signer, limiter=limiter, **kw)
 
 
-async def sync_account_tier(rest: KalshiRest, settings: Settings) -> str:
+TIER_REUSE_S = 600.0
+"""A tier another process of the account read from the exchange this recently is used as it is
+(:func:`sync_account_tier`): tiers change at most daily, and at N = 50 workers on Basic every
+start-up read counts (bench/scale.py)."""
+
+
+async def sync_account_tier(rest: KalshiRest, settings: Settings, *,
+                            reuse_within_s: float = TIER_REUSE_S) -> str:
     """Size the account's budget from the exchange (``GET /account/limits``: the buckets it
-    really enforces) instead of assuming ``MM_RATE_TIER``; the tier in force. If the endpoint
-    fails, the budget keeps what it has (the tier an earlier worker read, else
-    ``MM_RATE_TIER``) and a warning says so."""
+    really enforces) instead of assuming ``MM_RATE_TIER``; the tier in force. When the shared
+    record already holds a tier read from the exchange less than ``reuse_within_s`` ago (by
+    any process of the account), that one, without a request. If the endpoint fails, the
+    budget keeps what it has (the tier an earlier worker read, else ``MM_RATE_TIER``) and a
+    warning says so."""
     limiter = rest.limiter
     if limiter is None:
         return settings.rate_tier
+    acct = limiter.account
+    if reuse_within_s > 0 and hasattr(acct, "snapshot"):
+        snap = acct.snapshot()  # type: ignore[union-attr]
+        if snap.source == "exchange" and 0 <= time.monotonic_ns() - snap.tier_set_ns < reuse_within_s * 1e9:
+            limiter.tier = snap.tier  # the record meters; this process's buckets only bound a cost
+            return snap.tier
     try:
         got = await rest.get_account_limits()
     except MMError as exc:
@@ -157,17 +173,23 @@ def with_account_limits(cfg: WorkerConfig, settings: Settings) -> WorkerConfig:
 async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, event_ticker: str, *,
                        until_ns: int | None = None, cfg: WorkerConfig | None = None,
                        worker_id: str | None = None, local_refresh: bool = False,
-                       refresh: Refresher | None = None) -> WorkerDriver:
+                       refresh: Refresher | None = None, start_ns: int | None = None,
+                       startup: StartupTimer | None = None) -> WorkerDriver:
     """A worker driver for one game on the configured venue, journaling under the data dir.
     First sizes the account's rate budget from the exchange (:func:`sync_account_tier`).
+    ``start_ns``: the game's start as the caller already read it (one ``GET /milestones`` fewer);
+    ``startup``: the caller's :class:`StartupTimer`, so its stages and ours log together.
 
     Theo comes from ``settings.theo_dir``. On ``RefreshTheo`` the worker always drops a request
     file there (``requests/<event>.json``, served by an orchestrator) and, when given, also awaits
     ``refresh`` — or, with ``local_refresh``, an in-process per-game odds pull
     (:func:`~mmcore.theo.refresh.make_local_refresher`: at most one a minute; the game's Odds API
     event from the published calendar, else from the free event list)."""
-    await sync_account_tier(rest, settings)
-    game = await load_game(rest, event_ticker)
+    startup = startup or StartupTimer(event_ticker, rest.limiter)
+    with startup.stage("rate tier"):
+        await sync_account_tier(rest, settings)
+    with startup.stage("game"):
+        game = await load_game(rest, event_ticker, start_ns=start_ns)
     wid = worker_id or event_ticker
     if refresh is None and local_refresh:
         # the calendar (and DuckDB) only for an in-process pull, not at every worker start
@@ -180,4 +202,4 @@ async def build_worker(settings: Settings, rest: KalshiRest, signer: Signer, eve
         rest, lambda markets: KalshiWs(settings.kalshi_ws_url, signer, markets=markets),
         game, cfg or default_worker_config(settings, wid), theo,
         journal=journal, until_ns=until_ns, halt_dir=settings.halt_dir,
-        account=AccountLedger(settings.account_dir / settings.venue))
+        account=AccountLedger(settings.account_dir / settings.venue), startup=startup)
