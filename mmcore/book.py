@@ -105,6 +105,8 @@ class MarketBook:
     windows: dict[tuple[str, int], tuple[int | None, int]] = field(
         default_factory=dict, compare=False, repr=False)
     """:meth:`window` results kept by (side, width); dropped by a change that can move them."""
+    tops: dict[Any, BookTop] = field(default_factory=dict, compare=False, repr=False)
+    """:meth:`top` results kept by (exclude, min_size); dropped by a change that can move them."""
 
     def _ask_price(self, price: int, side: BookSide, use_yes_price: bool) -> int:
         return price if use_yes_price else PRICE_ONE - price
@@ -124,6 +126,7 @@ class MarketBook:
         self.stale = False
         self.version += 1
         self.windows.clear()
+        self.tops.clear()
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
 
     def apply_delta(
@@ -144,6 +147,8 @@ class MarketBook:
         self.version += 1
         if self.windows:
             _drop_windows(self.windows, "bid" if side == "yes" else "ask", key)
+        if self.tops:
+            _drop_tops(self.tops, side == "yes", key)
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
         if new < 0:
             self.stale = True
@@ -159,8 +164,27 @@ class MarketBook:
 
         Called several times per book event: when each side's best price still holds a size that
         passes (after our own orders and ``min_size``) that level is the answer, found without
-        copying the book; otherwise the levels are scanned as :func:`top_of` does."""
+        copying the book; otherwise the levels are scanned as :func:`top_of` does.
+
+        The answer is kept (at most 8 per book) until a change that can move it: a bid below
+        the answer's bid (an ask above its ask) can change neither the best qualifying level
+        nor its size, so a delta far from the top reuses it (levels change only through
+        :meth:`apply_snapshot` / :meth:`apply_delta`; see ``version``)."""
         exclude = tuple(exclude)
+        key = (exclude, min_size)
+        tops = self.tops
+        try:
+            got = tops.get(key)
+        except TypeError:  # an unhashable exclude entry: not kept
+            return self._top(exclude, min_size)
+        if got is None:
+            got = self._top(exclude, min_size)
+            if len(tops) >= 8:
+                tops.clear()
+            tops[key] = got
+        return got
+
+    def _top(self, exclude: tuple[tuple[str, int, int], ...], min_size: int) -> BookTop:
         bid = _best(self.bids, max, "bid", exclude, min_size)
         ask = _best(self.asks, min, "ask", exclude, min_size)
         if bid is not None and ask is not None:
@@ -212,6 +236,17 @@ def window_of(book: Any, side: Literal["bid", "ask"], width: int) -> tuple[int |
         return best, sum([n for p, n in levels.items() if p >= lo and n > 0])
     hi = best + width
     return best, sum([n for p, n in levels.items() if p <= hi and n > 0])
+
+
+def _drop_tops(tops: dict[Any, BookTop], bid_side: bool, price: int) -> None:
+    """Forget the kept tops that a change at ``price`` on that side may move: on the bid side
+    at or above the answer's bid (any, when it had none); on the ask side at or below its ask."""
+    for key, top in list(tops.items()):
+        if bid_side:
+            if top.bid is None or price >= top.bid:
+                del tops[key]
+        elif top.ask is None or price <= top.ask:
+            del tops[key]
 
 
 def _drop_windows(windows: dict[tuple[str, int], tuple[int | None, int]], side: str,

@@ -188,3 +188,26 @@ def test_book_window_kept_equals_a_fresh_scan(steps: list[tuple]) -> None:  # ty
         for side in ("bid", "ask"):
             for width in (0, 100, 300, 500):
                 assert book.window(side, width) == window_of(book, side, width)  # type: ignore[arg-type]
+
+
+exclude = st.lists(st.tuples(st.sampled_from(("bid", "ask")), price,
+                             st.integers(0, 300).map(lambda c: 100 * c)), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(book_step, st.tuples(st.just("top"), exclude, st.sampled_from((0, 100, 500)))),
+                max_size=60))
+def test_book_top_kept_equals_a_fresh_scan(steps: list[tuple]) -> None:  # type: ignore[type-arg]
+    """``MarketBook.top`` (kept across deltas beyond the answer) equals a scan of a fresh copy."""
+    book = MarketBook(A)
+    asked: list[tuple[tuple[tuple[str, int, int], ...], int]] = [((), 0)]
+    for s in steps:
+        if s[0] == "delta":
+            book.apply_delta(s[1], s[2], s[3], use_yes_price=False)
+        elif s[0] == "snapshot":
+            book.apply_snapshot(s[1], s[2], use_yes_price=False)
+        elif s[0] == "top":
+            asked.append((tuple(s[1]), s[2]))
+        for ex, min_size in asked[-5:]:
+            fresh = MarketBook(A, dict(book.bids), dict(book.asks))
+            assert book.top(exclude=ex, min_size=min_size) == fresh.top(exclude=ex, min_size=min_size)
