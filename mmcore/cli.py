@@ -493,7 +493,8 @@ def calibrate(
 def serve() -> None:
     """Serve every deployment of prefect.yaml from this process (schedules, ad-hoc runs, one
     subprocess per run) against PREFECT_API_URL; Ctrl-C/SIGTERM cancels in-flight runs (their
-    hooks cancel each game's orders with verification)."""
+    hooks cancel each game's orders with verification). Installs the zombie automation: a served
+    run silent for MM_ZOMBIE_AFTER_S (a hard kill) is marked Crashed, freeing its slot."""
     import os
 
     if not os.environ.get("PREFECT_API_URL"):

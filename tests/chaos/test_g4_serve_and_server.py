@@ -6,24 +6,31 @@ Each run (seeded, ``MM_CHAOS_SIZE_G4_SERVE_RUNS``: CI 1, full 4) is the demo's o
 (:class:`flows.demo.DemoStack`: a real ``prefect server``, ``mm sim``, ``mm serve``; one busy game):
 
 1. refresh-calendar, pull-odds and launch-quoting run through the server; the quote-game run
-   quotes until ``k`` of its orders filled (k drawn 1–3; at most 30 s after it first rests two
-   orders: some seeds fill slowly) and a drawn 0–2 s more;
-2. ``mm serve`` is SIGKILLed with every process it started (its flow-run subprocesses: what a
-   container kill or ``systemctl kill -s KILL`` does): no hook runs, the run's orders stay resting
-   (the orphans) and the server keeps the run RUNNING;
+   quotes until ``k`` of its orders filled (k drawn 1–3; at most ``QUIET_S`` after it first rests
+   two orders: some seeds fill slowly) and a drawn 0–2 s more;
+2. ingest runs are triggered until one is in flight (PENDING or RUNNING: its deployment's one
+   slot taken) while orders rest, and at that moment ``mm serve`` is SIGKILLed with every process
+   it started (its flow-run subprocesses: what a container kill or ``systemctl kill -s KILL``
+   does): no hook runs, the run's orders stay resting (the orphans) and the server keeps both runs
+   RUNNING/PENDING, each holding its slot;
 3. ``mm serve`` restarts; once the run's lease is older than ``MM_QUOTE_LEASE_TIMEOUT_S`` (4 s
    here) launch-quoting runs (triggered here rather than waiting for its 2-min schedule): it
    cancels the game's orders with verification, marks the run Crashed and launches attempt 1;
 4. once attempt 1 rests orders, the Prefect server is SIGKILLed at a drawn point and restarted
    (same port, same database) a drawn 1–3 s later; the run quotes on and must end Completed with
    nothing resting at the game's stop-before-start;
-5. ingest runs through the server; DuckDB's ``fills`` against the exchange's fills (by trade id,
-   and the signed count per market against the exchange's position).
+5. the killed ingest run is marked Crashed by the zombie automation ``mm serve`` installs
+   (``flows/serve.py``; ``MM_ZOMBIE_AFTER_S`` = 45 s here), which frees ingest's slot — without
+   it the slot stays taken until Prefect's lease lapses (300 s) and every ingest waits SCHEDULED;
+   ingest then runs through the server; DuckDB's ``fills`` against the exchange's fills (by trade
+   id, and the signed count per market against the exchange's position).
 
 Figures: **lost**, **doubled** as in ``test_g4_nothing_lost``; **serve orphans**: the orders
 resting at the serve kill, how long after it each was off the book (the exchange's
 ``last_update_time``) and by what (its status); **server**: the orders resting at the server
-kill, each off the book (by the run itself) and the run's end state.
+kill, each off the book (by the run itself) and the run's end state; **slots**: how long after
+the serve kill the killed ingest run was Crashed (its slot free) and how long the next ingest
+waited.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ SLOT_BOUND_S = ZOMBIE_S + 30.0
 """The SIGKILLed ingest run Crashed (its deployment's slot free) within this long of the kill:
 the silence window, one heartbeat it may have sent just before, the server's 5 s evaluation and
 a server outage in between. Without the zombie automation: 300 s (Prefect's lease)."""
-FIRST_START_S = 85.0
+FIRST_START_S = 80.0
 """The game starts this long after the local exchange: the whole kill/restart sequence fits
 before it (stack up, flows, quoting, serve kill + restart + recovery, server kill + restart)."""
 QUIET_S = 12.0
@@ -234,6 +241,14 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
     state = await wait_run(await trigger("launch-quoting/launch-quoting"), stack, 120, poll_s=0.5)
     assert state == "COMPLETED", f"launch-quoting after the serve kill: {state}"
     mark(f"recovered {time.monotonic() - t0:.0f}s")
+    from prefect.client.orchestration import get_client
+
+    from flows.serve import ZOMBIE_AUTOMATION
+
+    async with get_client() as client:  # installed by the first serve, kept by the restarted one
+        n_auto = len(await client.read_automations_by_name(ZOMBIE_AUTOMATION))
+    if n_auto != 1:
+        out.notes.append(f"{n_auto} zombie automations after a serve restart (want 1)")
     t, by, notes = await _off_book(stack, orphans, kill_ns)
     out.orphan_s, out.orphan_by, out.notes = t, by, notes
     runs = await _quote_runs()
