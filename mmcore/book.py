@@ -10,7 +10,7 @@ own resting orders removed, so that we never compete against ourselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,6 +107,10 @@ class MarketBook:
     """:meth:`window` results kept by (side, width); dropped by a change that can move them."""
     tops: dict[Any, BookTop] = field(default_factory=dict, compare=False, repr=False)
     """:meth:`top` results kept by (exclude, min_size); dropped by a change that can move them."""
+    mids: dict[Any, tuple[float | None, int | None, int | None]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """:meth:`depth_mid` results kept by (depth, exclude), each with the bid price at or above
+    which (ask price at or below which; None: any) a change can move it."""
 
     def _ask_price(self, price: int, side: BookSide, use_yes_price: bool) -> int:
         return price if use_yes_price else PRICE_ONE - price
@@ -127,6 +131,7 @@ class MarketBook:
         self.version += 1
         self.windows.clear()
         self.tops.clear()
+        self.mids.clear()
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
 
     def apply_delta(
@@ -149,6 +154,8 @@ class MarketBook:
             _drop_windows(self.windows, "bid" if side == "yes" else "ask", key)
         if self.tops:
             _drop_tops(self.tops, side == "yes", key)
+        if self.mids:
+            _drop_mids(self.mids, side == "yes", key)
         self.exchange_ns, self.receipt_ns = exchange_ns, receipt_ns
         if new < 0:
             self.stale = True
@@ -196,6 +203,24 @@ class MarketBook:
                 levels[price] = max(0, levels[price] - size)
         return top_of(bids.items(), asks.items(), min_size=min_size)
 
+    def depth_mid(self, depth: int, exclude: Iterable[tuple[str, int, int]] = ()) -> float | None:
+        """:func:`mmcore.risk.jumps.depth_mid` of this book, kept until a change that can move
+        it: one below the last bid level the bid side's average took (above the last ask level)
+        cannot (levels change only through the ``apply_*`` methods; see ``version``)."""
+        exclude = tuple(exclude)
+        key = (depth, exclude)
+        mids = self.mids
+        try:
+            got = mids.get(key)
+        except TypeError:  # an unhashable exclude entry: not kept
+            return depth_mid_of(self.bids, self.asks, depth, exclude)[0]
+        if got is None:
+            got = depth_mid_of(self.bids, self.asks, depth, exclude)
+            if len(mids) >= 8:
+                mids.clear()
+            mids[key] = got
+        return got[0]
+
     def window(self, side: Literal["bid", "ask"], width: int) -> tuple[int | None, int]:
         """:func:`window_of` this book, kept until a change that can move it: a delta beyond the
         window (a bid below ``best − width``, an ask above ``best + width``) can move neither the
@@ -236,6 +261,48 @@ def window_of(book: Any, side: Literal["bid", "ask"], width: int) -> tuple[int |
         return best, sum([n for p, n in levels.items() if p >= lo and n > 0])
     hi = best + width
     return best, sum([n for p, n in levels.items() if p <= hi and n > 0])
+
+
+def depth_vwap(levels: Mapping[int, int], side: str, own: Mapping[tuple[str, int], int],
+               depth: int, best_first: bool) -> tuple[float | None, int | None]:
+    """(volume-weighted average price of the best ``depth`` centi-contracts of ``levels`` after
+    ``own`` — (side, price) → our size — or None when nothing is left; the last price taken
+    when ``depth`` was reached, else None: every level counted)."""
+    need, acc, got = depth, 0.0, 0
+    for p in sorted(levels, reverse=best_first):
+        n = levels[p] - own.get((side, p), 0)
+        if n <= 0:
+            continue
+        take = min(n, need - got)
+        acc += p * take
+        got += take
+        if got >= need:
+            return (acc / got if got else None), p
+    return (acc / got if got else None), None
+
+
+def depth_mid_of(bids: Mapping[int, int], asks: Mapping[int, int], depth: int,
+                 exclude: Iterable[tuple[str, int, int]] = ()
+                 ) -> tuple[float | None, int | None, int | None]:
+    """(:func:`mmcore.risk.jumps.depth_mid`, the bid price at or above which a change can move
+    it, the ask price at or below which one can; None: a change anywhere on that side)."""
+    own: dict[tuple[str, int], int] = {}
+    for side, price, size in exclude:
+        own[(side, price)] = own.get((side, price), 0) + size
+    b, b_last = depth_vwap(bids, "bid", own, depth, True)
+    a, a_last = depth_vwap(asks, "ask", own, depth, False)
+    return (None if b is None or a is None else (a + b) / 2), b_last, a_last
+
+
+def _drop_mids(mids: dict[Any, tuple[float | None, int | None, int | None]], bid_side: bool,
+               price: int) -> None:
+    """Forget the kept depth mids a change at ``price`` on that side may move."""
+    for key, (_, b_last, a_last) in list(mids.items()):
+        if bid_side:
+            if b_last is None or price >= b_last:
+                del mids[key]
+        elif a_last is None or price <= a_last:
+            del mids[key]
 
 
 def _drop_tops(tops: dict[Any, BookTop], bid_side: bool, price: int) -> None:

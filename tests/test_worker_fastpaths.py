@@ -211,3 +211,55 @@ def test_book_top_kept_equals_a_fresh_scan(steps: list[tuple]) -> None:  # type:
         for ex, min_size in asked[-5:]:
             fresh = MarketBook(A, dict(book.bids), dict(book.asks))
             assert book.top(exclude=ex, min_size=min_size) == fresh.top(exclude=ex, min_size=min_size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(book_step, st.tuples(st.just("mid"), exclude, st.sampled_from((0, 100, 1000, 5000)))),
+                max_size=60))
+def test_book_depth_mid_kept_equals_the_plain_function(steps: list[tuple]) -> None:  # type: ignore[type-arg]
+    """``MarketBook.depth_mid`` (kept across changes beyond the levels it took) equals the
+    plain vwap of the levels as they are now (the function before it was kept, commit 72285cc)."""
+    def plain(bids, asks, depth, excl):  # type: ignore[no-untyped-def]
+        own: dict[tuple[str, int], int] = {}
+        for side, p, n in excl:
+            own[(side, p)] = own.get((side, p), 0) + n
+
+        def vwap(levels, side, best_first):  # type: ignore[no-untyped-def]
+            need, acc, got = depth, 0.0, 0
+            for p in sorted(levels, reverse=best_first):
+                n = levels[p] - own.get((side, p), 0)
+                if n <= 0:
+                    continue
+                take = min(n, need - got)
+                acc += p * take
+                got += take
+                if got >= need:
+                    break
+            return acc / got if got else None
+
+        b, a = vwap(bids, "bid", True), vwap(asks, "ask", False)
+        return None if b is None or a is None else (a + b) / 2
+
+    book = MarketBook(A)
+    asked: list[tuple[int, tuple[tuple[str, int, int], ...]]] = [(1000, ())]
+    for s in steps:
+        if s[0] == "delta":
+            book.apply_delta(s[1], s[2], s[3], use_yes_price=False)
+        elif s[0] == "snapshot":
+            book.apply_snapshot(s[1], s[2], use_yes_price=False)
+        elif s[0] == "mid":
+            asked.append((s[2], tuple(s[1])))
+        for depth, ex in asked[-5:]:
+            want = plain(book.bids, book.asks, depth, ex)
+            assert book.depth_mid(depth, ex) == want
+            assert jumps.depth_mid(book.bids, book.asks, depth, ex) == want
+
+
+def test_book_depth_mid_moves_with_a_change_at_its_last_level() -> None:
+    book = MarketBook(A)
+    book.apply_snapshot([(5000, 500), (4900, 1000), (4800, 1000)], [(4000, 1000)], use_yes_price=False)
+    before = book.depth_mid(1000)  # takes 500 @ 5000 and 500 of the 1000 @ 4900
+    book.apply_delta("yes", 4900, -800, use_yes_price=False)  # the last level it took: now 200
+    assert book.depth_mid(1000) == jumps.depth_mid(book.bids, book.asks, 1000) != before
+    book.apply_delta("yes", 4700, 5000, use_yes_price=False)  # below it: kept, still right
+    assert book.depth_mid(1000) == jumps.depth_mid(book.bids, book.asks, 1000)

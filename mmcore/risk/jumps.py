@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from mmcore.book import depth_mid_of
 from mmcore.errors import InputError
 
 NS_PER_S = 1_000_000_000
@@ -330,27 +331,9 @@ def depth_mid(bids: Mapping[int, int], asks: Mapping[int, int], depth: int,
     """The book's depth mid (price units): the midpoint of the volume-weighted average prices of
     the best ``depth`` centi-contracts on each side (all of a side when it holds less), after
     taking out ``exclude`` — our own orders as (side "bid"|"ask", price, size). None when a side
-    is empty. A 1-lot top level moves it by ~1/depth of the gap, not by the whole gap."""
-    own: dict[tuple[str, int], int] = {}
-    for side, price, size in exclude:
-        own[(side, price)] = own.get((side, price), 0) + size
-
-    def vwap(levels: Mapping[int, int], side: str, best_first: bool) -> float | None:
-        need, acc, got = depth, 0.0, 0
-        for p in sorted(levels, reverse=best_first):
-            n = levels[p] - own.get((side, p), 0)
-            if n <= 0:
-                continue
-            take = min(n, need - got)
-            acc += p * take
-            got += take
-            if got >= need:
-                break
-        return acc / got if got else None
-
-    b = vwap(bids, "bid", True)
-    a = vwap(asks, "ask", False)
-    return None if b is None or a is None else (a + b) / 2
+    is empty. A 1-lot top level moves it by ~1/depth of the gap, not by the whole gap.
+    (:meth:`mmcore.book.MarketBook.depth_mid` keeps it between changes that cannot move it.)"""
+    return depth_mid_of(bids, asks, depth, exclude)[0]
 
 
 # --- triple barrier -------------------------------------------------------------------------

@@ -514,9 +514,10 @@ class GameWorker:
         top = ev.book.top()
         # the jump detector and the guards watch the depth mid of *others'* orders: a 1-lot top
         # level or our own requote is not a move (issue 11: 23 of 24 trips were flicker)
-        fair = depth_mid(ev.book.bids, ev.book.asks, int(self.cfg.jump.mid_depth_contracts * CONTRACT),
-                         [(o.side, o.price, o.remaining) for o in self.live.values()
-                          if o.market == ev.market])
+        depth = int(self.cfg.jump.mid_depth_contracts * CONTRACT)
+        mine = [(o.side, o.price, o.remaining) for o in self.live.values() if o.market == ev.market]
+        kept = getattr(ev.book, "depth_mid", None)  # (the book keeps it between changes)
+        fair = kept(depth, mine) if kept is not None else depth_mid(ev.book.bids, ev.book.asks, depth, mine)
         if fair is not None:
             self.jumps[ev.market], jv = observe_stream(
                 self.jumps[ev.market], "mid", fair / PRICE_ONE, now_ns, self.cfg.jump)

@@ -79,6 +79,10 @@ class BookView:
     def top(self, *, exclude: Iterable[tuple[str, int, int]] = (), min_size: int = 0) -> BookTop:
         return self._book.top(exclude=exclude, min_size=min_size)
 
+    def depth_mid(self, depth: int, exclude: Iterable[tuple[str, int, int]] = ()) -> float | None:
+        """:meth:`~mmcore.book.MarketBook.depth_mid` (kept between changes that cannot move it)."""
+        return self._book.depth_mid(depth, exclude)
+
     def window(self, side: Literal["bid", "ask"], width: int) -> tuple[int | None, int]:
         """:meth:`~mmcore.book.MarketBook.window` (kept between changes that cannot move it)."""
         return self._book.window(side, width)
