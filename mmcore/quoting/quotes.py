@@ -139,7 +139,9 @@ def desired_quotes(
     once per change of theo, inventory, resting orders, limits or chosen prices instead of once
     per book event. Each step's key is built from all of its inputs below."""
     book = game.book
-    inv = directional_inventory(book, state.positions)
+    inv = (directional_inventory(book, state.positions) if memo is None else
+           memo.get("inventory", (book, tuple(state.positions.items())),
+                    lambda: directional_inventory(book, state.positions)))
     notes: list[str] = []
 
     def none(reason: str) -> DesiredQuotes:
