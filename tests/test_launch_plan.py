@@ -84,3 +84,13 @@ def test_ended_runs_count_as_attempts_until_the_limit() -> None:
 def test_a_completed_run_is_not_relaunched() -> None:
     out = _plan(runs=[RunInfo("r1", G.event_ticker, "COMPLETED")])
     assert out.launch == [] and "completion" in dict(out.skipped)[G.event_ticker]
+
+
+def test_a_run_the_server_calls_crashed_but_whose_lease_is_fresh_blocks_a_relaunch() -> None:
+    # the zombie automation crashed it (heartbeats lost in a server outage) while the worker lives
+    run = RunInfo("r1", G.event_ticker, "CRASHED", NOW - 600 * NS)
+    out = _plan(runs=[run], leases={G.event_ticker: Lease(G.event_ticker, "r1", NOW - 3 * NS)})
+    assert out.launch == [] and "still lives" in dict(out.skipped)[G.event_ticker]
+    # a hard-killed one: the lease ages out, the game is relaunched (next attempt)
+    out = _plan(runs=[run], leases={G.event_ticker: Lease(G.event_ticker, "r1", NOW - 60 * NS)})
+    assert [x.attempt for x in out.launch] == [1]

@@ -112,6 +112,21 @@ def dead_reason(run: RunInfo, lease: Lease | None, now_ns: int, lease_timeout_ns
     return None
 
 
+def _held_by_ended_run(lease: Lease | None, game_runs: Sequence[RunInfo], now_ns: int,
+                       params: LaunchParams) -> str | None:
+    """A fresh lease written by a run the server calls ended: its worker still lives (the lease is
+    dropped on every exit; a hard-killed one ages out within ``lease_timeout_ns``). The server can
+    be wrong — ``mm serve``'s zombie automation marks a run Crashed when its heartbeats stop
+    reaching the server (a long server outage) — and a second worker on the game must not start."""
+    if lease is None or now_ns - lease.updated_ns > params.lease_timeout_ns:
+        return None
+    run = next((r for r in game_runs if r.run_id == lease.run_id), None)
+    if run is None or run.state not in ENDED_STATES:
+        return None
+    return (f"run {run.run_id} is {run.state} on the server but renewed its lease "
+            f"{(now_ns - lease.updated_ns) / NS:.0f}s ago: its worker still lives")
+
+
 def plan(
     games: Sequence[GameInfo],
     now_ns: int,
@@ -151,6 +166,8 @@ def plan(
                                     f"{params.window_ns / NS / 60:.0f}-min window"))
         elif live:
             out.skipped.append((ev, f"run {live[0].run_id} is {live[0].state}"))
+        elif (held := _held_by_ended_run(leases.get(ev), game_runs, now_ns, params)) is not None:
+            out.skipped.append((ev, held))
         elif snap is None:
             out.skipped.append((ev, "no theo snapshot (pull-odds publishes one)"))
         elif now_ns - snap > params.max_theo_age_ns:
