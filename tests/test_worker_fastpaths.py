@@ -1,9 +1,10 @@
 """The per-event fast paths of the worker's decision path give exactly what the plain code gives
 (issue 11 item 5: implementation only, behaviour identical).
 
-- ``GameWorker.limit``: others' size in the liquidity window summed without a lookup per level,
-  and kept by (book, version, staleness) + our orders by price between events, equals the
-  original one-pass scan after any sequence of deltas, snapshots, staleness and order changes.
+- ``GameWorker.limit``: others' size in the liquidity window from the book's kept windows,
+  corrected at our own prices, equals the original one-pass scan after any sequence of deltas,
+  snapshots, staleness and order changes; ``MarketBook.window`` / ``top`` / ``depth_mid`` kept
+  between changes equal a fresh scan.
 - ``jumps._with_series`` / the theo branch of ``observe_stream`` equal ``dataclasses.replace``.
 - ``quotes._widened`` equals ``dataclasses.replace`` of the inputs.
 """
@@ -119,7 +120,7 @@ def test_limit_is_kept_only_while_nothing_it_reads_moves() -> None:
     w._on_BookEv(BookEv(A, book, T0, T0), T0, out)
     w._on_BookEv(BookEv(B, other, T0, T0), T0, out)
     first = w.limit()
-    assert w.limit_memo is not None and w.limit() is first
+    assert w.limit() is first  # (kept: nothing moved)
     book.apply_delta("yes", 5000, 50_000, use_yes_price=False)
     assert w.limit() == plain_limit(w) != first
     w.live["x"] = LiveOrder("x", None, A, "bid", 5000, 60_000, 0, T0)

@@ -435,9 +435,8 @@ class GameWorker:
         self.quote_memo: Memo | None = Memo()
         self.jump_levels_memo: tuple[int, tuple[JumpMonitor, ...], dict[str, str]] | None = None
         """(now_ns and each jump monitor, their combined levels): see :meth:`_jump_levels`."""
-        self.limit_memo: tuple[Any, ...] | None = None
-        """(books stamp, our orders by price, config, limit) of the last :meth:`limit`: an
-        event that moved no book and none of our orders (fill ack, theo, timer) reuses it."""
+        self.limit_kept: tuple[int, WorkerConfig, GameLimit] | None = None
+        """(others' liquidity, config, limit) of the last :meth:`limit` (``game_limit`` is pure)."""
         """Recent results of the quoting's pure steps (model, fees, sizing) by their inputs: a
         book event that moves none of them reuses them (:mod:`mmcore.quoting.memo`)."""
 
@@ -902,16 +901,6 @@ class GameWorker:
             for o in orders.values():
                 at = own.setdefault((o.market, o.side), {})
                 at[o.price] = at.get(o.price, 0) + o.remaining
-        # what the result depends on: each book (the object, its version and staleness; a book
-        # without a version is not kept), ``own`` and the config
-        stamp: tuple[Any, ...] | None = tuple(
-            None if b is None else (b, getattr(b, "version", None), b.stale) for b in self.books.values())
-        if any(k is not None and k[1] is None for k in stamp):  # type: ignore[union-attr]
-            stamp = None
-        memo = self.limit_memo
-        if (stamp is not None and memo is not None and memo[0] == stamp and memo[1] == own
-                and memo[2] is self.cfg):
-            return memo[3]  # type: ignore[no-any-return]
         # others' size within the window (runs on every event): each level counts max(0, n −
         # ours); summed as every positive level in the window (the book keeps that sum until a
         # change inside the window: MarketBook.window), then corrected at the few prices we rest
@@ -934,8 +923,11 @@ class GameWorker:
                         n = levels.get(p)
                         if n is not None and (p >= best - w if side == "bid" else p <= best + w):
                             total += max(0, n - k) - max(0, n)
+        last = self.limit_kept  # the same liquidity (most events): the same limit
+        if last is not None and last[0] == total and last[1] is self.cfg:
+            return last[2]
         result = game_limit(self.game.sport_key, total, self.cfg.limits)
-        self.limit_memo = None if stamp is None else (stamp, own, self.cfg, result)
+        self.limit_kept = (total, self.cfg, result)
         return result
 
     def marks(self) -> tuple[tuple[float, ...], str]:
@@ -1128,7 +1120,8 @@ class GameWorker:
                 confidence=self.confidence, guard_widen=guard.widen, hold=guard.hold,
                 limit_config=self.cfg.limits, others=self._others()))
         quotes, barrier_notes = self._apply_barriers(dq.quotes, tops, trading, now_ns)
-        free_quotes = [q for q in quotes if not self._slot_locked(q.slot)]
+        locks = self.locks  # (``_slot_locked``, inline: per event)
+        free_quotes = [q for q in quotes if q.slot not in locks]
         # The sizing cap after any strategy (a baseline's quotes included), counting what is in
         # flight: a strategy cannot send an adding order the gate would refuse, nor spend headroom
         # an unacknowledged place or amend already holds (issue 11 task H).
@@ -1151,7 +1144,7 @@ class GameWorker:
                              self.quote_memo.get_ranged("cap", cap_key, limit.hard_contracts,
                                                         lambda: cap_quotes_ranged(*cap_args(), **cap_kw)))
         free_quotes = list(capped)
-        free_live = [o for o in self.live.values() if not self._slot_locked(o.slot)]
+        free_live = [o for o in self.live.values() if o.slot not in locks]
         plan = reconcile(free_quotes, free_live, now_ns, self.cfg.reconcile,
                          id_prefix=self.client_id_prefix, id_seq=self.action_seq)
         guard_news = self.guards.changed(guard)  # a new guard verdict is journaled, orders or not
@@ -1266,6 +1259,8 @@ class GameWorker:
         decision on another slot while they travel must not spend the same headroom (before,
         9 % of a fixed-spread quoter's approved adding orders on the busy slate passed the hard
         limit that way; tests/test_strategy_limits.py)."""
+        if not self.pending and not self.unknown:
+            return ()  # (the usual book event: nothing in flight)
         out: list[LiveOrder] = []
         known = {o.client_order_id for o in (*self.live.values(), *self.cancelling.values())}
         for seq, a in (*((s, a) for s, (a, _) in self.pending.items()), *self.unknown.items()):
@@ -1294,18 +1289,23 @@ class GameWorker:
             del self.locks[action.slot]
 
     def _deadline(self, now_ns: int) -> int:
-        deadlines = [now_ns + self.cfg.tick_ns, self.last_reconcile_ns + self.cfg.reconcile_interval_ns]
-        deadlines += [sent + self.cfg.ack_timeout_ns for _, sent in self.pending.values()]
-        deadlines += [t for oid, t in self.cancel_check_ns.items() if oid in self.cancelling]
+        cfg = self.cfg  # (the earliest of these; one running minimum, no lists: every event)
+        first = min(now_ns + cfg.tick_ns, self.last_reconcile_ns + cfg.reconcile_interval_ns)
+        if self.pending:
+            first = min(first, min(sent for _, sent in self.pending.values()) + cfg.ack_timeout_ns)
+        for oid, t in self.cancel_check_ns.items():
+            if t < first and oid in self.cancelling:
+                first = t
         if self.ws_connected and self.stopping is None:
             # a silent market is pulled the moment it passes the staleness limit, not at the
             # next tick (up to tick_ns late: tests/chaos/test_g3_stale_data.py, silent feed)
-            limit = self.cfg.killswitch.stale_market_data_ns
-            deadlines += [last + limit + 1 for m, last in self.last_frame_ns.items()
-                          if last is not None and m not in self.stale and self.books[m] is not None]
+            limit = cfg.killswitch.stale_market_data_ns
+            for m, last in self.last_frame_ns.items():
+                if last is not None and m not in self.stale and self.books[m] is not None:
+                    first = min(first, last + limit + 1)
         if now_ns < self.game.start_ns:
-            deadlines.append(self.game.start_ns)
-        return max(now_ns + 1, min(deadlines))
+            first = min(first, self.game.start_ns)
+        return max(now_ns + 1, first)
 
     def _rec(self, kind: str, rec_id: str, now_ns: int, **fields: Any) -> dict[str, Any]:
         return {"kind": kind, "id": rec_id, "worker_id": self.cfg.worker_id, "ts_ns": now_ns, **fields}
