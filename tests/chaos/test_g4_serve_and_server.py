@@ -71,9 +71,11 @@ SLOT_BOUND_S = ZOMBIE_S + 30.0
 """The SIGKILLed ingest run Crashed (its deployment's slot free) within this long of the kill:
 the silence window, one heartbeat it may have sent just before, the server's 5 s evaluation and
 a server outage in between. Without the zombie automation: 300 s (Prefect's lease)."""
-FIRST_START_S = 80.0
+FIRST_START_S = float(figures.size("g4_serve_first_start_s", ci=80, full=130))
 """The game starts this long after the local exchange: the whole kill/restart sequence fits
-before it (stack up, flows, quoting, serve kill + restart + recovery, server kill + restart)."""
+before it (stack up, flows, quoting, serve kill + restart + recovery, server kill + restart).
+CI keeps it short (one seed); the full runs leave room for seeds whose worker rests rarely (an
+inventory limit reached early): the kill waits for orders resting."""
 QUIET_S = 12.0
 """A quiet seed is killed after this long of quoting without its k fills."""
 ORPHAN_BOUND_S = 60.0
