@@ -264,3 +264,25 @@ def test_book_depth_mid_moves_with_a_change_at_its_last_level() -> None:
     assert book.depth_mid(1000) == jumps.depth_mid(book.bids, book.asks, 1000) != before
     book.apply_delta("yes", 4700, 5000, use_yes_price=False)  # below it: kept, still right
     assert book.depth_mid(1000) == jumps.depth_mid(book.bids, book.asks, 1000)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.just("ack"), st.integers(0, 10**8)),
+                          st.tuples(st.just("old"),), st.tuples(st.just("remove"), st.integers(0, 300)),
+                          st.tuples(st.just("eval"),)), max_size=300))
+def test_latencies_kept_equal_a_fresh_sort(steps: list[tuple]) -> None:  # type: ignore[type-arg]
+    """The risk evaluation's sorted ack latencies (kept while the window is unchanged) are the
+    window's latencies sorted, after appends (past the deque's 200), expiry and removals."""
+    w = GameWorker(GAME, WorkerConfig("fast"), T0)
+    now = T0
+    for s in steps:
+        if s[0] == "ack":
+            now += 1_000_000
+            w.order_ack_ns.append((now, s[1]))
+        elif s[0] == "old":
+            now += w.cfg.latency_window_ns // 3
+        elif s[0] == "remove" and w.order_ack_ns:
+            w.order_ack_ns.remove(w.order_ack_ns[s[1] % len(w.order_ack_ns)])
+        w._evaluate_risk(now, Output())
+        assert w.latency_kept is not None
+        assert w.latency_kept[1] == sorted(v for _, v in w.order_ack_ns)

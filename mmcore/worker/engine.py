@@ -436,6 +436,8 @@ class GameWorker:
         self.jump_levels_memo: tuple[int, tuple[JumpMonitor, ...], dict[str, str]] | None = None
         """(now_ns and each jump monitor, their combined levels): see :meth:`_jump_levels`."""
         self.limit_kept: tuple[int, WorkerConfig, GameLimit] | None = None
+        self.latency_kept: tuple[tuple[tuple[int, int], ...], list[int]] | None = None
+        """(``order_ack_ns`` as a tuple, its latencies sorted) of the last risk evaluation."""
         """(others' liquidity, config, limit) of the last :meth:`limit` (``game_limit`` is pure)."""
         """Recent results of the quoting's pure steps (model, fees, sizing) by their inputs: a
         book event that moves none of them reuses them (:mod:`mmcore.quoting.memo`)."""
@@ -974,7 +976,13 @@ class GameWorker:
             soft = int(self.cfg.soft_trigger_fraction * limit.hard_contracts)
         while self.order_ack_ns and now_ns - self.order_ack_ns[0][0] > self.cfg.latency_window_ns:
             self.order_ack_ns.popleft()
-        lat = sorted(v for _, v in self.order_ack_ns)
+        window = tuple(self.order_ack_ns)  # (sorted once per change of the window: up to 200
+        kept = self.latency_kept          # acks, ~9 µs a sort, and most events bring none)
+        if kept is not None and kept[0] == window:
+            lat = kept[1]
+        else:
+            lat = sorted([v for _, v in window])
+            self.latency_kept = (window, lat)
         freshest = self._check_silence(now_ns, out)
         metrics = RiskMetrics(
             pnl_money=self.game_day_pnl_money(),
