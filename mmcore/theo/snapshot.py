@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmcore.atomicfile import read_json, write_json_atomic
 from mmcore.errors import InputError
-from mmcore.odds.consensus import EventTheo
-from mmcore.odds.teams import GameMatch
+
+if TYPE_CHECKING:  # the publishing side's types: a worker reading snapshots needs neither
+    from mmcore.odds.consensus import EventTheo
+    from mmcore.odds.teams import GameMatch
 
 
 @dataclass(frozen=True, slots=True)

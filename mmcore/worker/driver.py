@@ -556,8 +556,10 @@ class WorkerDriver:
     async def _backfill_later(self) -> None:
         """Once the fill channel is up, backfill the fills a previous run may not have journaled
         and any between the start-up reconcile and the subscription (natural ids dedupe; the
-        shutdown backfills once more)."""
-        await asyncio.sleep(2.0)
+        shutdown backfills once more). Half a reconcile interval in (≥ 2 s): the journal can
+        wait, and its reads then no longer queue ahead of other workers' start-up reads on a
+        shared budget (50 workers starting together on Basic: 100 reads, ~6 s of the budget)."""
+        await asyncio.sleep(max(2.0, self.cfg.reconcile_interval_ns / 2 / NS))
         with contextlib.suppress(MMError):
             await self._backfill_fills()
 
