@@ -140,9 +140,9 @@ def test_jump_monitor_built_directly_equals_replace(obs: list[tuple[str, float, 
         now += dt
         before = mon
         if stream in ("mid", "theo"):
-            mon, v = observe_stream(mon, stream, p, now, cfg)  # type: ignore[arg-type]
+            mon, _ = observe_stream(mon, stream, p, now, cfg)  # type: ignore[arg-type]
         else:
-            mon, v = observe_trade(mon, stream, p, now, cfg)  # type: ignore[arg-type]
+            mon, _ = observe_trade(mon, stream, p, now, cfg)  # type: ignore[arg-type]
         name = {"mid": "mid", "theo": "theo", "bid": "trade", "ask": "trade_sell"}[stream]
         vfield = {"mid": "mid_verdict", "theo": "theo_verdict"}.get(stream, "trade_verdict")
         expect = dataclasses.replace(before, **{name: getattr(mon, name),
