@@ -21,8 +21,10 @@ Per N, from scratch:
 - **Workers**: N processes ``python -m mmcore.cli run quote-game event_ticker=EV until=T`` — the
   quote-game flow's own code (``mm run``: no Prefect server), each with its journal (one fsync
   per decision), all on the local exchange's one key sharing the account's rate budget.
-- **Ready**: when every game has an order of ours resting (or after a start-up allowance of
-  20 s + 1.8 s per worker; late workers are listed).
+- **Ready**: when every game with a theo snapshot has an order of ours resting (or after a
+  start-up allowance of 20 s + 1.8 s per worker; late workers are listed). Each worker's start-up
+  stages (wall, rate-budget wait, requests: ``GameRunResult.startup``) and its CPU from exec to
+  its first resting order are printed under the table.
 - **Window** (``--seconds``): ``bench-flow`` changes the books at ``--rate`` deltas/s in total,
   round-robin over every market, through :meth:`LocalExchange.mutate`: a 1-contract order at
   one of its ladder's five best levels on alternating sides, or a cancel of its oldest such
@@ -244,7 +246,8 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
         try:
             ready: set[str] = set()
             ready_cpu: dict[str, float] = {}  # CPU s of the worker when first seen quoting
-            while len(ready) < n and time.perf_counter() - t_launch < startup_s:
+            can_quote = n - len(no_theo)  # a game without a theo snapshot never quotes
+            while len(ready) < can_quote and time.perf_counter() - t_launch < startup_s:
                 for g in sc.games:
                     if g.event_ticker not in ready and ex.engine.orders(
                             MM_USER, event_ticker=g.event_ticker, status="resting"):
@@ -252,7 +255,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
                         if (c := proc_cpu_s(procs[g.event_ticker].pid)) is not None:
                             ready_cpu[g.event_ticker] = c
                 await asyncio.sleep(0.1 if n <= 2 else 0.5)  # (N=1,2: start CPU to ±0.1 s)
-                if len(ready) == n:
+                if len(ready) >= can_quote:
                     break
                 if all(p.poll() is not None for p in procs.values()):
                     break
