@@ -6,8 +6,9 @@ Each run (seeded, ``MM_CHAOS_SIZE_G4_SERVE_RUNS``: CI 1, full 4) is the demo's o
 (:class:`flows.demo.DemoStack`: a real ``prefect server``, ``mm sim``, ``mm serve``; one busy game):
 
 1. refresh-calendar, pull-odds and launch-quoting run through the server; the quote-game run
-   quotes until ``k`` of its orders filled (k drawn 1–3; at most ``QUIET_S`` after it first rests
-   two orders: some seeds fill slowly) and a drawn 0–2 s more;
+   quotes until ``k`` of its orders filled (k drawn 1–3) or a drawn 2–``QUIET_S`` s after it first
+   rests two orders, whichever comes first (a burst of fills holds some seeds' quotes for a minute:
+   the kill must still find orders resting), and a drawn 0–2 s more;
 2. ingest runs are triggered until one is in flight (PENDING or RUNNING: its deployment's one
    slot taken) while orders rest, and at that moment ``mm serve`` is SIGKILLed with every process
    it started (its flow-run subprocesses: what a container kill or ``systemctl kill -s KILL``
@@ -76,8 +77,9 @@ FIRST_START_S = float(figures.size("g4_serve_first_start_s", ci=80, full=130))
 before it (stack up, flows, quoting, serve kill + restart + recovery, server kill + restart).
 CI keeps it short (one seed); the full runs leave room for seeds whose worker rests rarely (an
 inventory limit reached early): the kill waits for orders resting."""
-QUIET_S = 12.0
-"""A quiet seed is killed after this long of quoting without its k fills."""
+QUIET_S = 8.0
+"""The kill comes at most this long after the first two orders rest (drawn from 2 s), k fills or
+not."""
 ORPHAN_BOUND_S = 60.0
 """Every orphan of the killed serve off the book within this long of the kill (restart, lease
 timeout, one launcher run)."""
@@ -94,6 +96,7 @@ class Outcome:
     orphans: int = 0
     orphan_s: list[float] = field(default_factory=list)
     orphan_by: Counter = field(default_factory=Counter)
+    fills_at_kill: int = 0
     zombie: str | None = None
     zombie_s: float | None = None
     zombie_end: str = "?"
@@ -214,13 +217,14 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
 
     # 1-2. quote; SIGKILL mm serve and its flow runs at a drawn point after k fills
     k = rng.randint(1, 3)
+    quiet_s = rng.uniform(2.0, QUIET_S)
     first_rest: list[float] = []
 
-    async def quoting() -> bool:  # k fills, or QUIET_S of quoting on a quiet seed
+    async def quoting() -> bool:  # k fills, or quiet_s of quoting
         if len(await resting()) < 2:
             return False
         first_rest[:] = first_rest or [time.monotonic()]
-        return await n_fills() >= k or time.monotonic() - first_rest[0] > QUIET_S
+        return await n_fills() >= k or time.monotonic() - first_rest[0] > quiet_s
 
     await _until(quoting, 90, f"resting orders and {k} fill(s)", stack)
     mark(f"quoted {time.monotonic() - t0:.0f}s")
@@ -230,6 +234,7 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
     # quotes in the drawn pause (a fill's hold, a stale-feed pull on a loaded box): the kill must
     # land while something rests, or there is no orphan to measure
     zombie, zombie_was = await _kill_point(stack, resting)
+    out.fills_at_kill = await n_fills()
     _sigkill_tree(stack, "serve")
     kill_ns = time.time_ns()
     mark(f"serve killed {time.monotonic() - t0:.0f}s")
@@ -377,7 +382,8 @@ async def test_g4_sigkilled_serve_and_prefect_server_lose_and_double_nothing(tmp
     ok_fills = lost == 0 and doubled == 0 and n_fills > 0
     figures.report(4, "fills (serve, server)",
                    f"lost {lost}, doubled {doubled} of {n_fills} exchange fills over {len(outs)} "
-                   f"run(s) ({len(outs)} mm serve and {len(outs)} Prefect server SIGKILLs)", "0, 0",
+                   f"run(s) ({len(outs)} mm serve and {len(outs)} Prefect server SIGKILLs; "
+                   f"{sum(o.fills_at_kill for o in outs)} fills before the serve kills)", "0, 0",
                    ok_fills, lost=[x for o in outs for x in o.lost][:20],
                    doubled=[x for o in outs for x in o.doubled][:20])
     times = [t for o in outs for t in o.orphan_s]
