@@ -5,14 +5,13 @@ doubled 0) and the killed run's resting orders are off the book, with the time i
 Each run (seeded, ``MM_CHAOS_SIZE_G4_SERVE_RUNS``: CI 1, full 4) is the demo's own machinery
 (:class:`flows.demo.DemoStack`: a real ``prefect server``, ``mm sim``, ``mm serve``; one busy game):
 
-1. refresh-calendar, pull-odds and launch-quoting run through the server; the quote-game run
-   quotes until ``k`` of its orders filled (k drawn 1–3) or a drawn 2–``QUIET_S`` s after it first
-   rests two orders, whichever comes first (a burst of fills holds some seeds' quotes for a minute:
-   the kill must still find orders resting), and a drawn 0–2 s more;
-2. ingest runs are triggered until one is in flight (PENDING or RUNNING: its deployment's one
-   slot taken) while orders rest, and at that moment ``mm serve`` is SIGKILLed with every process
-   it started (its flow-run subprocesses: what a container kill or ``systemctl kill -s KILL``
-   does): no hook runs, the run's orders stay resting (the orphans) and the server keeps both runs
+1. refresh-calendar, pull-odds and launch-quoting run through the server; from then on ingest runs
+   are kept in flight back to back (each PENDING/RUNNING a few seconds: ingest's one slot taken);
+2. a drawn 0–2 s after the quote-game run first rests orders, at the first moment orders rest
+   while an ingest run is in flight (a burst of fills holds some seeds' quotes for a minute at a
+   time: the kill must find orders resting), ``mm serve`` is SIGKILLed with every process it
+   started (its flow-run subprocesses: what a container kill or ``systemctl kill -s KILL`` does):
+   no hook runs, the run's orders stay resting (the orphans) and the server keeps both runs
    RUNNING/PENDING, each holding its slot;
 3. ``mm serve`` restarts; once the run's lease is older than ``MM_QUOTE_LEASE_TIMEOUT_S`` (4 s
    here) launch-quoting runs (triggered here rather than waiting for its 2-min schedule): it
@@ -77,9 +76,6 @@ FIRST_START_S = float(figures.size("g4_serve_first_start_s", ci=80, full=130))
 before it (stack up, flows, quoting, serve kill + restart + recovery, server kill + restart).
 CI keeps it short (one seed); the full runs leave room for seeds whose worker rests rarely (an
 inventory limit reached early): the kill waits for orders resting."""
-QUIET_S = 8.0
-"""The kill comes at most this long after the first two orders rest (drawn from 2 s), k fills or
-not."""
 ORPHAN_BOUND_S = 60.0
 """Every orphan of the killed serve off the book within this long of the kill (restart, lease
 timeout, one launcher run)."""
@@ -140,7 +136,8 @@ def _sigkill_tree(stack: DemoStack, name: str) -> None:
     stack.procs.remove(proc)
 
 
-async def _until(pred: Any, timeout_s: float, what: str, stack: DemoStack) -> Any:
+async def _until(pred: Any, timeout_s: float, what: str, stack: DemoStack,
+                 poll_s: float = 0.25) -> Any:
     """Poll ``pred`` (an async callable) with a deadline; the processes must stay up."""
     end = time.monotonic() + timeout_s
     while True:
@@ -150,7 +147,7 @@ async def _until(pred: Any, timeout_s: float, what: str, stack: DemoStack) -> An
             return got
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.25)  # ok: polling the exchange over REST with a deadline
+        await asyncio.sleep(poll_s)  # ok: polling the exchange over REST with a deadline
 
 
 def _ts_ns(rfc: str | None) -> int | None:
@@ -215,28 +212,32 @@ async def _body(stack: DemoStack, rng: random.Random, out: Outcome) -> None:
         async with await stack.rest_client() as rest:
             return len(await rest.get_fills())
 
-    # 1-2. quote; SIGKILL mm serve and its flow runs at a drawn point after k fills
-    k = rng.randint(1, 3)
-    quiet_s = rng.uniform(2.0, QUIET_S)
+    # 1-2. quote; SIGKILL mm serve and its flow runs at a drawn point while orders rest and an
+    # ingest run is in flight (it dies with serve and, PENDING/RUNNING on the server, holds
+    # ingest's one slot: the zombie automation must free it). A burst of fills holds some seeds'
+    # quotes for a minute at a time: the kill point is the first moment, a drawn 0-2 s after the
+    # first rest, when both hold — ingest runs are kept in flight from before the worker starts
+    delay = rng.uniform(0.0, 2.0)
+    pump = _IngestPump()
+    pump_task = asyncio.create_task(pump.run())
     first_rest: list[float] = []
 
-    async def quoting() -> bool:  # k fills, or quiet_s of quoting
-        if len(await resting()) < 2:
-            return False
-        first_rest[:] = first_rest or [time.monotonic()]
-        return await n_fills() >= k or time.monotonic() - first_rest[0] > quiet_s
+    async def kill_point() -> bool:
+        n = len(await resting())
+        if n and not first_rest:
+            first_rest.append(time.monotonic())
+        return (bool(n) and time.monotonic() - first_rest[0] >= delay
+                and pump.state in ("PENDING", "RUNNING"))
 
-    await _until(quoting, 90, f"resting orders and {k} fill(s)", stack)
-    mark(f"quoted {time.monotonic() - t0:.0f}s")
-    await asyncio.sleep(rng.uniform(0.0, 2.0))  # ok: the drawn kill point
-    # an ingest run in flight at the kill too: it dies with serve and, RUNNING on the server,
-    # holds ingest's one slot (the zombie automation must free it). The worker may have pulled its
-    # quotes in the drawn pause (a fill's hold, a stale-feed pull on a loaded box): the kill must
-    # land while something rests, or there is no orphan to measure
-    zombie, zombie_was = await _kill_point(stack, resting)
-    out.fills_at_kill = await n_fills()
+    try:
+        await _until(kill_point, 100, "orders resting with an ingest run in flight", stack,
+                     poll_s=0.05)
+        zombie, zombie_was = str(pump.rid), pump.state
+    finally:
+        pump_task.cancel()
     _sigkill_tree(stack, "serve")
     kill_ns = time.time_ns()
+    out.fills_at_kill = await n_fills()
     mark(f"serve killed {time.monotonic() - t0:.0f}s")
     out.zombie = f"{zombie} ({zombie_was} at the kill)"
     orphans = [o.order_id for o in await resting()]
@@ -330,26 +331,24 @@ async def _n(resting: Any) -> bool:
     return len(await resting()) >= 1
 
 
-async def _kill_point(stack: DemoStack, resting: Any, timeout_s: float = 90.0) -> tuple[str, str]:
-    """Trigger ingest runs back to back and return one's id and state the moment it is PENDING
-    (its subprocess starting: a slot and a lease already taken) or RUNNING while orders rest (the
-    caller SIGKILLs at once). Ingest is in flight for a few seconds: polled every 50 ms."""
-    from prefect.client.orchestration import get_client
+class _IngestPump:
+    """Keeps an ingest run in flight: triggers the next as soon as the last one ended, and polls
+    the current one's state every 50 ms (``rid``, ``state``)."""
 
-    end = time.monotonic() + timeout_s
-    rid: str | None = None
-    async with get_client() as client:
-        while time.monotonic() < end:
-            stack.check_alive()
-            rid = rid or await trigger("ingest/ingest")
-            run = await client.read_flow_run(rid)
-            st = run.state.type.value if run.state else "?"
-            if st in ("PENDING", "RUNNING") and await _n(resting):
-                return rid, st
-            if st in FINAL:
-                rid = None
-            await asyncio.sleep(0.05)  # ok: polling a ~1 s window with a deadline
-    raise AssertionError(f"no kill point in {timeout_s:.0f}s (an ingest RUNNING with orders resting)")
+    def __init__(self) -> None:
+        self.rid: str | None = None
+        self.state = "?"
+
+    async def run(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            while True:
+                if self.rid is None or self.state in FINAL:
+                    self.rid, self.state = await trigger("ingest/ingest"), "SCHEDULED"
+                run = await client.read_flow_run(self.rid)
+                self.state = run.state.type.value if run.state else "?"
+                await asyncio.sleep(0.05)  # ok: polling a few-second window
 
 
 async def _one_run(tmp_path: Path, rep: int) -> Outcome:
