@@ -303,7 +303,7 @@ class WorkerDriver:
         self._group_restoring = False
         self.account, self.account_poll_s = account, account_poll_s
         self.startup = startup or StartupTimer(game.event_ticker, getattr(rest, "limiter", None))
-        """Start-up stages and their durations (logged; ``mm.worker.startup``)."""
+        """Start-up stages and their durations (logged; ``mmcore.worker.startup``)."""
         self._account_wake = asyncio.Event()
         self._account_view: Any = None
         self.worker: GameWorker | None = None

@@ -3,9 +3,10 @@
 Why: a worker that has not quoted yet is invisible from the outside, and on a busy account its
 start-up is a dozen REST calls behind the account's shared read budget (bench/scale.py N = 50 at
 Basic: most workers never got through start-up in 110 s, and nobody could say what they were
-awaiting). Each stage logs one INFO line on ``mm.worker.startup`` when it ends (its wall time and
-the part of it this process spent queued for rate-budget tokens), the whole start-up one line,
-and :attr:`StartupTimer.current` names the stage a worker is stuck in (the stop watchdog says it).
+awaiting). Each stage logs one INFO line on ``mmcore.worker.startup`` when it ends (its wall
+time, its REST requests and the part of it this process spent queued for rate-budget tokens),
+the whole start-up one line, and :attr:`StartupTimer.current` names the stage a worker is
+stuck in (the stop watchdog says it).
 
 Calling order: ``with timer.stage("name"):`` around each awaited step, in order; :meth:`done`
 once the worker is quoting-ready. Times int ns (``time.perf_counter_ns``); the budget wait is the
@@ -20,7 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-log = logging.getLogger("mm.worker.startup")
+log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000
 
 
