@@ -524,8 +524,8 @@ class WorkerDriver:
             if initial:
                 raise
             return None
-        # no fill backfill here: :meth:`_backfill_later` (2 s in, once the fill channel is up)
-        # and the shutdown's cover the same fills, and on a shared read budget two GET /fills
+        # no fill backfill here: :meth:`_backfill_later` (after the first quote, once the fill
+        # channel is up) and the shutdown's cover the same fills, and on a shared read budget two GET /fills
         # before the first quote cost every other starting worker (bench/scale.py N = 50)
         return ReconcileEv({m: p.position for m, p in positions.items()}, tuple(resting),
                            self.clock_ns(), initial=initial, data_as_of_ns=data_as_of,
