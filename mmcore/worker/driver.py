@@ -229,6 +229,14 @@ def _quotes(worker: GameWorker) -> dict[str, MarketQuotes]:
     return out
 
 
+LAZY_SYNC_KINDS = frozenset({"book_top"})
+"""Journal records that are market data, not ours: written after each decision like every
+record, but fsync'd with the next record that is ours (decision, order, ack, fill, ...) or within
+:data:`JOURNAL_LAZY_SYNC_NS`, not one fsync per book delta (bench/RESULTS.md ``scale.py``: the
+per-delta fsync was ~20 % of a quoting worker's CPU). A crash can lose up to that much of the book
+tops, never a record of ours that an fsync would have kept."""
+JOURNAL_LAZY_SYNC_NS = 1 * NS
+
 _TIMER = object()
 """The run loop's stand-in for "the worker's deadline came" (``Output.next_deadline_ns``)."""
 _WAKE = object()
@@ -322,6 +330,10 @@ class WorkerDriver:
         self._journal_buf: list[tuple[dict[str, Any], int]] = []
         """Records decided and not yet written (with their decision time), in order."""
         self._journal_wake = asyncio.Event()
+        self._journal_urgent = False
+        """A record other than market data was decided since the writer last ran: fsync now."""
+        self._journal_lazy_since: int | None = None
+        """Monotonic ns since only market-data records (``book_top``) wait unsynced."""
 
     # --- main loop ---------------------------------------------------------------------------
 
@@ -443,6 +455,9 @@ class WorkerDriver:
         if self.journal is not None:
             if out.journal:
                 self._journal_buf.extend((rec, now) for rec in out.journal)
+                if not self._journal_urgent and any(
+                        rec["kind"] not in LAZY_SYNC_KINDS for rec in out.journal):
+                    self._journal_urgent = True
             self._journal_wake.set()
         if out.actions or any(rec["kind"] == "fill" for rec in out.journal):
             self._account_wake.set()  # our exposure changed: tell the other games soon
@@ -823,9 +838,25 @@ class WorkerDriver:
         assert self.journal is not None
         try:
             while True:
-                await self._journal_wake.wait()
+                if self._journal_lazy_since is None:
+                    await self._journal_wake.wait()
+                else:  # market data waits unsynced: fsync it by JOURNAL_LAZY_SYNC_NS at the latest
+                    left = self._journal_lazy_since + JOURNAL_LAZY_SYNC_NS - time.monotonic_ns()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._journal_wake.wait(), max(0.0, left / NS))
                 self._journal_wake.clear()
                 self._write_journal()
+                urgent, self._journal_urgent = self._journal_urgent, False
+                if self.journal.synced_records == self.journal.appended_records:
+                    self._journal_lazy_since = None
+                    continue
+                if not urgent:
+                    mono = time.monotonic_ns()
+                    if self._journal_lazy_since is None:
+                        self._journal_lazy_since = mono
+                    if mono - self._journal_lazy_since < JOURNAL_LAZY_SYNC_NS:
+                        continue
+                self._journal_lazy_since = None
                 handle = self.journal.start_sync()
                 if handle is None:
                     continue
