@@ -18,7 +18,12 @@ from mmcore.venues.kalshi.rest import KalshiRest
 from mmcore.venues.kalshi.ws import KalshiWs
 from mmcore.worker import driver as driver_mod
 from mmcore.worker.driver import FileTheoSource, WorkerDriver, load_game
-from mmcore.worker.journal import Journal, JournalConfig, published_segments, read_records
+from mmcore.worker.journal import (
+    Journal,
+    JournalConfig,
+    published_segments,
+    read_records,
+)
 from tests.workerkit import publish_theos, scenario_dict, worker_config
 
 OTHER = "other-user"
