@@ -334,6 +334,7 @@ class WorkerDriver:
         """A record other than market data was decided since the writer last ran: fsync now."""
         self._journal_lazy_since: int | None = None
         """Monotonic ns since only market-data records (``book_top``) wait unsynced."""
+        self._journal_timer: asyncio.TimerHandle | None = None
 
     # --- main loop ---------------------------------------------------------------------------
 
@@ -831,6 +832,12 @@ class WorkerDriver:
             self.journal.append_batch((rec,), at, sync=False)
         self.journal.maybe_rotate(self.clock_ns())
 
+    def _journal_due(self) -> None:
+        """The market-data records' fsync bound came: the writer fsyncs what waits."""
+        self._journal_timer = None
+        self._journal_urgent = True
+        self._journal_wake.set()
+
     async def _journal_writer(self) -> None:
         """After each decision's sends: its records written, then one fsync in a thread for all
         written so far. A journal failure stops the run as it did when journaling was inline
@@ -838,25 +845,25 @@ class WorkerDriver:
         assert self.journal is not None
         try:
             while True:
-                if self._journal_lazy_since is None:
-                    await self._journal_wake.wait()
-                else:  # market data waits unsynced: fsync it by JOURNAL_LAZY_SYNC_NS at the latest
-                    left = self._journal_lazy_since + JOURNAL_LAZY_SYNC_NS - time.monotonic_ns()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._journal_wake.wait(), max(0.0, left / NS))
+                # a plain wait (no wait_for: 3.11's can swallow the shutdown's cancel when the
+                # wake lands in the same turn, and the shutdown then waits for this task forever)
+                await self._journal_wake.wait()
                 self._journal_wake.clear()
                 self._write_journal()
                 urgent, self._journal_urgent = self._journal_urgent, False
-                if self.journal.synced_records == self.journal.appended_records:
-                    self._journal_lazy_since = None
+                unsynced = self.journal.synced_records != self.journal.appended_records
+                if unsynced and not urgent:
+                    if self._journal_lazy_since is None:  # market data only: fsync'd by the timer
+                        self._journal_lazy_since = time.monotonic_ns()
+                        self._journal_timer = asyncio.get_running_loop().call_later(
+                            JOURNAL_LAZY_SYNC_NS / NS, self._journal_due)
                     continue
-                if not urgent:
-                    mono = time.monotonic_ns()
-                    if self._journal_lazy_since is None:
-                        self._journal_lazy_since = mono
-                    if mono - self._journal_lazy_since < JOURNAL_LAZY_SYNC_NS:
-                        continue
                 self._journal_lazy_since = None
+                if self._journal_timer is not None:
+                    self._journal_timer.cancel()
+                    self._journal_timer = None
+                if not unsynced:
+                    continue
                 handle = self.journal.start_sync()
                 if handle is None:
                     continue
