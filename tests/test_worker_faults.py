@@ -198,7 +198,7 @@ class Run:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(0.05, left))
 
-    async def quoting(self, timeout: float = 15.0, *, per_market: int = 1) -> None:
+    async def quoting(self, timeout: float = 30.0, *, per_market: int = 1) -> None:
         """Until the worker is ACTIVE, its books fresh, and the exchange shows at least
         ``per_market`` of mm's orders resting in every market."""
         def ok() -> bool:
