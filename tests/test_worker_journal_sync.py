@@ -24,16 +24,10 @@ from mmcore.worker.journal import (
     published_segments,
     read_records,
 )
+from tests.accountkit import wait_until
 from tests.workerkit import publish_theos, scenario_dict, worker_config
 
 OTHER = "other-user"
-
-
-async def _until(cond, timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_book_tops_ride_the_next_fsync_and_a_record_of_ours_is_fsyncd_at_once(tmp_path, monkeypatch):
@@ -57,9 +51,9 @@ async def test_book_tops_ride_the_next_fsync_and_a_record_of_ours_is_fsyncd_at_o
                                   game, worker_config("w-jsync"), FileTheoSource(tmp_path / "theo", g.event_ticker),
                                   journal=journal, cancel_deadline_s=20.0)
             task = asyncio.create_task(driver.run())
-            await _until(lambda: driver.worker is not None and driver.worker.books_ready
+            await wait_until(lambda: driver.worker is not None and driver.worker.books_ready
                          and not driver.worker.pending and driver._queue.empty()
-                         and ex.engine.orders(MM_USER, event_ticker=g.event_ticker, status="resting"))
+                         and ex.engine.orders(MM_USER, event_ticker=g.event_ticker, status="resting"), 20.0, "the worker quoting with fresh books")
             # our start-up records (decisions, orders, acks) were fsync'd as they came; wait for
             # the journal to be quiet (no record for 0.5 s)
             quiet = [journal.appended_records, time.monotonic()]
@@ -70,7 +64,7 @@ async def test_book_tops_ride_the_next_fsync_and_a_record_of_ours_is_fsyncd_at_o
                 return (journal.synced_records == journal.appended_records
                         and time.monotonic() - quiet[1] > 0.5)
 
-            await _until(settled, 10.0)
+            await wait_until(settled, 10.0, "the journal quiet")
             ours = ex.engine.orders(MM_USER, event_ticker=g.event_ticker, status="resting")
             mine = next(o for o in ours if o.side == "ask")
             market = mine.ticker
@@ -79,23 +73,25 @@ async def test_book_tops_ride_the_next_fsync_and_a_record_of_ours_is_fsyncd_at_o
             a0 = journal.appended_records
             ex.mutate(lambda e, now: [e.place(OrderRequest(OTHER, market, "bid", 100, 100,
                                                            post_only=True), now)])
-            await _until(lambda: journal.appended_records > a0)
+            await wait_until(lambda: journal.appended_records > a0, 20.0, "a book_top record")
             end = time.monotonic() + 1.0
             while time.monotonic() < end:  # an fsync per delta would have caught up in ms
                 assert journal.synced_records < journal.appended_records, "book delta fsync'd at once"
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # ok: watching a 1 s window for an fsync that must not come
 
             # a fill of ours: its records are fsync'd at once, the waiting book tops with them
             ex.mutate(lambda e, now: [e.place(OrderRequest(OTHER, market, "bid", mine.price, 100), now)])
-            await _until(lambda: journal.synced_records == journal.appended_records, 10.0)
+            await wait_until(lambda: journal.synced_records == journal.appended_records, 10.0,
+                             "the fill's records fsync'd")
 
             # and market data alone is fsync'd within the bound
             monkeypatch.setattr(driver_mod, "JOURNAL_LAZY_SYNC_NS", driver_mod.NS // 5)
             a1 = journal.appended_records
             ex.mutate(lambda e, now: [e.place(OrderRequest(OTHER, market, "bid", 200, 200,
                                                            post_only=True), now)])
-            await _until(lambda: journal.appended_records > a1)
-            await _until(lambda: journal.synced_records == journal.appended_records, 5.0)
+            await wait_until(lambda: journal.appended_records > a1, 20.0, "a new record")
+            await wait_until(lambda: journal.synced_records == journal.appended_records, 5.0,
+                             "every record fsync'd")
             driver.stop("test done")
             await asyncio.wait_for(task, timeout=40)
     recs = list(read_records(published_segments(tmp_path / "journal")))

@@ -23,17 +23,10 @@ from urllib.parse import urlsplit
 from mmcore.sim.exchange import MM_USER
 from mmcore.sim.rest_faults import apply_fault
 from mmcore.sim.server import SimStack
+from tests.accountkit import wait_until
 from tests.workerkit import publish_theos, rig, scenario_dict, worker_config
 
 NS = 1_000_000_000
-
-
-async def _until(cond, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_quote_game_start_up_makes_no_avoidable_requests(tmp_path: Path, monkeypatch) -> None:
@@ -81,11 +74,11 @@ async def test_a_start_up_slower_than_the_socket_grace_still_quotes(tmp_path: Pa
         apply_fault(r.stack.exchange, "slow_replies", {"seconds": 3.0, "delay_s": 0.6})
         task = asyncio.create_task(driver.run())
         try:
-            await _until(lambda: driver.startup.total_ns is not None or task.done(), 20,
+            await wait_until(lambda: driver.startup.total_ns is not None or task.done(), 20,
                          "start-up to end")
             assert driver.startup.stages["reconcile"][0] >= 1.5 * NS, driver.startup.summary()
             ex = r.stack.exchange
-            await _until(lambda: bool(ex.engine.orders(MM_USER, event_ticker=r.event_ticker,
+            await wait_until(lambda: bool(ex.engine.orders(MM_USER, event_ticker=r.event_ticker,
                                                        status="resting")) or task.done(),
                          20, "the worker's first resting order")
             assert not task.done(), task.result()
