@@ -76,6 +76,7 @@ async def run(args: argparse.Namespace) -> None:
     from mmcore.sim.server import SIM_KEY_ID, SimStack
     from mmcore.theo.pull import pull_theos
     from mmcore.venues.kalshi.account_file import budget_path, read_record
+    from mmcore.settings import DEFAULT_BOOKMAKERS
     from mmcore.venues.oddsapi import OddsApiClient
 
     quote_s = args.minutes * 60
@@ -89,7 +90,7 @@ async def run(args: argparse.Namespace) -> None:
     async with SimStack(sc, data_dir, heartbeat_s=1.0) as stack:
         port, odds_port = urlsplit(stack.rest_url).port, urlsplit(stack.odds_url).port
         async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
+                                 bookmakers=DEFAULT_BOOKMAKERS) as odds:
             await pull_theos(odds, sorted({g.sim.sport_key for g in sc.games}),
                              [game_from_markets(g.event_ticker, g.markets, g.start_ns)
                               for g in sc.games], data_dir / "theo")

@@ -185,6 +185,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     from mmcore.sim.scenario import default_scenario_dict, load_scenario
     from mmcore.sim.server import SimStack
     from mmcore.theo.pull import pull_theos
+    from mmcore.settings import DEFAULT_BOOKMAKERS
     from mmcore.venues.oddsapi import OddsApiClient
 
     startup_s = args.startup_s if args.startup_s is not None else 20 + 1.8 * n
@@ -214,7 +215,7 @@ async def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
         markets = [m for g in sc.games for m in g.markets]
         flow = Flow(ex, markets, {m: g.yes_prob(m, now) for g in sc.games for m in g.markets})
         async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
+                                 bookmakers=DEFAULT_BOOKMAKERS) as odds:
             # a simulated book can skip a game in one pull (then fewer than 3 usable books: no
             # consensus, no theo, a worker that never quotes); the live pull runs every 30 min
             # and on the worker's request — here, pull again for the games still without one

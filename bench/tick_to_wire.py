@@ -608,6 +608,7 @@ async def run_client(cfg: dict[str, Any], args: argparse.Namespace, pipe: Connec
     from mmcore.odds.teams import game_from_markets
     from mmcore.theo.pull import pull_theos
     from mmcore.venues.kalshi.auth import Signer, load_private_key
+    from mmcore.settings import DEFAULT_BOOKMAKERS
     from mmcore.venues.oddsapi import OddsApiClient
 
     signer = Signer(cfg["key_id"], load_private_key(cfg["key_path"]))
@@ -619,7 +620,7 @@ async def run_client(cfg: dict[str, Any], args: argparse.Namespace, pipe: Connec
     with tempfile.TemporaryDirectory(prefix="bench-t2w-theo-") as tmp:
         theo_dir = Path(tmp)
         async with OddsApiClient(cfg["odds_url"], cfg["odds_key"],
-                                 bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
+                                 bookmakers=DEFAULT_BOOKMAKERS) as odds:
             await pull_theos(odds, [cfg["sport_key"]],
                              [game_from_markets(cfg["event"], markets, cfg["start_ns"])], theo_dir)
         rival.place(other, "bid", 500, RIVAL_BASE_COUNT)

@@ -26,11 +26,11 @@ async def _publish_theo(sim) -> str:
     ev = sim.event_tickers()[0]
     async with sim.rest() as rest:
         game = await load_game(rest, ev)
-    async with OddsApiClient(s.odds_url, "sim-odds-api-key", bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
+    async with OddsApiClient(s.odds_url, "sim-odds-api-key", bookmakers=s.odds_bookmakers) as odds:
         report = await pull_theos(odds, [game.sport_key],
                                   [game_from_markets(ev, game.markets, game.start_ns)], s.theo_dir)
     assert [x.event_ticker for x in report.snapshots] == [ev], (
-        f"no theo published for {ev}: {report}")
+        f"no theo published for {ev}: {report.lines()}")
     return ev
 
 

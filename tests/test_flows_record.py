@@ -43,7 +43,9 @@ async def test_pull_ingest_and_audit_flows_publish_their_record_and_artifacts(pr
         decisions = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
         assert decisions > 0
         assert con.execute("SELECT count(*) FROM odds_pulls").fetchone()[0] >= 1
-        assert con.execute("SELECT count(*) FROM book_prices WHERE book = 'pinnacle'").fetchone()[0] >= 2
+        # two outcomes a book (which books quote a game varies by the minute: no one book is sure)
+        per_book = con.execute("SELECT book, count(*) FROM book_prices GROUP BY book").fetchall()
+        assert len(per_book) >= 3 and all(n >= 2 for _, n in per_book), per_book
         ingest()  # again: nothing new, nothing doubled
         assert connect(sim.data_dir).execute("SELECT count(*) FROM decisions").fetchone()[0] == decisions
 

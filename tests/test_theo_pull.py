@@ -44,6 +44,26 @@ async def test_pull_publishes_one_snapshot_per_game_close_to_truth(tmp_path):
         assert probs == pytest.approx(truth, abs=0.03)  # orientation right: each market its own team
 
 
+async def test_a_pull_says_why_an_event_has_no_theo(tmp_path):
+    """Two books and no Pinnacle cannot price an event (three are needed without the anchor):
+    the report says so per event instead of a bare "0 priced"."""
+    now = time.time_ns()
+    sc = default_scenario(5, now, 2)
+    games = [game_from_markets(g.event_ticker, g.markets, g.start_ns) for g in sc.games]
+    server = OddsServer(OddsServerConfig(seed=5), truth=sc.truth_fn(), slate=sc.slate())
+    async with server:
+        async with OddsApiClient(server.url, SIM_ODDS_API_KEY, bookmakers=("draftkings", "fanduel")) as client:
+            report = await pull_theos(client, sorted({g.sim.sport_key for g in sc.games}), games, tmp_path)
+    assert report.events == len(sc.games) and report.priced == 0 and report.snapshots == []
+    assert len(report.unpriced) == len(sc.games), report.unpriced
+    ids = {g.sim.event_id for g in sc.games}
+    for why in report.unpriced:
+        assert why.split(":")[0] in ids and "usable book" in why and "need 3" in why, why
+    assert f"0 priced ({len(sc.games)} not)" in report.text()
+    assert report.summary()["unpriced"] == len(sc.games)
+    assert [x for x in report.lines() if x.startswith("unpriced ")] == [f"unpriced {w}" for w in report.unpriced]
+
+
 def test_snapshot_round_trip_and_atomic_replace(tmp_path):
     snap = TheoSnapshot("EV-1", {"EV-1-A": 0.6, "EV-1-B": 0.4}, {"EV-1-A": 0.01}, 0.5, 123, "test")
     path = write_snapshot(tmp_path, snap)

@@ -13,6 +13,7 @@ from typing import Any
 
 from mmcore.odds.teams import game_from_markets
 from mmcore.quoting.config import DEFAULT_QUOTE_PARAMS
+from mmcore.settings import DEFAULT_BOOKMAKERS
 from mmcore.sim.scenario import default_scenario_dict, load_scenario
 from mmcore.sim.server import SimStack
 from mmcore.theo.pull import pull_theos
@@ -43,12 +44,14 @@ def scenario_dict(seed: int, start_in_s: float, game: dict[str, Any] | None = No
 
 async def publish_theos(stack: SimStack, games: Sequence[Any], theo_dir: Path) -> None:
     """Theo snapshots for the scenario's ``games`` from the local odds server, as the odds pull
-    publishes them (four books: with three, an outlier dropped can leave too few)."""
-    async with OddsApiClient(stack.odds_url, stack.odds_api_key,
-                             bookmakers=("pinnacle", "draftkings", "fanduel", "betmgm")) as odds:
-        await pull_theos(odds, sorted({g.sim.sport_key for g in games}),
-                         [game_from_markets(g.event_ticker, g.markets, g.start_ns) for g in games],
-                         theo_dir)
+    publishes them: the product's default books (with four, a minute in which Pinnacle and one
+    other are missing or stale left no theo, ~1 pull in 100, and the worker never quoted)."""
+    async with OddsApiClient(stack.odds_url, stack.odds_api_key, bookmakers=DEFAULT_BOOKMAKERS) as odds:
+        report = await pull_theos(odds, sorted({g.sim.sport_key for g in games}),
+                                  [game_from_markets(g.event_ticker, g.markets, g.start_ns) for g in games],
+                                  theo_dir)
+    assert sorted(s.event_ticker for s in report.snapshots) == sorted(g.event_ticker for g in games), (
+        f"no theo for every game: {report.lines()}")
 
 
 @dataclass

@@ -99,6 +99,9 @@ class PullReport:
     snapshots: list[TheoSnapshot] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+    """``event_id: why`` for each parsed event the consensus could not price (e.g. too few
+    usable books once the stale, missing and outlying ones are dropped): no theo this pull."""
     credits_remaining: int | None = None
     run_id: str = ""
     """``odds-<now_ns>[-<event_ticker>]`` (recorded pulls only)."""
@@ -118,16 +121,18 @@ class PullReport:
                 "requests": {s: sum(r.status == s for r in self.requests)
                              for s in ("ok", "paused", "error")},
                 "events": self.events, "priced": self.priced, "snapshots": len(self.snapshots),
-                "unmatched": len(self.unmatched), "credits_remaining": self.credits_remaining,
+                "unmatched": len(self.unmatched), "unpriced": len(self.unpriced),
+                "credits_remaining": self.credits_remaining,
                 "paused": self.paused, "errors": list(self.errors)}
 
     def lines(self) -> list[str]:
-        """For a log: the one-line text, then each request, then each unmatched item."""
+        """For a log: the one-line text, then each request, each unpriced and each unmatched item."""
         out = [self.text()]
         out += [f"{r.pull_id}: {r.status} {r.sport_key}{'/' + r.event_id if r.event_id else ''}: "
                 f"{r.events} event(s), {r.snapshots} snapshot(s), credits last={r.credits_last} "
                 f"left={r.credits_remaining}" + (f" ({r.detail})" if r.detail else "")
                 for r in self.requests]
+        out += [f"unpriced {u}" for u in self.unpriced]
         out += [f"unmatched {u}" for u in self.unmatched]
         return out
 
@@ -142,7 +147,9 @@ class PullReport:
     def text(self) -> str:
         credits = "?" if self.credits_remaining is None else str(self.credits_remaining)
         text = (f"{len(self.requests)} request(s) for {', '.join(self.sports) or 'nothing'}: "
-                f"{self.events} event(s), {self.priced} priced, {len(self.snapshots)} snapshot(s), "
+                f"{self.events} event(s), {self.priced} priced"
+                + (f" ({len(self.unpriced)} not)" if self.unpriced else "")
+                + f", {len(self.snapshots)} snapshot(s), "
                 f"{len(self.unmatched)} unmatched; {credits} credits left")
         if self.paused:
             text += "; PAUSED: " + "; ".join(r.detail for r in self.requests if r.status == "paused")
@@ -180,7 +187,15 @@ def _note(report: PullReport, priced: Priced) -> None:
     report.events += len(priced.events)
     report.priced += sum(t.theo is not None for t in priced.theos)
     report.rejections += [f"{r.event_id}:{r.book or '-'}: {r.reason}" for r in priced.rejections]
+    report.unpriced += [_why_unpriced(t) for t in priced.theos if t.theo is None]
     report.unmatched += [f"{u.event_id or u.event_ticker}: {u.reason}" for u in priced.matches.unmatched]
+
+
+def _why_unpriced(t: EventTheo) -> str:
+    why = f"{t.event_id}: {t.reason or 'no theo'}"
+    if t.dropped:
+        why += " (dropped: " + "; ".join(f"{r.book}: {r.reason}" for r in t.dropped) + ")"
+    return why
 
 
 async def pull_theos(
@@ -209,6 +224,8 @@ async def pull_theos(
             break
     log.info("odds pull: %d events, %d priced, %d snapshots, %d unmatched",
              report.events, report.priced, len(report.snapshots), len(report.unmatched))
+    for why in report.unpriced:
+        log.warning("odds pull: no theo for %s", why)
     return report
 
 
