@@ -169,6 +169,8 @@ def _print_theos(console: Console, sc: Any, pull: Any) -> float:
     console.print(table)
     console.print(f"{len(pull.snapshots)}/{len(sc.games)} games priced · max |theo − truth| {worst:.4f} · "
                   f"odds credits remaining {pull.credits_remaining}")
+    for why in pull.unpriced:  # that game's worker has nothing to quote around until a pull prices it
+        console.print(f"[yellow]no theo[/] {why}")
     return worst
 
 
